@@ -1,0 +1,65 @@
+// cllavioctl: the admin CLI. Reads the same configuration as the daemon.
+//
+//   cllavioctl [-c FILE] check                 validate (same as cllavio-milter -n)
+//   cllavioctl [-c FILE] messages [--org ID] [--json] [--limit N]
+//   cllavioctl [-c FILE] show QUEUEID
+//   cllavioctl config-reference                print every configuration key (Markdown)
+#include <cstdio>
+#include <cstring>
+#include <string>
+
+#include "cli/commands.hpp"
+#include "conf/loader.hpp"
+#include "conf/schemas.hpp"
+
+namespace {
+
+void usage(std::FILE* f) {
+  std::fprintf(f,
+               "usage: cllavioctl [-c FILE] COMMAND [ARGS]\n"
+               "  -c FILE                      main configuration file (default %s)\n"
+               "commands:\n"
+               "  check                        validate the configuration (exit 0, or 78 with file:line problems)\n"
+               "  messages [--org ID] [--json] [--limit N]\n"
+               "                               list recorded messages, oldest first (--json: one object per line)\n"
+               "  show QUEUEID                 print the record(s) of a Postfix queue id as JSON\n"
+               "  config-reference             print the reference of every configuration key\n",
+               cllavio::conf::kDefaultConfigPath);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  using namespace cllavio;
+  std::string config_path = conf::kDefaultConfigPath;
+  int i = 1;
+  for (; i < argc; ++i) {
+    if (std::strcmp(argv[i], "-c") == 0 && i + 1 < argc) {
+      config_path = argv[++i];
+    } else if (std::strcmp(argv[i], "-h") == 0 || std::strcmp(argv[i], "--help") == 0) {
+      usage(stdout);
+      return 0;
+    } else if (std::strcmp(argv[i], "-V") == 0 || std::strcmp(argv[i], "--version") == 0) {
+      std::printf("cllavioctl %s\n", CLLAVIO_VERSION);
+      return 0;
+    } else {
+      break;
+    }
+  }
+  if (i >= argc) {
+    usage(stderr);
+    return cli::kExitUsage;
+  }
+  std::string cmd = argv[i++];
+  cli::Args args(argv + i, argv + argc);
+  if (cmd == "check" && args.empty()) return conf::check_config(config_path, stdout, stderr);
+  if (cmd == "messages") return cli::cmd_messages(config_path, args);
+  if (cmd == "show") return cli::cmd_show(config_path, args);
+  if (cmd == "config-reference" && args.empty()) {
+    std::fputs(conf::render_reference().c_str(), stdout);
+    return 0;
+  }
+  std::fprintf(stderr, "cllavioctl: unknown command or arguments: %s\n", cmd.c_str());
+  usage(stderr);
+  return cli::kExitUsage;
+}

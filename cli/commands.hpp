@@ -1,0 +1,21 @@
+// cllavioctl subcommands. Each returns the process exit status and writes
+// results to stdout, problems to stderr. The interface (names, flags, JSON
+// fields) is a contract documented in README.md.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace cllavio::cli {
+
+constexpr int kExitOk = 0;
+constexpr int kExitNotFound = 1;
+constexpr int kExitUsage = 64;         // EX_USAGE
+constexpr int kExitUnavailable = 69;   // EX_UNAVAILABLE: store cannot be opened
+
+using Args = std::vector<std::string>;
+
+int cmd_messages(const std::string& config_path, const Args& args);
+int cmd_show(const std::string& config_path, const Args& args);
+
+}  // namespace cllavio::cli

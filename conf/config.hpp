@@ -1,0 +1,66 @@
+// The validated configuration: one immutable snapshot per load.
+//
+// Contract: a Config is only ever built by load_config() (conf/loader.hpp), which
+// applies the schema defaults (conf/schema_main.cpp), validates every key and
+// resolves relative paths against the main file's folder. The daemon shares it
+// as std::shared_ptr<const Config>; each milter connection pins one snapshot, and
+// SIGHUP swaps in a new one only if it loads without error.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include "conf/socket_spec.hpp"
+#include "policy/decision.hpp"
+#include "policy/org_index.hpp"
+
+namespace cllavio::conf {
+
+enum class OnError { accept, tempfail };
+enum class LogTarget { syslog, stderr_stream };
+// syslog priorities, most verbose first.
+enum class LogLevel { debug, info, notice, warning, error };
+// LMDB durability per write transaction (see docs/configuration.md).
+enum class StoreSync { full, meta, none };
+
+struct MilterSettings {
+  SocketSpec socket;
+  unsigned socket_mode = 0;
+  std::optional<std::string> user;   // drop privileges to this user when started as root
+  std::optional<std::string> group;  // group owning the unix socket (and store files)
+  OnError on_error = OnError::accept;
+  int timeout_s = 0;                 // libmilter I/O timeout towards the MTA
+  int backlog = 0;
+  int shutdown_timeout_s = 0;        // SIGTERM: wait this long for messages in flight
+};
+
+struct StoreSettings {
+  std::string path;                  // directory holding cllavio.mdb
+  std::uint64_t map_size_mb = 0;
+  StoreSync sync = StoreSync::full;
+};
+
+struct OrgsSettings {
+  std::string dir;
+  policy::UnknownOrg unknown = policy::UnknownOrg::accept;
+};
+
+struct LogSettings {
+  LogTarget target = LogTarget::syslog;
+  LogLevel level = LogLevel::info;
+};
+
+struct Config {
+  std::string file;                  // absolute path of the main file
+  MilterSettings milter;
+  StoreSettings store;
+  OrgsSettings orgs_settings;
+  LogSettings log;
+  policy::OrgIndex orgs;
+};
+
+std::string_view to_string(OnError);
+std::string_view to_string(LogLevel);
+
+}  // namespace cllavio::conf

@@ -1,0 +1,256 @@
+// The one configuration schema mechanism: every key typed, with default, range and doc.
+//
+// A Schema<T> lists the keys of one kind of file (main file, organization file)
+// and how each sets a field of T. apply() walks a parsed TOML table: known keys
+// are type- and range-checked, unknown keys and wrong types become Diagnostics
+// with file:line, and every key not given keeps the default set by
+// apply_defaults(). The same Key data renders the configuration reference
+// (docs/configuration.md), so documentation and parser cannot drift apart.
+#pragma once
+
+#include <toml++/toml.h>
+
+#include <algorithm>
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <variant>
+#include <vector>
+
+#include "conf/diagnostic.hpp"
+
+namespace cllavio::conf {
+
+using LineMap = std::map<std::string, unsigned>;  // key path (or "path[i]") -> line
+
+struct KeyContext {
+  std::string base_dir;     // relative paths are resolved against this folder
+  LineMap* lines = nullptr; // where each key and list element was written
+};
+
+class Reporter {
+ public:
+  Reporter(std::string file, Diagnostics& out, std::string prefix = "")
+      : file_(std::move(file)), out_(out), prefix_(std::move(prefix)) {}
+  void error(const toml::node& at, std::string message) { error_at(at.source().begin.line, std::move(message)); }
+  void error_at(unsigned line, std::string message) { out_.push_back({file_, line, prefix_ + message}); }
+  // A reporter whose messages start with "key: ".
+  Reporter for_key(const std::string& key) const { return Reporter(file_, out_, key + ": "); }
+
+ private:
+  std::string file_;
+  Diagnostics& out_;
+  std::string prefix_;
+};
+
+template <class T>
+struct Key {
+  std::string path;          // dotted: "milter.socket"
+  std::string type;          // for the reference: "string", "integer", ...
+  std::string default_text;  // TOML literal of the default; "" when the key is required
+  std::string allowed;       // for the reference: "1..65535", "\"accept\" | \"tempfail\""
+  std::string doc;
+  bool required = false;
+  std::function<void(T&)> reset;
+  std::function<void(const toml::node&, T&, const KeyContext&, Reporter&)> set;
+};
+
+std::string toml_type_name(const toml::node& n);
+std::string toml_quote(std::string_view s);
+std::string resolve_path(const std::string& base_dir, const std::string& path);
+std::string closest_name(std::string_view wanted, const std::vector<std::string>& candidates);
+
+template <class T>
+class Schema {
+ public:
+  Schema(std::vector<std::string> tables, std::vector<Key<T>> keys)
+      : tables_(std::move(tables)), keys_(std::move(keys)) {}
+
+  const std::vector<Key<T>>& keys() const { return keys_; }
+
+  void apply_defaults(T& target) const {
+    for (const auto& k : keys_)
+      if (k.reset) k.reset(target);
+  }
+
+  void apply(const toml::table& root, T& target, const KeyContext& ctx, Reporter& rep) const {
+    std::vector<std::string> seen;
+    walk(root, "", target, ctx, rep, seen);
+    for (const auto& k : keys_)
+      if (k.required && std::find(seen.begin(), seen.end(), k.path) == seen.end())
+        rep.error_at(0, "missing required key '" + k.path + "'");
+  }
+
+ private:
+  const Key<T>* find(const std::string& path) const {
+    for (const auto& k : keys_)
+      if (k.path == path) return &k;
+    return nullptr;
+  }
+  bool is_table(const std::string& path) const {
+    return std::find(tables_.begin(), tables_.end(), path) != tables_.end();
+  }
+  std::vector<std::string> names_under(const std::string& prefix) const {
+    std::vector<std::string> out;
+    for (const auto& k : keys_)
+      if (prefix.empty() ? k.path.find('.') == std::string::npos
+                         : k.path.rfind(prefix + ".", 0) == 0)
+        out.push_back(k.path);
+    for (const auto& t : tables_)
+      if (prefix.empty() && t.find('.') == std::string::npos) out.push_back(t);
+    return out;
+  }
+
+  void walk(const toml::table& tbl, const std::string& prefix, T& target, const KeyContext& ctx,
+            Reporter& rep, std::vector<std::string>& seen) const {
+    for (auto&& [k, node] : tbl) {
+      std::string path = prefix.empty() ? std::string(k.str()) : prefix + "." + std::string(k.str());
+      if (const Key<T>* key = find(path)) {
+        if (ctx.lines) (*ctx.lines)[path] = node.source().begin.line;
+        seen.push_back(path);
+        Reporter key_rep = rep.for_key(path);
+        key->set(node, target, ctx, key_rep);
+      } else if (is_table(path)) {
+        if (const toml::table* sub = node.as_table())
+          walk(*sub, path, target, ctx, rep, seen);
+        else
+          rep.error(node, "'" + path + "' must be a table ([" + path + "]), not " + toml_type_name(node));
+      } else {
+        std::string msg = "unknown key '" + path + "'";
+        std::string near = closest_name(path, names_under(prefix));
+        if (!near.empty()) msg += " (did you mean '" + near + "'?)";
+        rep.error_at(k.source().begin.line, msg);
+      }
+    }
+  }
+
+  std::vector<std::string> tables_;
+  std::vector<Key<T>> keys_;
+};
+
+// ---- key builders -------------------------------------------------------------
+
+template <class T, class V>
+using Access = std::function<V&(T&)>;
+
+// A string key; check() may normalize the value in place and returns "" or the problem.
+template <class T>
+Key<T> string_key(std::string path, Access<T, std::string> acc, std::string def, std::string doc,
+                  std::function<std::string(std::string&, const KeyContext&)> check = {},
+                  std::string allowed = "") {
+  Key<T> k{std::move(path), "string", toml_quote(def), std::move(allowed), std::move(doc), false, {}, {}};
+  k.reset = [acc, def](T& t) { acc(t) = def; };
+  k.set = [acc, check](const toml::node& n, T& t, const KeyContext& ctx, Reporter& rep) {
+    const auto* s = n.as_string();
+    if (s == nullptr) return rep.error(n, "expected a string, found " + toml_type_name(n));
+    std::string v = s->get();
+    if (check) {
+      if (std::string err = check(v, ctx); !err.empty()) return rep.error(n, err);
+    }
+    acc(t) = std::move(v);
+  };
+  return k;
+}
+
+// A key whose string form is parsed into V (the default is given in string form).
+template <class T, class V>
+Key<T> parsed_key(std::string path, std::string type, Access<T, V> acc, std::string def, std::string allowed,
+                  std::string doc, std::function<std::variant<V, std::string>(std::string_view, const KeyContext&)> parse) {
+  Key<T> k{std::move(path), std::move(type), toml_quote(def), std::move(allowed), std::move(doc), false, {}, {}};
+  k.reset = [acc, def, parse](T& t) { acc(t) = std::get<V>(parse(def, KeyContext{})); };
+  k.set = [acc, parse](const toml::node& n, T& t, const KeyContext& ctx, Reporter& rep) {
+    const auto* s = n.as_string();
+    if (s == nullptr) return rep.error(n, "expected a string, found " + toml_type_name(n));
+    auto r = parse(s->get(), ctx);
+    if (auto* err = std::get_if<std::string>(&r)) return rep.error(n, *err);
+    acc(t) = std::move(std::get<V>(r));
+  };
+  return k;
+}
+
+template <class T, class V>
+Key<T> int_key(std::string path, Access<T, V> acc, std::int64_t def, std::int64_t min, std::int64_t max,
+               std::string doc) {
+  Key<T> k{std::move(path), "integer", std::to_string(def),
+           std::to_string(min) + ".." + std::to_string(max), std::move(doc), false, {}, {}};
+  k.reset = [acc, def](T& t) { acc(t) = static_cast<V>(def); };
+  k.set = [acc, min, max](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
+    const auto* i = n.as_integer();
+    if (i == nullptr) return rep.error(n, "expected an integer, found " + toml_type_name(n));
+    std::int64_t v = i->get();
+    if (v < min || v > max)
+      return rep.error(n, "value " + std::to_string(v) + " out of range " + std::to_string(min) + ".." +
+                              std::to_string(max));
+    acc(t) = static_cast<V>(v);
+  };
+  return k;
+}
+
+template <class T>
+Key<T> bool_key(std::string path, Access<T, bool> acc, bool def, std::string doc) {
+  Key<T> k{std::move(path), "boolean", def ? "true" : "false", "true | false", std::move(doc), false, {}, {}};
+  k.reset = [acc, def](T& t) { acc(t) = def; };
+  k.set = [acc](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
+    const auto* b = n.as_boolean();
+    if (b == nullptr) return rep.error(n, "expected true or false, found " + toml_type_name(n));
+    acc(t) = b->get();
+  };
+  return k;
+}
+
+template <class T, class E>
+Key<T> enum_key(std::string path, Access<T, E> acc, E def, std::vector<std::pair<std::string, E>> names,
+                std::string doc) {
+  std::string allowed, def_name;
+  for (const auto& [name, value] : names) {
+    allowed += (allowed.empty() ? "" : " | ") + toml_quote(name);
+    if (value == def) def_name = name;
+  }
+  return parsed_key<T, E>(std::move(path), "string", acc, def_name, allowed, std::move(doc),
+                          [names, allowed](std::string_view s, const KeyContext&) -> std::variant<E, std::string> {
+                            for (const auto& [name, value] : names)
+                              if (name == s) return value;
+                            return "invalid value " + toml_quote(s) + "; expected " + allowed;
+                          });
+}
+
+// An array of strings; each element is checked (and may be normalized) on its own,
+// with its own line in errors; duplicates within the list are errors.
+template <class T>
+Key<T> string_list_key(std::string path, Access<T, std::vector<std::string>> acc, std::string doc,
+                       std::function<std::string(std::string&)> check, std::string allowed = "") {
+  std::string key_path = path;
+  Key<T> k{std::move(path), "array of strings", "[]", std::move(allowed), std::move(doc), false, {}, {}};
+  k.reset = [acc](T& t) { acc(t).clear(); };
+  k.set = [acc, check, key_path](const toml::node& n, T& t, const KeyContext& ctx, Reporter& rep) {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) return rep.error(n, "expected an array of strings, found " + toml_type_name(n));
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      const auto* s = el.as_string();
+      if (s == nullptr) {
+        rep.error(el, "element " + std::to_string(i + 1) + ": expected a string, found " + toml_type_name(el));
+        continue;
+      }
+      std::string v = s->get();
+      if (std::string err = check ? check(v) : std::string(); !err.empty()) {
+        rep.error(el, err);
+        continue;
+      }
+      if (std::find(out.begin(), out.end(), v) != out.end()) {
+        rep.error(el, toml_quote(v) + " is listed twice");
+        continue;
+      }
+      if (ctx.lines) (*ctx.lines)[key_path + "[" + std::to_string(out.size()) + "]"] = el.source().begin.line;
+      out.push_back(std::move(v));
+    }
+    acc(t) = std::move(out);
+  };
+  return k;
+}
+
+}  // namespace cllavio::conf

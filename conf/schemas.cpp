@@ -1,0 +1,253 @@
+#include "conf/schemas.hpp"
+
+#include <grp.h>
+#include <pwd.h>
+
+#include "policy/address.hpp"
+#include "policy/network.hpp"
+
+namespace cllavio::conf {
+
+namespace {
+
+using policy::UnknownOrg;
+
+std::variant<SocketSpec, std::string> parse_socket(std::string_view text, const KeyContext& ctx) {
+  auto r = parse_socket_spec(text);
+  if (auto* spec = std::get_if<SocketSpec>(&r); spec && spec->kind == SocketSpec::Kind::unix_path)
+    spec->path = resolve_path(ctx.base_dir, spec->path);
+  return r;
+}
+
+std::variant<unsigned, std::string> parse_mode(std::string_view text) {
+  if (text.empty() || text.size() > 4) return std::string("expected an octal mode such as \"0660\"");
+  unsigned mode = 0;
+  for (char c : text) {
+    if (c < '0' || c > '7') return "invalid mode " + toml_quote(text) + "; expected octal digits such as \"0660\"";
+    mode = mode * 8 + static_cast<unsigned>(c - '0');
+  }
+  if (mode > 0777) return "mode " + toml_quote(text) + " out of range \"0000\"..\"0777\"";
+  return mode;
+}
+
+std::string check_path(std::string& v, const KeyContext& ctx) {
+  if (v.empty()) return "path must not be empty";
+  v = resolve_path(ctx.base_dir, v);
+  return {};
+}
+
+// user/group: optional strings naming an existing account.
+Key<Config> account_key(std::string path, std::optional<std::string> MilterSettings::*field, bool is_user,
+                        std::string doc) {
+  Key<Config> k{std::move(path), "string", "", is_user ? "an existing user" : "an existing group", std::move(doc),
+                false, {}, {}};
+  k.reset = [field](Config& c) { c.milter.*field = std::nullopt; };
+  k.set = [field, is_user](const toml::node& n, Config& c, const KeyContext&, Reporter& rep) {
+    const auto* s = n.as_string();
+    if (s == nullptr) return rep.error(n, "expected a string, found " + toml_type_name(n));
+    const std::string& name = s->get();
+    bool exists = is_user ? getpwnam(name.c_str()) != nullptr : getgrnam(name.c_str()) != nullptr;
+    if (!exists) return rep.error(n, std::string(is_user ? "unknown user " : "unknown group ") + toml_quote(name));
+    c.milter.*field = name;
+  };
+  return k;
+}
+
+Key<Config> socket_mode_key() {
+  Key<Config> k{"milter.socket_mode", "string (octal)", "\"0660\"", "\"0000\"..\"0777\"",
+                "Permissions of a unix socket. 0660 with `group` set to Postfix's group lets smtpd connect.",
+                false, {}, {}};
+  k.reset = [](Config& c) { c.milter.socket_mode = 0660; };
+  k.set = [](const toml::node& n, Config& c, const KeyContext&, Reporter& rep) {
+    std::variant<unsigned, std::string> r;
+    if (const auto* s = n.as_string())
+      r = parse_mode(s->get());
+    else if (const auto* i = n.as_integer(); i && i->get() >= 0 && i->get() <= 0777)
+      r = static_cast<unsigned>(i->get());  // TOML octal integer 0o660
+    else
+      r = std::string("expected an octal mode string such as \"0660\", found ") + toml_type_name(n);
+    if (auto* err = std::get_if<std::string>(&r)) return rep.error(n, *err);
+    c.milter.socket_mode = std::get<unsigned>(r);
+  };
+  return k;
+}
+
+}  // namespace
+
+const Schema<Config>& main_schema() {
+  static const Schema<Config> schema(
+      {"milter", "store", "orgs", "log"},
+      {
+          parsed_key<Config, SocketSpec>(
+              "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
+              "unix:/run/cllavio/milter.sock", "unix:/path | inet:PORT@HOST | inet:HOST:PORT",
+              "Where the milter listens. A unix socket is the recommendation; a missing parent folder is "
+              "created. Postfix's `smtpd_milters` takes the same address in its own syntax "
+              "(`inet:HOST:PORT`).",
+              parse_socket),
+          socket_mode_key(),
+          account_key("milter.user", &MilterSettings::user, true,
+                      "When started as root: after opening the socket and the store, drop privileges to this "
+                      "user (and its primary group). Unset: no privilege drop."),
+          account_key("milter.group", &MilterSettings::group, false,
+                      "Group owning the unix socket (mode `socket_mode`) so that Postfix's smtpd can connect; "
+                      "normally Postfix's group `postfix`."),
+          enum_key<Config, OnError>(
+              "milter.on_error", [](Config& c) -> OnError& { return c.milter.on_error; }, OnError::accept,
+              {{"accept", OnError::accept}, {"tempfail", OnError::tempfail}},
+              "What a message gets when the milter hits an internal error (store full, bug): `accept` passes "
+              "it unmodified (mail is never held hostage by the milter), `tempfail` answers 451 so the "
+              "client retries. Either way it is logged."),
+          int_key<Config, int>("milter.timeout_s", [](Config& c) -> int& { return c.milter.timeout_s; }, 7210,
+                               10, 86400,
+                               "libmilter I/O timeout towards Postfix, in seconds. Must exceed Postfix's idle "
+                               "times (smtpd_timeout) or idle SMTP sessions lose the milter."),
+          int_key<Config, int>("milter.backlog", [](Config& c) -> int& { return c.milter.backlog; }, 128, 1,
+                               65535, "Listen backlog of the milter socket."),
+          int_key<Config, int>("milter.shutdown_timeout_s",
+                               [](Config& c) -> int& { return c.milter.shutdown_timeout_s; }, 30, 0, 600,
+                               "On SIGTERM: stop accepting connections, then wait at most this long for the "
+                               "messages in flight to finish before exiting."),
+          string_key<Config>("store.path", [](Config& c) -> std::string& { return c.store.path; },
+                             "/var/lib/cllavio",
+                             "Folder of the LMDB store (`cllavio.mdb`). Created when missing.", check_path),
+          int_key<Config, std::uint64_t>("store.map_size_mb",
+                                         [](Config& c) -> std::uint64_t& { return c.store.map_size_mb; }, 1024,
+                                         1, 1048576,
+                                         "Maximum size of the store in MiB (LMDB map size). When it is full, "
+                                         "messages pass per `milter.on_error` and it is logged loudly."),
+          enum_key<Config, StoreSync>(
+              "store.sync", [](Config& c) -> StoreSync& { return c.store.sync; }, StoreSync::full,
+              {{"full", StoreSync::full}, {"meta", StoreSync::meta}, {"none", StoreSync::none}},
+              "Durability of each store write: `full` fsyncs every commit; `meta` skips the metadata "
+              "fsync (a system crash may lose the last transaction, never corrupt); `none` leaves flushing "
+              "to the OS (a process crash loses nothing, a system crash may)."),
+          string_key<Config>("orgs.dir", [](Config& c) -> std::string& { return c.orgs_settings.dir; },
+                             "/etc/cllavio/orgs.d",
+                             "Folder of organization files (`*.toml`, one organization each).", check_path),
+          enum_key<Config, UnknownOrg>(
+              "orgs.unknown", [](Config& c) -> UnknownOrg& { return c.orgs_settings.unknown; },
+              UnknownOrg::accept, {{"accept", UnknownOrg::accept}, {"reject", UnknownOrg::reject}},
+              "Mail that matches no organization: `accept` passes it untouched (and logs it), `reject` "
+              "answers `550 5.7.1` at MAIL FROM."),
+          enum_key<Config, LogTarget>(
+              "log.target", [](Config& c) -> LogTarget& { return c.log.target; }, LogTarget::syslog,
+              {{"syslog", LogTarget::syslog}, {"stderr", LogTarget::stderr_stream}},
+              "Where log lines go: syslog (facility mail, like Postfix) or standard error (for systemd's "
+              "journal or a terminal)."),
+          enum_key<Config, LogLevel>(
+              "log.level", [](Config& c) -> LogLevel& { return c.log.level; }, LogLevel::info,
+              {{"debug", LogLevel::debug},
+               {"info", LogLevel::info},
+               {"notice", LogLevel::notice},
+               {"warning", LogLevel::warning},
+               {"error", LogLevel::error}},
+              "Least important level logged. `info` logs one line per message."),
+      });
+  return schema;
+}
+
+const Schema<OrgFile>& org_schema() {
+  static const Schema<OrgFile> schema(
+      {},
+      {
+          [] {
+            auto k = string_key<OrgFile>(
+                "id", [](OrgFile& o) -> std::string& { return o.id; }, "",
+                "Short stable identifier, used in logs, the store and the API (`unknown` is reserved).",
+                [](std::string& v, const KeyContext&) -> std::string {
+                  if (v == "unknown") return "org id \"unknown\" is reserved for mail that matches no organization";
+                  bool ok = !v.empty() && v.size() <= 64 && v.front() != '-' && v.front() != '.';
+                  for (char c : v)
+                    ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' ||
+                                c == '.');
+                  return ok ? "" : "invalid org id " + toml_quote(v) +
+                                       "; use 1..64 of a-z 0-9 . _ - (not starting with . or -)";
+                },
+                "1..64 of `a-z 0-9 . _ -`");
+            k.required = true;
+            k.default_text.clear();
+            return k;
+          }(),
+          string_key<OrgFile>("name", [](OrgFile& o) -> std::string& { return o.name; }, "",
+                              "Display name."),
+          string_list_key<OrgFile>(
+              "domains", [](OrgFile& o) -> std::vector<std::string>& { return o.domains; },
+              "Envelope-sender domains of this organization (exact match, no subdomains). A domain belongs "
+              "to one organization only.",
+              [](std::string& v) -> std::string {
+                v = policy::ascii_lower(v);
+                if (!v.empty() && v.back() == '.') v.pop_back();
+                return policy::is_valid_domain(v) ? "" : "invalid domain " + toml_quote(v);
+              },
+              "DNS names"),
+          string_list_key<OrgFile>(
+              "sasl_users", [](OrgFile& o) -> std::vector<std::string>& { return o.sasl_users; },
+              "SASL logins (Postfix `{auth_authen}`) that identify this organization: exact logins, or "
+              "`@domain` for every login of that domain. Compared case-insensitively. A login (or login "
+              "domain) belongs to one organization only.",
+              [](std::string& v) -> std::string {
+                v = policy::ascii_lower(v);
+                if (v.empty()) return "empty SASL login";
+                for (char c : v)
+                  if (static_cast<unsigned char>(c) <= 0x20 || c == 0x7f)
+                    return "invalid SASL login " + toml_quote(v) + " (no spaces or control characters)";
+                if (v.front() == '@' && !policy::is_valid_domain(v.substr(1)))
+                  return "invalid login domain " + toml_quote(v);
+                return {};
+              },
+              "logins or `@domain`"),
+          string_list_key<OrgFile>(
+              "networks", [](OrgFile& o) -> std::vector<std::string>& { return o.networks; },
+              "Client networks (smarthosts such as Exchange or Microsoft 365 connectors) that relay for this "
+              "organization without SASL. A message matches when the client is in one of these networks "
+              "and the envelope sender's domain is one of `domains`.",
+              [](std::string& v) -> std::string {
+                auto n = policy::parse_network(v);
+                if (!n)
+                  return "invalid network " + toml_quote(v) +
+                         " (expected 192.0.2.0/24 or 2001:db8::/32, host bits zero)";
+                v = n->to_string();
+                return {};
+              },
+              "CIDR networks"),
+          bool_key<OrgFile>("trust_sender_domain",
+                            [](OrgFile& o) -> bool& { return o.trust_sender_domain; }, false,
+                            "Also attribute mail to this organization by envelope-sender domain alone, from "
+                            "any client. Only for servers where senders cannot forge other domains."),
+      });
+  return schema;
+}
+
+namespace {
+
+std::string cell(std::string_view s) {
+  std::string out;
+  for (char c : s) {
+    if (c == '|') out += '\\';
+    out += c;
+  }
+  return out;
+}
+
+template <class T>
+void render_table(std::string& out, const Schema<T>& schema) {
+  out += "| key | type | default | allowed | meaning |\n|---|---|---|---|---|\n";
+  for (const auto& k : schema.keys()) {
+    std::string def = k.required ? "(required)" : k.default_text.empty() ? "(unset)" : "`" + k.default_text + "`";
+    out += "| `" + k.path + "` | " + cell(k.type) + " | " + cell(def) + " | " + cell(k.allowed) + " | " + cell(k.doc) +
+           " |\n";
+  }
+}
+
+}  // namespace
+
+std::string render_reference() {
+  std::string out = "### Main file\n\n";
+  render_table(out, main_schema());
+  out += "\n### Organization file (`orgs.d/*.toml`)\n\n";
+  render_table(out, org_schema());
+  return out;
+}
+
+}  // namespace cllavio::conf

@@ -1,0 +1,31 @@
+// The two file schemas: the main file and one organization file (orgs.d/*.toml).
+//
+// Every key, its type, default, allowed range and documentation is declared once
+// in schemas.cpp; the loader applies them and render_reference() documents them.
+#pragma once
+
+#include <string>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "conf/schema.hpp"
+
+namespace cllavio::conf {
+
+// An organization file as written; converted to policy::Org after validation.
+struct OrgFile {
+  std::string id;
+  std::string name;
+  std::vector<std::string> domains;     // normalized lowercase
+  std::vector<std::string> sasl_users;  // normalized lowercase
+  std::vector<std::string> networks;    // canonical "addr/prefix"
+  bool trust_sender_domain = false;
+};
+
+const Schema<Config>& main_schema();
+const Schema<OrgFile>& org_schema();
+
+// Markdown tables of every key of both schemas (docs/configuration.md embeds this).
+std::string render_reference();
+
+}  // namespace cllavio::conf

@@ -1,0 +1,215 @@
+#include "milter/daemon.hpp"
+
+#include <pthread.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <thread>
+
+#include "conf/loader.hpp"
+#include "milter/privileges.hpp"
+#include "milter/shell.hpp"
+
+namespace cllavio::milter {
+
+namespace {
+
+constexpr int kExitUsage = 64;        // EX_USAGE
+constexpr int kExitUnavailable = 69;  // EX_UNAVAILABLE: socket or store cannot be opened
+
+void usage(std::FILE* f) {
+  std::fprintf(f,
+               "usage: cllavio-milter [-c FILE] [-n]\n"
+               "  -c FILE  main configuration file (default %s)\n"
+               "  -n       validate the configuration and exit (0 valid, 78 invalid)\n"
+               "  -V       print the version and exit\n",
+               conf::kDefaultConfigPath);
+}
+
+store::Sync to_store_sync(conf::StoreSync s) {
+  switch (s) {
+    case conf::StoreSync::meta: return store::Sync::meta;
+    case conf::StoreSync::none: return store::Sync::none;
+    case conf::StoreSync::full: break;
+  }
+  return store::Sync::full;
+}
+
+// Settings that only take effect at start; a reload that changes them says so.
+void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg, const Logger& log) {
+  auto warn = [&](const char* key) {
+    log.warning(std::string("reload: ") + key + " changed; it takes effect after a restart");
+  };
+  if (!(old_cfg.milter.socket == new_cfg.milter.socket)) warn("milter.socket");
+  if (old_cfg.milter.socket_mode != new_cfg.milter.socket_mode) warn("milter.socket_mode");
+  if (old_cfg.milter.user != new_cfg.milter.user) warn("milter.user");
+  if (old_cfg.milter.group != new_cfg.milter.group) warn("milter.group");
+  if (old_cfg.milter.timeout_s != new_cfg.milter.timeout_s) warn("milter.timeout_s");
+  if (old_cfg.milter.backlog != new_cfg.milter.backlog) warn("milter.backlog");
+  if (old_cfg.store.path != new_cfg.store.path) warn("store.path");
+  if (old_cfg.store.map_size_mb != new_cfg.store.map_size_mb) warn("store.map_size_mb");
+  if (old_cfg.store.sync != new_cfg.store.sync) warn("store.sync");
+}
+
+void reload(Runtime& rt, const std::string& path) {
+  auto result = conf::load_config(path);
+  if (!result.config) {
+    for (const auto& d : result.errors) rt.log.error("reload: " + d.str());
+    rt.log.error("reload failed: " + std::to_string(result.errors.size()) +
+                 " problem(s); the previous configuration stays in force");
+    return;
+  }
+  auto old_cfg = rt.config();
+  warn_restart_only(*old_cfg, *result.config, rt.log);
+  rt.log.configure(result.config->log.target, result.config->log.level);
+  rt.set_config(result.config);
+  rt.log.notice("reloaded " + result.config->file + ": " + std::to_string(result.config->orgs.orgs().size()) +
+                " organization(s); new connections use it");
+}
+
+// Waits for SIGHUP/SIGTERM/SIGINT (blocked in every other thread).
+void signal_loop(Runtime& rt, const std::string& path, sigset_t set) {
+  for (;;) {
+    siginfo_t info;
+    int sig = sigwaitinfo(&set, &info);
+    if (sig < 0) continue;  // EINTR
+    if (sig == SIGHUP) {
+      reload(rt, path);
+      continue;
+    }
+    rt.log.notice(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
+                  ": no new connections; finishing messages in flight");
+    stop_milter();
+    return;
+  }
+}
+
+void drain(Runtime& rt, int timeout_s) {
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  int left = rt.in_flight.load();
+  while (left > 0 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    left = rt.in_flight.load();
+  }
+  if (left > 0)
+    rt.log.warning("shutdown: " + std::to_string(left) + " message(s) still in flight after " +
+                   std::to_string(timeout_s) + " s; Postfix applies milter_default_action to them");
+}
+
+}  // namespace
+
+int daemon_main(int argc, char** argv) {
+  std::string config_path = conf::kDefaultConfigPath;
+  bool check_only = false;
+  int opt;
+  while ((opt = getopt(argc, argv, "c:nVh")) != -1) {
+    switch (opt) {
+      case 'c': config_path = optarg; break;
+      case 'n': check_only = true; break;
+      case 'V': std::printf("cllavio-milter %s\n", CLLAVIO_VERSION); return 0;
+      case 'h': usage(stdout); return 0;
+      default: usage(stderr); return kExitUsage;
+    }
+  }
+  if (optind != argc) {
+    usage(stderr);
+    return kExitUsage;
+  }
+  if (check_only) return conf::check_config(config_path, stdout, stderr);
+
+  auto loaded = conf::load_config(config_path);
+  if (!loaded.config) {
+    for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
+    std::fprintf(stderr, "cllavio-milter: configuration invalid, not starting\n");
+    return conf::kExitConfig;
+  }
+  const conf::Config& cfg = *loaded.config;
+
+  // Signals are handled by our own thread; block them before any thread exists
+  // (libmilter's threads inherit the mask). See main.cpp for libmilter's own.
+  sigset_t set;
+  sigemptyset(&set);
+  sigaddset(&set, SIGHUP);
+  sigaddset(&set, SIGTERM);
+  sigaddset(&set, SIGINT);
+  pthread_sigmask(SIG_BLOCK, &set, nullptr);
+  signal(SIGPIPE, SIG_IGN);
+
+  static Runtime rt;  // outlives every libmilter thread (the process ends with _exit)
+  rt.log.configure(cfg.log.target, cfg.log.level);
+  rt.set_config(loaded.config);
+  rt.log.notice(std::string("starting cllavio-milter ") + CLLAVIO_VERSION + ": config " + cfg.file + ", " +
+                std::to_string(cfg.orgs.orgs().size()) + " organization(s)");
+
+  Account acct;
+  if (std::string err = resolve_account(cfg.milter.user, cfg.milter.group, acct); !err.empty()) {
+    rt.log.error(err);
+    return conf::kExitConfig;
+  }
+  bool is_unix = cfg.milter.socket.kind == conf::SocketSpec::Kind::unix_path;
+  if (is_unix) {
+    if (std::string err = prepare_socket_dir(cfg.milter.socket.path, acct); !err.empty()) {
+      rt.log.error(err);
+      return kExitUnavailable;
+    }
+  }
+  if (std::string err = open_milter(rt); !err.empty()) {
+    rt.log.error(err);
+    return kExitUnavailable;
+  }
+  if (is_unix) {
+    if (std::string err = secure_socket(cfg.milter.socket.path, cfg.milter.socket_mode, acct); !err.empty()) {
+      rt.log.error(err);
+      return kExitUnavailable;
+    }
+  }
+
+  try {
+    store::StoreOptions so;
+    so.dir = cfg.store.path;
+    so.map_size_mb = cfg.store.map_size_mb;
+    so.sync = to_store_sync(cfg.store.sync);
+    rt.store = std::make_unique<store::Store>(so);
+    if (rt.store->stale_readers_cleared() > 0)
+      rt.log.notice("store: cleared " + std::to_string(rt.store->stale_readers_cleared()) +
+                    " stale reader slot(s) left by a crashed process");
+  } catch (const std::exception& e) {
+    rt.log.error(std::string("cannot open the store: ") + e.what());
+    return kExitUnavailable;
+  }
+  if (std::string err = chown_store(cfg.store.path, rt.store->files(), acct); !err.empty()) {
+    rt.log.error(err);
+    return kExitUnavailable;
+  }
+
+  if (cfg.milter.user) {
+    if (geteuid() == 0) {
+      if (std::string err = drop_privileges(*cfg.milter.user, acct); !err.empty()) {
+        rt.log.error("cannot drop privileges: " + err);
+        return kExitUnavailable;
+      }
+    } else if (acct.uid && geteuid() != *acct.uid) {
+      rt.log.notice("not started as root: running as uid " + std::to_string(geteuid()) + ", milter.user ignored");
+    }
+  }
+
+  std::thread signals(signal_loop, std::ref(rt), cfg.file, set);
+  signals.detach();
+  rt.log.notice("ready: listening on " + cfg.milter.socket.libmilter() + " (Postfix: smtpd_milters = " +
+                cfg.milter.socket.postfix() + "), store " + rt.store->file());
+
+  int rc = run_milter();
+  drain(rt, rt.config()->milter.shutdown_timeout_s);
+  rt.store->sync();
+  rt.log.notice(rc == 0 ? "stopped" : "libmilter failed; stopped");
+  // libmilter's idle connection threads may still exist: leave without running
+  // static destructors under their feet. Everything was committed and synced.
+  std::fflush(nullptr);
+  _exit(rc == 0 ? 0 : 1);
+}
+
+}  // namespace cllavio::milter

@@ -1,0 +1,17 @@
+// Entry point of cllavio-milter (see milter/daemon.hpp).
+#include <signal.h>
+#include <unistd.h>
+
+#include "milter/daemon.hpp"
+
+// libmilter starts its own signal thread that sigwait()s for SIGHUP, SIGTERM and
+// SIGINT and treats SIGHUP like SIGTERM (it stops the milter). We want SIGHUP to
+// reload the configuration, so the executable is linked with -Wl,--wrap=sigwait:
+// libmilter's call lands here and simply sleeps, and our own signal thread
+// (daemon.cpp, sigwaitinfo) is the only one that takes these signals. Shutdown
+// goes through smfi_stop(), libmilter's public API.
+extern "C" int __wrap_sigwait(const sigset_t*, int*) {
+  for (;;) pause();
+}
+
+int main(int argc, char** argv) { return cllavio::milter::daemon_main(argc, argv); }

@@ -1,0 +1,44 @@
+// Process-wide state of the daemon, shared by every milter connection.
+//
+// Holds the current Config snapshot (swapped atomically on SIGHUP; connections
+// pin the snapshot they started with), the logger, the store and the count of
+// messages in flight (for the SIGTERM drain). Only the daemon creates one.
+#pragma once
+
+#include <atomic>
+#include <memory>
+#include <mutex>
+
+#include "conf/config.hpp"
+#include "milter/log.hpp"
+#include "milter/session.hpp"
+#include "store/store.hpp"
+
+namespace cllavio::milter {
+
+class Runtime {
+ public:
+  std::shared_ptr<const conf::Config> config() const {
+    std::lock_guard lock(mu_);
+    return config_;
+  }
+  void set_config(std::shared_ptr<const conf::Config> c) {
+    std::lock_guard lock(mu_);
+    config_ = std::move(c);
+  }
+
+  Services services() {
+    return Services{[this](store::MessageRecord& r) { return store->append(r); }, &log, store::realtime_us,
+                    &in_flight};
+  }
+
+  Logger log;
+  std::unique_ptr<store::Store> store;
+  std::atomic<int> in_flight{0};
+
+ private:
+  mutable std::mutex mu_;
+  std::shared_ptr<const conf::Config> config_;
+};
+
+}  // namespace cllavio::milter

@@ -1,0 +1,186 @@
+#include "milter/session.hpp"
+
+#include "policy/address.hpp"
+#include "policy/network.hpp"
+#include "store/lmdb.hpp"
+
+namespace cllavio::milter {
+
+namespace {
+
+constexpr std::size_t kMaxMessageIdBytes = 998;
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
+
+std::string_view trim(std::string_view s) {
+  while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))
+    s.remove_prefix(1);
+  while (!s.empty() && (s.back() == ' ' || s.back() == '\t' || s.back() == '\r' || s.back() == '\n'))
+    s.remove_suffix(1);
+  return s;
+}
+
+std::string org_label(const store::MessageRecord& r) { return r.org.empty() ? "unknown" : r.org; }
+
+}  // namespace
+
+// One SMTP transaction. Counts itself in Services::in_flight while it exists, so
+// a SIGTERM drain knows when every message it accepted has been answered.
+struct Connection::Message {
+  explicit Message(std::atomic<int>* counter) : in_flight(counter) {
+    if (in_flight) in_flight->fetch_add(1);
+  }
+  ~Message() {
+    if (in_flight) in_flight->fetch_sub(1);
+  }
+  Message(const Message&) = delete;
+  Message& operator=(const Message&) = delete;
+
+  std::atomic<int>* in_flight;
+  store::MessageRecord rec;
+  std::string failure;  // internal error seen in a step without reply
+};
+
+Connection::Connection(std::shared_ptr<const conf::Config> config, Services services)
+    : config_(std::move(config)), svc_(std::move(services)) {}
+
+Connection::~Connection() = default;
+
+void Connection::connect(std::string_view client_name, std::string_view client_addr) {
+  client_name_ = log_safe(client_name, 255);
+  client_addr_ = log_safe(client_addr, 64);
+}
+
+Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
+  msg_.reset();
+  auto msg = std::make_unique<Message>(svc_.in_flight);
+  store::MessageRecord& rec = msg->rec;
+  rec.sender = policy::normalize_address(sender);
+  rec.sasl_login = std::string(sasl_login);
+  rec.client_addr = client_addr_;
+  rec.client_name = client_name_;
+  rec.received_at_us = svc_.now_us();
+
+  policy::Envelope env{rec.sasl_login, policy::parse_ip(client_addr_), rec.sender};
+  policy::Identification id = config_->orgs.identify(env);
+  rec.org = id.org ? id.org->id : "";
+  rec.identified_by = std::string(policy::to_string(id.by));
+
+  policy::Decision d = policy::decide_sender(id, config_->orgs_settings.unknown, rec.sender);
+  if (d.action != policy::Action::accept) {
+    rec.action = std::string(policy::to_string(d.action));
+    rec.reason = d.reason;
+    record(rec, "NOQUEUE");
+    log_line(rec, "NOQUEUE");
+    return Verdict{d.action == policy::Action::reject ? Step::reject : Step::tempfail, d.reply};
+  }
+  msg_ = std::move(msg);
+  return {};
+}
+
+void Connection::rcpt(std::string_view recipient) {
+  if (msg_) msg_->rec.recipients.push_back(policy::normalize_address(recipient));
+}
+
+void Connection::header(std::string_view name, std::string_view value) {
+  if (!msg_) return;
+  // Octets as in the message: "Name:" value CRLF (value keeps its leading space).
+  msg_->rec.size += name.size() + 1 + value.size() + 2;
+  if (msg_->rec.message_id.empty() && iequals(name, "Message-ID"))
+    msg_->rec.message_id = std::string(trim(value).substr(0, kMaxMessageIdBytes));
+}
+
+void Connection::body(std::string_view chunk) {
+  if (msg_) msg_->rec.size += chunk.size();
+}
+
+Verdict Connection::end_of_message(std::string_view queue_id) {
+  if (!msg_) return {};
+  std::unique_ptr<Message> msg = std::move(msg_);
+  store::MessageRecord& rec = msg->rec;
+  rec.queue_id = std::string(queue_id.substr(0, 64));
+  rec.size += 2;  // the empty line between header and body
+  Verdict v;
+  if (!msg->failure.empty()) {
+    v = on_error_verdict();
+    rec.reason = "internal_error";
+    svc_.log->log(conf::LogLevel::error, queue_id,
+                  "internal error earlier in this message (" + msg->failure +
+                      "); on_error=" + std::string(conf::to_string(config_->milter.on_error)));
+  }
+  rec.action = v.step == Step::tempfail ? "tempfail" : "accept";
+  std::string qid = rec.queue_id.empty() ? "NOQUEUE" : rec.queue_id;
+  if (!record(rec, qid)) {
+    v = on_error_verdict();
+    rec.action = v.step == Step::tempfail ? "tempfail" : "accept";
+    rec.reason = "store_error";
+  }
+  log_line(rec, qid);
+  return v;
+}
+
+void Connection::abort() { msg_.reset(); }
+
+Verdict Connection::internal_error(std::string_view where, std::string_view what, bool no_reply) noexcept {
+  try {
+    std::string text = std::string(where) + ": " + log_safe(what);
+    if (no_reply && msg_) {
+      if (msg_->failure.empty()) msg_->failure = text;
+      return {};
+    }
+    svc_.log->error("internal error in " + text + "; on_error=" +
+                    std::string(conf::to_string(config_->milter.on_error)));
+    msg_.reset();
+    return on_error_verdict();
+  } catch (...) {
+    msg_.reset();
+    return on_error_verdict();
+  }
+}
+
+Verdict Connection::on_error_verdict() const {
+  if (config_->milter.on_error == conf::OnError::tempfail)
+    return Verdict{Step::tempfail, {"451", "4.3.0", "Temporary failure in the mail filter, please try again later"}};
+  return Verdict{Step::accept, {}};
+}
+
+bool Connection::record(store::MessageRecord& rec, std::string_view queue_id) {
+  try {
+    svc_.record(rec);
+    return true;
+  } catch (const store::lmdb::Error& e) {
+    std::string policy = "; on_error=" + std::string(conf::to_string(config_->milter.on_error));
+    if (e.map_full())
+      svc_.log->log(conf::LogLevel::error, queue_id,
+                    std::string("STORE FULL: message not recorded, raise [store] map_size_mb: ") + e.what() + policy);
+    else
+      svc_.log->log(conf::LogLevel::error, queue_id,
+                    std::string("store write failed, message not recorded: ") + e.what() + policy);
+    return false;
+  }
+}
+
+void Connection::log_line(const store::MessageRecord& rec, std::string_view queue_id) const {
+  if (!svc_.log->enabled(conf::LogLevel::info)) return;
+  std::string line = "org=" + org_label(rec) + " by=" + rec.identified_by + " from=<" + log_safe(rec.sender) +
+                     "> nrcpt=" + std::to_string(rec.recipients.size()) + " client=" + client_name_ + "[" +
+                     client_addr_ + "]";
+  if (!rec.sasl_login.empty()) line += " sasl=" + log_safe(rec.sasl_login);
+  if (rec.action != "reject") line += " size=" + std::to_string(rec.size);
+  if (!rec.message_id.empty()) line += " msgid=" + log_safe(rec.message_id, 128);
+  line += " action=" + rec.action;
+  if (!rec.reason.empty()) line += " reason=" + rec.reason;
+  if (rec.id != 0) line += " id=" + store::format_id(rec.id);
+  svc_.log->log(conf::LogLevel::info, queue_id, line);
+}
+
+}  // namespace cllavio::milter

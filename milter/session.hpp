@@ -1,0 +1,81 @@
+// Per-connection milter state: the pure core behind the libmilter callbacks.
+//
+// A Connection lives from the MTA's connect to close and pins one Config snapshot
+// for its whole life (a SIGHUP reload affects new connections only). It owns at
+// most one Message (MAIL FROM .. end of message or abort). The libmilter shell
+// (shell.cpp) only translates callbacks into these calls and maps the returned
+// Verdict back; nothing here knows libmilter, so sessions are unit-tested
+// directly.
+//
+// Contract: methods may throw (the shell catches everything and calls
+// internal_error); internal_error never throws. A message's record is written in
+// one store transaction at end of message; a store failure (map full, I/O)
+// never blocks the message: it gets [milter] on_error and a loud log line.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+
+#include "conf/config.hpp"
+#include "milter/log.hpp"
+#include "policy/decision.hpp"
+#include "store/message_record.hpp"
+
+namespace cllavio::milter {
+
+enum class Step { cont, accept, reject, tempfail };
+
+struct Verdict {
+  Step step = Step::cont;
+  policy::Reply reply;  // for reject/tempfail; empty rcode: the MTA's default reply
+};
+
+// What sessions need from the daemon (fakes in unit tests).
+struct Services {
+  std::function<std::uint64_t(store::MessageRecord&)> record;  // throws on failure
+  const Logger* log = nullptr;
+  std::function<std::int64_t()> now_us;
+  std::atomic<int>* in_flight = nullptr;  // messages between MAIL FROM and end/abort
+};
+
+class Connection {
+ public:
+  Connection(std::shared_ptr<const conf::Config> config, Services services);
+  ~Connection();
+  Connection(const Connection&) = delete;
+  Connection& operator=(const Connection&) = delete;
+
+  const conf::Config& config() const { return *config_; }
+  bool in_transaction() const { return msg_ != nullptr; }
+
+  void connect(std::string_view client_name, std::string_view client_addr);
+  Verdict mail(std::string_view sender, std::string_view sasl_login);
+  void rcpt(std::string_view recipient);
+  void header(std::string_view name, std::string_view value);  // value as sent, leading space included
+  void body(std::string_view chunk);
+  Verdict end_of_message(std::string_view queue_id);
+  void abort();
+
+  // The shell caught an exception in a callback. For steps that get no reply
+  // (no_reply = true) the failure is remembered and answered at end of message.
+  Verdict internal_error(std::string_view where, std::string_view what, bool no_reply) noexcept;
+
+ private:
+  struct Message;
+  Verdict on_error_verdict() const;
+  bool record(store::MessageRecord& rec, std::string_view queue_id);  // false: store failed (logged)
+  void log_line(const store::MessageRecord& rec, std::string_view queue_id) const;
+
+  std::shared_ptr<const conf::Config> config_;
+  Services svc_;
+  std::string client_name_;
+  std::string client_addr_;
+  std::unique_ptr<Message> msg_;
+};
+
+}  // namespace cllavio::milter

@@ -1,0 +1,194 @@
+#include "milter/shell.hpp"
+
+#include <arpa/inet.h>
+#include <libmilter/mfapi.h>
+#include <netinet/in.h>
+
+#include <cstring>
+#include <exception>
+
+namespace cllavio::milter {
+
+namespace {
+
+Runtime* g_runtime = nullptr;
+std::string g_conn;  // libmilter keeps the pointer given to smfi_setconn
+
+// What libmilter keeps per connection (smfi_setpriv).
+struct Context {
+  Connection conn;
+  unsigned long pflags = 0;  // protocol flags the MTA granted
+  Context(std::shared_ptr<const conf::Config> cfg) : conn(std::move(cfg), g_runtime->services()) {}
+};
+
+Context* context(SMFICTX* ctx) {
+  auto* c = static_cast<Context*>(smfi_getpriv(ctx));
+  if (c == nullptr) {
+    c = new Context(g_runtime->config());
+    smfi_setpriv(ctx, c);
+  }
+  return c;
+}
+
+sfsistat to_smfis(SMFICTX* ctx, const Verdict& v, bool no_reply) {
+  if (no_reply) return SMFIS_NOREPLY;
+  switch (v.step) {
+    case Step::cont: return SMFIS_CONTINUE;
+    case Step::accept: return SMFIS_ACCEPT;
+    case Step::reject:
+    case Step::tempfail:
+      if (!v.reply.rcode.empty()) {
+        // Reply texts are single-line and '%'-free (policy/decision.cpp).
+        smfi_setreply(ctx, const_cast<char*>(v.reply.rcode.c_str()), const_cast<char*>(v.reply.xcode.c_str()),
+                      const_cast<char*>(v.reply.text.c_str()));
+      }
+      return v.step == Step::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
+  }
+  return SMFIS_CONTINUE;
+}
+
+// Runs one session step; turns any exception into the on_error verdict.
+template <class Fn>
+sfsistat guarded(SMFICTX* ctx, const char* where, unsigned long nr_flag, Fn&& fn) {
+  Context* c = nullptr;
+  bool no_reply = false;
+  try {
+    c = context(ctx);
+    no_reply = nr_flag != 0 && (c->pflags & nr_flag) != 0;
+    return to_smfis(ctx, fn(c->conn), no_reply);
+  } catch (const std::exception& e) {
+    if (c == nullptr) return SMFIS_TEMPFAIL;  // cannot even allocate a session
+    return to_smfis(ctx, c->conn.internal_error(where, e.what(), no_reply), no_reply);
+  } catch (...) {
+    if (c == nullptr) return SMFIS_TEMPFAIL;
+    return to_smfis(ctx, c->conn.internal_error(where, "unknown exception", no_reply), no_reply);
+  }
+}
+
+std::string address_text(const _SOCK_ADDR* sa) {
+  if (sa == nullptr) return {};
+  char buf[INET6_ADDRSTRLEN] = {0};
+  if (sa->sa_family == AF_INET) {
+    inet_ntop(AF_INET, &reinterpret_cast<const sockaddr_in*>(sa)->sin_addr, buf, sizeof buf);
+  } else if (sa->sa_family == AF_INET6) {
+    inet_ntop(AF_INET6, &reinterpret_cast<const sockaddr_in6*>(sa)->sin6_addr, buf, sizeof buf);
+  }
+  return buf;
+}
+
+sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
+                      unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
+  try {
+    Context* c = context(ctx);
+    // Steps we never use are skipped; steps whose reply we never change need no
+    // round trip. MAIL needs a reply only when unknown senders are rejected.
+    unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NR_CONN |
+                         SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
+    if (c->conn.config().orgs_settings.unknown == policy::UnknownOrg::accept) want |= SMFIP_NR_MAIL;
+    c->pflags = want & f1;
+    *pf0 = f0 & SMFIF_NONE;  // pass-through: no message modifications requested
+    *pf1 = c->pflags;
+    *pf2 = 0;
+    *pf3 = 0;
+    return SMFIS_CONTINUE;
+  } catch (...) {
+    return SMFIS_ALL_OPTS;
+  }
+}
+
+sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
+  return guarded(ctx, "connect", SMFIP_NR_CONN, [&](Connection& conn) {
+    conn.connect(hostname ? hostname : "", address_text(addr));
+    return Verdict{};
+  });
+}
+
+sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
+  return guarded(ctx, "envfrom", SMFIP_NR_MAIL, [&](Connection& conn) {
+    const char* login = smfi_getsymval(ctx, const_cast<char*>("{auth_authen}"));
+    return conn.mail(argv && argv[0] ? argv[0] : "", login ? login : "");
+  });
+}
+
+sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) {
+  return guarded(ctx, "envrcpt", SMFIP_NR_RCPT, [&](Connection& conn) {
+    conn.rcpt(argv && argv[0] ? argv[0] : "");
+    return Verdict{};
+  });
+}
+
+sfsistat cb_header(SMFICTX* ctx, char* name, char* value) {
+  return guarded(ctx, "header", SMFIP_NR_HDR, [&](Connection& conn) {
+    Context* c = context(ctx);
+    std::string_view v = value ? value : "";
+    if ((c->pflags & SMFIP_HDR_LEADSPC) == 0) {
+      conn.header(name ? name : "", " " + std::string(v));  // the MTA dropped the space after ':'
+    } else {
+      conn.header(name ? name : "", v);
+    }
+    return Verdict{};
+  });
+}
+
+sfsistat cb_body(SMFICTX* ctx, unsigned char* data, size_t len) {
+  return guarded(ctx, "body", SMFIP_NR_BODY, [&](Connection& conn) {
+    conn.body(std::string_view(reinterpret_cast<const char*>(data), len));
+    return Verdict{};
+  });
+}
+
+sfsistat cb_eom(SMFICTX* ctx) {
+  return guarded(ctx, "eom", 0, [&](Connection& conn) {
+    const char* qid = smfi_getsymval(ctx, const_cast<char*>("i"));
+    return conn.end_of_message(qid ? qid : "");
+  });
+}
+
+sfsistat cb_abort(SMFICTX* ctx) {
+  guarded(ctx, "abort", 0, [&](Connection& conn) {
+    conn.abort();
+    return Verdict{};
+  });
+  return SMFIS_CONTINUE;
+}
+
+sfsistat cb_close(SMFICTX* ctx) {
+  delete static_cast<Context*>(smfi_getpriv(ctx));
+  smfi_setpriv(ctx, nullptr);
+  return SMFIS_CONTINUE;
+}
+
+}  // namespace
+
+std::string open_milter(Runtime& runtime) {
+  g_runtime = &runtime;
+  auto cfg = runtime.config();
+  struct smfiDesc desc {};
+  desc.xxfi_name = const_cast<char*>("cllavio-milter");
+  desc.xxfi_version = SMFI_VERSION;
+  desc.xxfi_flags = SMFIF_NONE;
+  desc.xxfi_connect = cb_connect;
+  desc.xxfi_envfrom = cb_envfrom;
+  desc.xxfi_envrcpt = cb_envrcpt;
+  desc.xxfi_header = cb_header;
+  desc.xxfi_body = cb_body;
+  desc.xxfi_eom = cb_eom;
+  desc.xxfi_abort = cb_abort;
+  desc.xxfi_close = cb_close;
+  desc.xxfi_negotiate = cb_negotiate;
+
+  g_conn = cfg->milter.socket.libmilter();
+  if (smfi_setconn(g_conn.data()) != MI_SUCCESS) return "smfi_setconn(" + g_conn + ") failed";
+  if (smfi_settimeout(cfg->milter.timeout_s) != MI_SUCCESS) return "smfi_settimeout failed";
+  if (smfi_setbacklog(cfg->milter.backlog) != MI_SUCCESS) return "smfi_setbacklog failed";
+  if (smfi_register(desc) != MI_SUCCESS) return "smfi_register failed";
+  if (smfi_opensocket(true) != MI_SUCCESS)
+    return "cannot listen on " + g_conn + " (address in use, or no permission?)";
+  return {};
+}
+
+int run_milter() { return smfi_main() == MI_SUCCESS ? 0 : 1; }
+
+void stop_milter() { smfi_stop(); }
+
+}  // namespace cllavio::milter

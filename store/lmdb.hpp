@@ -1,0 +1,102 @@
+// A thin RAII layer over LMDB (in the spirit of lmdbxx).
+//
+// Contract:
+// - Env owns one environment = one file (MDB_NOSUBDIR); never open the same file
+//   twice in one process (LMDB's rule). mdb_reader_check runs at open.
+// - Txn aborts in its destructor unless commit() succeeded; commit() failures
+//   (MDB_MAP_FULL, I/O errors) throw lmdb::Error and leave nothing half-written.
+// - Integer keys are 8-byte big-endian so LMDB's byte order is numeric order.
+// Every LMDB failure becomes lmdb::Error carrying the MDB_* code.
+#pragma once
+
+#include <lmdb.h>
+
+#include <array>
+#include <cstdint>
+#include <stdexcept>
+#include <string>
+#include <string_view>
+
+namespace cllavio::store::lmdb {
+
+class Error : public std::runtime_error {
+ public:
+  Error(const std::string& what, int code);
+  int code() const { return code_; }
+  bool map_full() const { return code_ == MDB_MAP_FULL; }
+
+ private:
+  int code_;
+};
+
+void check(int rc, const char* what);
+
+struct EnvOptions {
+  std::uint64_t map_size_bytes = 1ull << 30;
+  unsigned max_dbs = 16;
+  unsigned flags = 0;        // extra MDB_* flags (MDB_NOSYNC, MDB_NOMETASYNC, MDB_RDONLY)
+  unsigned file_mode = 0600;
+};
+
+class Env {
+ public:
+  Env(const std::string& file, const EnvOptions& opts);  // throws Error
+  ~Env();
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  MDB_env* get() const { return env_; }
+  int stale_readers_cleared() const { return stale_readers_; }
+
+ private:
+  MDB_env* env_ = nullptr;
+  int stale_readers_ = 0;
+};
+
+class Txn {
+ public:
+  enum Mode { read_only, read_write };
+  Txn(const Env& env, Mode mode);  // throws Error
+  ~Txn();
+  Txn(Txn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  void commit();  // throws Error; the handle is released either way
+  void abort();
+  MDB_txn* get() const { return txn_; }
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+// Opens (and with create=true creates) a named database inside txn.
+MDB_dbi open_dbi(Txn& txn, const char* name, unsigned flags);
+
+class Cursor {
+ public:
+  Cursor(Txn& txn, MDB_dbi dbi);
+  ~Cursor();
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+
+  // false at MDB_NOTFOUND; throws on other errors.
+  bool get(MDB_val& key, MDB_val& val, MDB_cursor_op op);
+
+ private:
+  MDB_cursor* cur_ = nullptr;
+};
+
+// Returns false at MDB_NOTFOUND.
+bool get(Txn& txn, MDB_dbi dbi, std::string_view key, std::string_view& out);
+void put(Txn& txn, MDB_dbi dbi, std::string_view key, std::string_view val, unsigned flags = 0);
+
+inline MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
+inline std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }
+
+using Be64 = std::array<char, 8>;
+Be64 be64(std::uint64_t v);
+std::uint64_t from_be64(std::string_view bytes);  // requires 8 bytes; throws Error otherwise
+inline std::string_view view(const Be64& b) { return {b.data(), b.size()}; }
+
+}  // namespace cllavio::store::lmdb

@@ -1,0 +1,97 @@
+#include "store/message_record.hpp"
+
+#include <ctime>
+
+namespace cllavio::store {
+
+using nlohmann::json;
+
+json to_json(const MessageRecord& r) {
+  return json{{"queue_id", r.queue_id},
+              {"org", r.org},
+              {"identified_by", r.identified_by},
+              {"client_addr", r.client_addr},
+              {"client_name", r.client_name},
+              {"sasl_login", r.sasl_login},
+              {"from", r.sender},
+              {"recipients", r.recipients},
+              {"message_id", r.message_id},
+              {"size", r.size},
+              {"received_at_us", r.received_at_us},
+              {"action", r.action},
+              {"reason", r.reason}};
+}
+
+MessageRecord from_json(const json& j) {
+  MessageRecord r;
+  auto str = [&](const char* k, std::string& out) {
+    if (auto it = j.find(k); it != j.end()) out = it->get<std::string>();
+  };
+  str("queue_id", r.queue_id);
+  str("org", r.org);
+  str("identified_by", r.identified_by);
+  str("client_addr", r.client_addr);
+  str("client_name", r.client_name);
+  str("sasl_login", r.sasl_login);
+  str("from", r.sender);
+  str("message_id", r.message_id);
+  str("action", r.action);
+  str("reason", r.reason);
+  if (auto it = j.find("recipients"); it != j.end()) r.recipients = it->get<std::vector<std::string>>();
+  if (auto it = j.find("size"); it != j.end()) r.size = it->get<std::uint64_t>();
+  if (auto it = j.find("received_at_us"); it != j.end()) r.received_at_us = it->get<std::int64_t>();
+  return r;
+}
+
+std::string encode(const MessageRecord& r) {
+  auto bytes = json::to_cbor(to_json(r));
+  return std::string(bytes.begin(), bytes.end());
+}
+
+MessageRecord decode(std::string_view bytes) {
+  return from_json(json::from_cbor(bytes.begin(), bytes.end()));
+}
+
+std::string format_id(std::uint64_t id) {
+  static const char* hex = "0123456789abcdef";
+  std::string s(16, '0');
+  for (int i = 15; i >= 0; --i) {
+    s[i] = hex[id & 15];
+    id >>= 4;
+  }
+  return s;
+}
+
+std::string format_time_us(std::int64_t unix_us) {
+  std::time_t secs = static_cast<std::time_t>(unix_us / 1000000);
+  long micros = static_cast<long>(unix_us % 1000000);
+  if (micros < 0) {
+    micros += 1000000;
+    --secs;
+  }
+  std::tm tm{};
+  gmtime_r(&secs, &tm);
+  char buf[64];
+  std::snprintf(buf, sizeof buf, "%04d-%02d-%02dT%02d:%02d:%02d.%06ldZ", tm.tm_year + 1900, tm.tm_mon + 1,
+                tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, micros);
+  return buf;
+}
+
+nlohmann::ordered_json display_json(const MessageRecord& r) {
+  return nlohmann::ordered_json{{"id", format_id(r.id)},
+                                {"received_at", format_time_us(r.received_at_us)},
+                                {"queue_id", r.queue_id},
+                                {"org", r.org},
+                                {"identified_by", r.identified_by},
+                                {"action", r.action},
+                                {"reason", r.reason},
+                                {"client_addr", r.client_addr},
+                                {"client_name", r.client_name},
+                                {"sasl_login", r.sasl_login},
+                                {"from", r.sender},
+                                {"recipients", r.recipients},
+                                {"message_id", r.message_id},
+                                {"size", r.size}};
+}
+
+}  // namespace cllavio::store

@@ -1,0 +1,50 @@
+// What the store keeps about one SMTP transaction, and its encodings.
+//
+// Contract: to_json/from_json are the single field mapping. The store keeps the
+// record as CBOR of that JSON (compact, schema-tolerant: unknown fields are
+// ignored, missing fields take defaults, so later versions can add fields);
+// cllavioctl prints display_json(). Subject lines and bodies are never recorded.
+#pragma once
+
+#include <nlohmann/json.hpp>
+
+#include <cstdint>
+#include <string>
+#include <vector>
+
+namespace cllavio::store {
+
+struct MessageRecord {
+  std::uint64_t id = 0;              // assigned by Store::append: unique, time-ordered
+  std::string queue_id;              // Postfix {i}; "" when rejected before a queue file existed
+  std::string org;                   // "" when no organization matched
+  std::string identified_by;         // sasl | network | sender_domain | none
+  std::string client_addr;
+  std::string client_name;
+  std::string sasl_login;
+  std::string sender;                // envelope sender, "" for the null sender
+  std::vector<std::string> recipients;
+  std::string message_id;            // Message-ID header, as sent
+  std::uint64_t size = 0;            // header + body octets as seen by the milter
+  std::int64_t received_at_us = 0;   // unix time in microseconds (MAIL FROM)
+  std::string action;                // accept | reject | tempfail
+  std::string reason;                // why, when not a plain accept
+
+  friend bool operator==(const MessageRecord&, const MessageRecord&) = default;
+};
+
+nlohmann::json to_json(const MessageRecord& r);    // without id
+MessageRecord from_json(const nlohmann::json& j);  // tolerant; throws nlohmann::json::exception on wrong types
+
+std::string encode(const MessageRecord& r);        // CBOR
+MessageRecord decode(std::string_view bytes);      // throws on corrupt data
+
+// For people and scripts: id as 16 hex digits, received_at as RFC 3339 UTC, fields
+// in a stable order. Dump it with error_handler_t::replace: envelope text may be
+// invalid UTF-8.
+nlohmann::ordered_json display_json(const MessageRecord& r);
+
+std::string format_id(std::uint64_t id);           // 16 lowercase hex digits
+std::string format_time_us(std::int64_t unix_us);  // 2026-11-29T00:20:47.123456Z
+
+}  // namespace cllavio::store

@@ -1,0 +1,121 @@
+#include "store/store.hpp"
+
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <stdexcept>
+
+namespace cllavio::store {
+
+std::int64_t realtime_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(
+             std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+namespace {
+
+unsigned sync_flags(Sync s) {
+  switch (s) {
+    case Sync::meta: return MDB_NOMETASYNC;
+    case Sync::none: return MDB_NOSYNC;
+    case Sync::full: break;
+  }
+  return 0;
+}
+
+}  // namespace
+
+Store::Store(const StoreOptions& opts)
+    : file_((std::filesystem::path(opts.dir) / kFileName).string()),
+      now_us_(opts.now_us ? opts.now_us : realtime_us) {
+  std::error_code ec;
+  if (opts.create) {
+    std::filesystem::create_directories(opts.dir, ec);
+    if (ec) throw std::runtime_error("cannot create store folder " + opts.dir + ": " + ec.message());
+    ::chmod(opts.dir.c_str(), 0700);
+  } else if (!std::filesystem::exists(file_, ec)) {
+    throw std::runtime_error("no store at " + file_ + " (the milter creates it when it starts)");
+  }
+  lmdb::EnvOptions eo;
+  eo.map_size_bytes = opts.map_size_mb * 1024 * 1024;
+  eo.flags = sync_flags(opts.sync);
+  env_ = std::make_unique<lmdb::Env>(file_, eo);
+
+  lmdb::Txn txn(*env_, lmdb::Txn::read_write);
+  meta_ = lmdb::open_dbi(txn, "meta", MDB_CREATE);
+  messages_ = lmdb::open_dbi(txn, "messages", MDB_CREATE);
+  by_queue_ = lmdb::open_dbi(txn, "by_queue", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED);
+  std::string_view version;
+  if (lmdb::get(txn, meta_, "schema", version)) {
+    if (version != std::to_string(kSchemaVersion))
+      throw std::runtime_error("store " + file_ + " has schema version " + std::string(version) +
+                               "; this program knows version " + std::to_string(kSchemaVersion));
+  } else {
+    lmdb::put(txn, meta_, "schema", std::to_string(kSchemaVersion));
+  }
+  txn.commit();
+}
+
+std::uint64_t Store::append(MessageRecord& rec) {
+  lmdb::Txn txn(*env_, lmdb::Txn::read_write);
+  std::uint64_t last = 0;
+  {
+    lmdb::Cursor cur(txn, messages_);
+    MDB_val k{}, v{};
+    if (cur.get(k, v, MDB_LAST)) last = lmdb::from_be64(lmdb::view(k));
+  }
+  std::int64_t now = now_us_();
+  std::uint64_t id = now > 0 && static_cast<std::uint64_t>(now) > last ? static_cast<std::uint64_t>(now) : last + 1;
+  auto key = lmdb::be64(id);
+  lmdb::put(txn, messages_, lmdb::view(key), encode(rec), MDB_APPEND);
+  if (!rec.queue_id.empty()) lmdb::put(txn, by_queue_, rec.queue_id, lmdb::view(key));
+  txn.commit();
+  rec.id = id;
+  return id;
+}
+
+void Store::sync() { lmdb::check(mdb_env_sync(env_->get(), 1), "mdb_env_sync"); }
+
+std::optional<MessageRecord> Store::get(std::uint64_t id) const {
+  lmdb::Txn txn(*env_, lmdb::Txn::read_only);
+  auto key = lmdb::be64(id);
+  std::string_view bytes;
+  if (!lmdb::get(txn, messages_, lmdb::view(key), bytes)) return std::nullopt;
+  MessageRecord r = decode(bytes);
+  r.id = id;
+  return r;
+}
+
+std::vector<MessageRecord> Store::find_by_queue_id(std::string_view queue_id) const {
+  std::vector<MessageRecord> out;
+  if (queue_id.empty()) return out;
+  lmdb::Txn txn(*env_, lmdb::Txn::read_only);
+  lmdb::Cursor cur(txn, by_queue_);
+  MDB_val k = lmdb::val(queue_id), v{};
+  for (bool ok = cur.get(k, v, MDB_SET_KEY); ok; ok = cur.get(k, v, MDB_NEXT_DUP)) {
+    std::string_view bytes;
+    if (!lmdb::get(txn, messages_, lmdb::view(v), bytes)) continue;
+    MessageRecord r = decode(bytes);
+    r.id = lmdb::from_be64(lmdb::view(v));
+    out.push_back(std::move(r));
+  }
+  return out;
+}
+
+void Store::scan(const std::function<bool(const MessageRecord&)>& fn, std::uint64_t from_id) const {
+  lmdb::Txn txn(*env_, lmdb::Txn::read_only);
+  lmdb::Cursor cur(txn, messages_);
+  auto start = lmdb::be64(from_id);
+  MDB_val k = lmdb::val(lmdb::view(start)), v{};
+  for (bool ok = cur.get(k, v, MDB_SET_RANGE); ok; ok = cur.get(k, v, MDB_NEXT)) {
+    MessageRecord r = decode(lmdb::view(v));
+    r.id = lmdb::from_be64(lmdb::view(k));
+    if (!fn(r)) break;
+  }
+}
+
+}  // namespace cllavio::store

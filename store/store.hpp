@@ -1,0 +1,66 @@
+// The host-local store: one LMDB environment (STORE_DIR/cllavio.mdb).
+//
+// Databases inside it:
+//   meta       "schema" -> version; refuses a store written by a newer schema
+//   messages   8-byte big-endian message id -> CBOR MessageRecord
+//   by_queue   Postfix queue id -> message ids (dupsort, big-endian: time order)
+// Later work adds quota, consent and outbox databases to the same environment so
+// that one write transaction at end of message covers them all.
+//
+// Contract: append() is one write transaction; it assigns a unique, time-ordered
+// id (max(now in microseconds, last id + 1), serialized by LMDB's writer lock, so
+// unique across processes). Every failure throws lmdb::Error (map full included)
+// and leaves the store unchanged. Safe to share between threads.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "store/lmdb.hpp"
+#include "store/message_record.hpp"
+
+namespace cllavio::store {
+
+enum class Sync { full, meta, none };
+
+std::int64_t realtime_us();  // unix time in microseconds
+
+struct StoreOptions {
+  std::string dir;
+  std::uint64_t map_size_mb = 1024;
+  Sync sync = Sync::full;
+  bool create = true;                        // false: fail when the store does not exist
+  std::function<std::int64_t()> now_us;      // defaults to the realtime clock
+};
+
+class Store {
+ public:
+  static constexpr int kSchemaVersion = 1;
+  static constexpr const char* kFileName = "cllavio.mdb";
+
+  explicit Store(const StoreOptions& opts);  // throws lmdb::Error or std::runtime_error
+
+  std::uint64_t append(MessageRecord& rec);  // sets rec.id
+  std::optional<MessageRecord> get(std::uint64_t id) const;
+  std::vector<MessageRecord> find_by_queue_id(std::string_view queue_id) const;
+  // Records in id order starting at from_id; stops when fn returns false.
+  void scan(const std::function<bool(const MessageRecord&)>& fn, std::uint64_t from_id = 0) const;
+
+  void sync();  // force buffered writes to disk (store.sync = none/meta)
+
+  const std::string& file() const { return file_; }
+  std::vector<std::string> files() const { return {file_, file_ + "-lock"}; }
+  int stale_readers_cleared() const { return env_->stale_readers_cleared(); }
+
+ private:
+  std::string file_;
+  std::function<std::int64_t()> now_us_;
+  std::unique_ptr<lmdb::Env> env_;
+  MDB_dbi meta_ = 0, messages_ = 0, by_queue_ = 0;
+};
+
+}  // namespace cllavio::store

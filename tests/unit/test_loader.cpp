@@ -1,0 +1,204 @@
+#define BOOST_TEST_MODULE loader
+#include <boost/test/unit_test.hpp>
+
+#include <fstream>
+#include <sstream>
+
+#include "conf/loader.hpp"
+#include "conf/schemas.hpp"
+#include "tmpdir.hpp"
+
+using namespace cllavio::conf;
+using cllavio::test::TmpDir;
+
+namespace {
+
+// Main file with orgs.d next to it; returns the main file path.
+std::string setup(const TmpDir& dir, const std::string& main, std::map<std::string, std::string> orgs = {}) {
+  std::filesystem::create_directories(dir / "orgs.d");
+  for (const auto& [name, text] : orgs) dir.write("orgs.d/" + name, text);
+  return dir.write("cllavio.toml", "[orgs]\ndir = \"orgs.d\"\n" + main);
+}
+
+std::string all(const LoadResult& r) {
+  std::string s;
+  for (const auto& d : r.errors) s += d.str() + "\n";
+  return s;
+}
+
+bool has(const LoadResult& r, const std::string& needle) { return all(r).find(needle) != std::string::npos; }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(defaults_when_keys_are_absent) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, ""));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  const Config& c = *r.config;
+  BOOST_TEST(c.milter.socket.libmilter() == "unix:/run/cllavio/milter.sock");
+  BOOST_TEST(c.milter.socket_mode == 0660u);
+  BOOST_TEST(!c.milter.user);
+  BOOST_TEST((c.milter.on_error == OnError::accept));
+  BOOST_TEST(c.store.path == "/var/lib/cllavio");
+  BOOST_TEST(c.store.map_size_mb == 1024u);
+  BOOST_TEST((c.orgs_settings.unknown == cllavio::policy::UnknownOrg::accept));
+  BOOST_TEST((c.log.target == LogTarget::syslog));
+  BOOST_TEST((c.log.level == LogLevel::info));
+  BOOST_TEST(c.orgs.orgs().empty());
+}
+
+BOOST_AUTO_TEST_CASE(values_and_relative_paths) {
+  TmpDir dir;
+  auto path = setup(dir,
+                    "unknown = \"reject\"\n[milter]\nsocket = \"unix:run/m.sock\"\nsocket_mode = \"0600\"\n"
+                    "on_error = \"tempfail\"\ngroup = \"root\"\n[store]\npath = \"data\"\nmap_size_mb = 8\n"
+                    "sync = \"none\"\n[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n",
+                    {{"acme.toml",
+                      "id = \"acme\"\nname = \"Acme\"\ndomains = [\"ACME.example.\"]\nsasl_users = [\"Alice@acme.example\", "
+                      "\"@staff.acme.example\"]\nnetworks = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"}});
+  auto r = load_config(path);
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  const Config& c = *r.config;
+  BOOST_TEST(c.milter.socket.path == dir / "run/m.sock");
+  BOOST_TEST(c.milter.socket_mode == 0600u);
+  BOOST_TEST((c.milter.on_error == OnError::tempfail));
+  BOOST_TEST(*c.milter.group == "root");
+  BOOST_TEST(c.store.path == dir / "data");
+  BOOST_TEST((c.store.sync == StoreSync::none));
+  BOOST_TEST((c.orgs_settings.unknown == cllavio::policy::UnknownOrg::reject));
+  BOOST_TEST((c.log.level == LogLevel::debug));
+  BOOST_REQUIRE_EQUAL(c.orgs.orgs().size(), 1u);
+  const auto& o = c.orgs.orgs()[0];
+  BOOST_TEST(o.domains == std::vector<std::string>{"acme.example"});
+  BOOST_TEST(o.sasl_users == (std::vector<std::string>{"alice@acme.example", "@staff.acme.example"}));
+  BOOST_TEST(o.networks.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(toml_octal_integer_mode_is_accepted) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "[milter]\nsocket_mode = 0o640\n"));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  BOOST_TEST(r.config->milter.socket_mode == 0640u);
+}
+
+BOOST_AUTO_TEST_CASE(every_problem_is_reported_with_file_and_line) {
+  TmpDir dir;
+  auto path = setup(dir,
+                    "[milter]\n"                      // 3
+                    "socket = \"tcp:1\"\n"            // 4
+                    "sockt_mode = \"0660\"\n"         // 5
+                    "on_error = \"maybe\"\n"          // 6
+                    "timeout_s = \"10\"\n"            // 7
+                    "user = \"no-such-user-xyz\"\n"   // 8
+                    "[store]\n"                       // 9
+                    "map_size_mb = 0\n"               // 10
+                    "[colour]\n"                      // 11
+                    "x = 1\n");                       // 12
+  auto r = load_config(path);
+  BOOST_TEST(r.config == nullptr);
+  BOOST_TEST(has(r, path + ":4: milter.socket: expected unix:/path"), all(r));
+  BOOST_TEST(has(r, path + ":5: unknown key 'milter.sockt_mode' (did you mean 'milter.socket_mode'?)"), all(r));
+  BOOST_TEST(has(r, path + ":6: milter.on_error: invalid value \"maybe\""), all(r));
+  BOOST_TEST(has(r, path + ":7: milter.timeout_s: expected an integer, found a string"), all(r));
+  BOOST_TEST(has(r, path + ":8: milter.user: unknown user \"no-such-user-xyz\""), all(r));
+  BOOST_TEST(has(r, path + ":10: store.map_size_mb: value 0 out of range 1..1048576"), all(r));
+  BOOST_TEST(has(r, path + ":11: unknown key 'colour'"), all(r));
+  BOOST_TEST(r.errors.size() == 7u, all(r));
+  for (std::size_t i = 1; i < r.errors.size(); ++i) BOOST_TEST(r.errors[i - 1].line <= r.errors[i].line);
+}
+
+BOOST_AUTO_TEST_CASE(toml_syntax_errors_have_a_line) {
+  TmpDir dir;
+  auto path = setup(dir, "[milter]\nsocket_mode = 0660\n");  // leading zeros are not TOML
+  auto r = load_config(path);
+  BOOST_TEST(r.config == nullptr);
+  BOOST_REQUIRE_EQUAL(r.errors.size(), 1u);
+  BOOST_TEST(r.errors[0].file == path);
+  BOOST_TEST(r.errors[0].line == 4u);
+}
+
+BOOST_AUTO_TEST_CASE(missing_files_and_folders) {
+  TmpDir dir;
+  auto r = load_config(dir / "nope.toml");
+  BOOST_TEST(r.config == nullptr);
+  BOOST_TEST(has(r, dir / "nope.toml: cannot read: No such file or directory"), all(r));
+  auto path = dir.write("main.toml", "[orgs]\ndir = \"missing.d\"\n");
+  r = load_config(path);
+  BOOST_TEST(has(r, path + ":2: orgs.dir '" + (dir / "missing.d") + "' is not a readable folder"), all(r));
+}
+
+BOOST_AUTO_TEST_CASE(org_file_problems) {
+  TmpDir dir;
+  auto path = setup(dir, "",
+                    {{"a.toml", "name = \"No id\"\ndomains = [\"ok.example\", 3, \"bad_domain\"]\n"},
+                     {"b.toml", "id = \"Bad Id\"\nnetworks = [\"192.0.2.1/24\"]\ntrust_sender_domain = \"yes\"\n"},
+                     {"c.toml", "id = \"unknown\"\n"},
+                     {"notes.txt", "ignored = true\n"},
+                     {".hidden.toml", "ignored = true\n"}});
+  auto r = load_config(path);
+  BOOST_TEST(r.config == nullptr);
+  std::string a = dir / "orgs.d/a.toml", b = dir / "orgs.d/b.toml", c = dir / "orgs.d/c.toml";
+  BOOST_TEST(has(r, a + ": missing required key 'id'"), all(r));
+  BOOST_TEST(has(r, a + ":2: domains: element 2: expected a string, found an integer"), all(r));
+  BOOST_TEST(has(r, a + ":2: domains: invalid domain \"bad_domain\""), all(r));
+  BOOST_TEST(has(r, b + ":1: id: invalid org id \"Bad Id\""), all(r));
+  BOOST_TEST(has(r, b + ":2: networks: invalid network \"192.0.2.1/24\""), all(r));
+  BOOST_TEST(has(r, b + ":3: trust_sender_domain: expected true or false, found a string"), all(r));
+  BOOST_TEST(has(r, c + ":1: id: org id \"unknown\" is reserved"), all(r));
+  BOOST_TEST(!has(r, "notes.txt"));
+  BOOST_TEST(!has(r, "hidden"));
+}
+
+BOOST_AUTO_TEST_CASE(cross_org_conflicts) {
+  TmpDir dir;
+  auto path = setup(dir, "",
+                    {{"1-acme.toml", "id = \"acme\"\ndomains = [\"acme.example\"]\nsasl_users = [\"alice@shared.example\", "
+                                     "\"@acme.example\"]\nnetworks = [\"192.0.2.0/24\"]\n"},
+                     {"2-globex.toml", "id = \"globex\"\ndomains = [\"globex.example\",\n  \"acme.example\"]\n"
+                                       "sasl_users = [\"@shared.example\", \"Bob@ACME.example\"]\n"
+                                       "networks = [\"192.0.2.0/24\"]\n"},
+                     {"3-dup.toml", "id = \"acme\"\n"}});
+  auto r = load_config(path);
+  BOOST_TEST(r.config == nullptr);
+  std::string one = dir / "orgs.d/1-acme.toml", two = dir / "orgs.d/2-globex.toml", three = dir / "orgs.d/3-dup.toml";
+  BOOST_TEST(has(r, two + ":3: domain 'acme.example' is already claimed by org 'acme' (" + one + ":2)"), all(r));
+  BOOST_TEST(has(r, two + ":4: SASL login domain '@shared.example' overlaps login 'alice@shared.example'"), all(r));
+  BOOST_TEST(has(r, two + ":4: SASL login 'bob@acme.example' (covered by '@acme.example')"), all(r));
+  BOOST_TEST(has(r, three + ":1: org id 'acme' is already defined in " + one + ":1"), all(r));
+  BOOST_TEST(!has(r, "networks"), "a shared smarthost network is allowed");
+  BOOST_TEST(r.errors.size() == 4u, all(r));
+}
+
+BOOST_AUTO_TEST_CASE(same_org_may_list_login_and_its_domain) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "", {{"a.toml", "id = \"a\"\nsasl_users = [\"x@a.example\", \"@a.example\"]\n"}}));
+  BOOST_TEST(r.config != nullptr, all(r));
+}
+
+BOOST_AUTO_TEST_CASE(shipped_sample_config_is_valid) {
+  auto r = load_config(std::string(CLLAVIO_SOURCE_DIR) + "/conf/samples/cllavio.toml");
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  BOOST_TEST(r.config->orgs.orgs().size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(check_config_exit_codes) {
+  TmpDir dir;
+  std::FILE* devnull = std::fopen("/dev/null", "w");
+  BOOST_TEST(check_config(setup(dir, ""), devnull, devnull) == 0);
+  BOOST_TEST(check_config(dir.write("bad.toml", "[milter]\nnope = 1\n"), devnull, devnull) == kExitConfig);
+  std::fclose(devnull);
+}
+
+BOOST_AUTO_TEST_CASE(reference_in_docs_matches_the_schema) {
+  std::ifstream in(std::string(CLLAVIO_SOURCE_DIR) + "/docs/configuration.md");
+  BOOST_TEST_REQUIRE(static_cast<bool>(in), "docs/configuration.md is missing");
+  std::stringstream ss;
+  ss << in.rdbuf();
+  std::string doc = ss.str();
+  const std::string begin = "<!-- BEGIN GENERATED: cllavioctl config-reference -->\n";
+  const std::string end = "<!-- END GENERATED -->";
+  auto b = doc.find(begin), e = doc.find(end);
+  BOOST_TEST_REQUIRE((b != std::string::npos && e != std::string::npos && b < e));
+  BOOST_TEST(doc.substr(b + begin.size(), e - b - begin.size()) == render_reference(),
+             "regenerate with scripts/gen-docs.sh");
+}

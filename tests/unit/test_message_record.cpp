@@ -1,0 +1,72 @@
+#define BOOST_TEST_MODULE message_record
+#include <boost/test/unit_test.hpp>
+
+#include "store/message_record.hpp"
+
+using namespace cllavio::store;
+
+namespace {
+
+MessageRecord sample() {
+  MessageRecord r;
+  r.id = 0x0005f1a2b3c4d5e6;
+  r.queue_id = "4F3A1C2B";
+  r.org = "acme";
+  r.identified_by = "sasl";
+  r.client_addr = "192.0.2.7";
+  r.client_name = "mx.acme.example";
+  r.sasl_login = "alice@acme.example";
+  r.sender = "alice@acme.example";
+  r.recipients = {"bob@x.example", "carol@y.example"};
+  r.message_id = "<abc@acme.example>";
+  r.size = 12345;
+  r.received_at_us = 1795919047123456;
+  r.action = "accept";
+  return r;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(cbor_round_trip) {
+  MessageRecord r = sample();
+  MessageRecord back = decode(encode(r));
+  back.id = r.id;  // the id is the store key, not part of the value
+  BOOST_TEST((back == r));
+}
+
+BOOST_AUTO_TEST_CASE(decode_tolerates_missing_and_extra_fields) {
+  auto j = nlohmann::json{{"queue_id", "Q1"}, {"future_field", {1, 2, 3}}};
+  auto bytes = nlohmann::json::to_cbor(j);
+  MessageRecord r = decode(std::string(bytes.begin(), bytes.end()));
+  BOOST_TEST(r.queue_id == "Q1");
+  BOOST_TEST(r.recipients.empty());
+  BOOST_TEST(r.size == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(decode_rejects_corrupt_bytes) {
+  BOOST_CHECK_THROW(decode("\xff\x00garbage"), nlohmann::json::exception);
+  auto bytes = nlohmann::json::to_cbor(nlohmann::json{{"size", "not a number"}});
+  BOOST_CHECK_THROW(decode(std::string(bytes.begin(), bytes.end())), nlohmann::json::exception);
+}
+
+BOOST_AUTO_TEST_CASE(display_json_formats_id_and_time) {
+  auto j = display_json(sample());
+  BOOST_TEST(j["id"] == "0005f1a2b3c4d5e6");
+  BOOST_TEST(j["received_at"] == "2026-11-29T02:24:07.123456Z");
+  BOOST_TEST(j["recipients"].size() == 2u);
+  BOOST_TEST(j.begin().key() == "id");
+}
+
+BOOST_AUTO_TEST_CASE(invalid_utf8_never_breaks_output) {
+  MessageRecord r = sample();
+  r.message_id = "<\xff\xfe@x>";
+  std::string out = display_json(r).dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace);
+  BOOST_TEST(out.find("message_id") != std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(id_and_time_formatting) {
+  BOOST_TEST(format_id(0) == "0000000000000000");
+  BOOST_TEST(format_id(~0ull) == "ffffffffffffffff");
+  BOOST_TEST(format_time_us(0) == "1970-01-01T00:00:00.000000Z");
+  BOOST_TEST(format_time_us(-1) == "1969-12-31T23:59:59.999999Z");
+}

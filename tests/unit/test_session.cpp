@@ -1,0 +1,234 @@
+#define BOOST_TEST_MODULE session
+#include <boost/test/unit_test.hpp>
+
+#include "milter/runtime.hpp"
+#include "milter/session.hpp"
+#include "store/lmdb.hpp"
+
+using namespace cllavio;
+using milter::Connection;
+using milter::Step;
+
+namespace {
+
+// Services with an in-memory store and captured log lines.
+struct Fixture {
+  std::vector<store::MessageRecord> stored;
+  std::vector<std::string> lines;
+  std::atomic<int> in_flight{0};
+  milter::Logger log;
+  int fail_with = 0;  // MDB_* code the fake store throws, 0 = succeed
+  std::uint64_t next_id = 100;
+
+  Fixture() {
+    log.configure(conf::LogTarget::stderr_stream, conf::LogLevel::info);
+    log.capture([this](conf::LogLevel, const std::string& line) { lines.push_back(line); });
+  }
+
+  std::shared_ptr<const conf::Config> config(policy::UnknownOrg unknown = policy::UnknownOrg::accept,
+                                             conf::OnError on_error = conf::OnError::accept) {
+    auto cfg = std::make_shared<conf::Config>();
+    policy::Org acme;
+    acme.id = "acme";
+    acme.domains = {"acme.example"};
+    acme.sasl_users = {"@acme.example"};
+    acme.networks = {*policy::parse_network("192.0.2.0/24")};
+    cfg->orgs = policy::OrgIndex({acme});
+    cfg->orgs_settings.unknown = unknown;
+    cfg->milter.on_error = on_error;
+    return cfg;
+  }
+
+  milter::Services services() {
+    return {[this](store::MessageRecord& r) -> std::uint64_t {
+              if (fail_with != 0) throw store::lmdb::Error("mdb_put", fail_with);
+              r.id = next_id++;
+              stored.push_back(r);
+              return r.id;
+            },
+            &log, [] { return std::int64_t{1'700'000'000'000'000}; }, &in_flight};
+  }
+
+  std::string log_text() const {
+    std::string s;
+    for (const auto& l : lines) s += l + "\n";
+    return s;
+  }
+  bool logged(const std::string& needle) const { return log_text().find(needle) != std::string::npos; }
+};
+
+void send_body(Connection& c) {
+  c.header("Message-ID", " <m1@acme.example>");
+  c.header("Subject", " hello");
+  c.header("message-id", " <second@acme.example>");
+  c.body("Hello\r\n");
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(accepted_message_is_recorded_and_logged, Fixture) {
+  Connection c(config(), services());
+  c.connect("mail.acme.example", "192.0.2.5");
+  auto v = c.mail("<alice@acme.example>", "alice@acme.example");
+  BOOST_TEST((v.step == Step::cont));
+  BOOST_TEST(in_flight == 1);
+  c.rcpt("<Bob@X.Example>");
+  c.rcpt("<carol@y.example>");
+  send_body(c);
+  v = c.end_of_message("4F3A1C2B");
+  BOOST_TEST((v.step == Step::cont));
+  BOOST_TEST(in_flight == 0);
+  BOOST_REQUIRE_EQUAL(stored.size(), 1u);
+  const auto& r = stored[0];
+  BOOST_TEST(r.queue_id == "4F3A1C2B");
+  BOOST_TEST(r.org == "acme");
+  BOOST_TEST(r.identified_by == "sasl");
+  BOOST_TEST(r.sender == "alice@acme.example");
+  BOOST_TEST(r.recipients == (std::vector<std::string>{"Bob@x.example", "carol@y.example"}));
+  BOOST_TEST(r.message_id == "<m1@acme.example>");
+  BOOST_TEST(r.client_addr == "192.0.2.5");
+  BOOST_TEST(r.action == "accept");
+  BOOST_TEST(r.received_at_us == 1'700'000'000'000'000);
+  std::string msg =
+      "Message-ID: <m1@acme.example>\r\nSubject: hello\r\nmessage-id: <second@acme.example>\r\n\r\nHello\r\n";
+  BOOST_TEST(r.size == msg.size());
+  BOOST_TEST(logged("4F3A1C2B: org=acme by=sasl from=<alice@acme.example> nrcpt=2 client=mail.acme.example[192.0.2.5] "
+                    "sasl=alice@acme.example size=" + std::to_string(msg.size()) +
+                    " msgid=<m1@acme.example> action=accept id=0000000000000064"),
+             log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(several_messages_per_connection_and_aborts, Fixture) {
+  Connection c(config(), services());
+  c.connect("h", "192.0.2.9");
+  c.mail("<a@acme.example>", "");
+  c.rcpt("<x@y.example>");
+  c.abort();  // RSET
+  BOOST_TEST(in_flight == 0);
+  BOOST_TEST(!c.in_transaction());
+  BOOST_TEST((c.end_of_message("LOST").step == Step::cont));  // nothing in flight: nothing recorded
+  BOOST_TEST(stored.empty());
+  c.mail("<a@acme.example>", "");
+  c.mail("<b@acme.example>", "");  // a new MAIL replaces an unfinished transaction
+  BOOST_TEST(in_flight == 1);
+  c.rcpt("<x@y.example>");
+  c.end_of_message("Q2");
+  BOOST_REQUIRE_EQUAL(stored.size(), 1u);
+  BOOST_TEST(stored[0].sender == "b@acme.example");
+  BOOST_TEST(stored[0].identified_by == "network");
+  BOOST_TEST(stored[0].size == 2u);  // empty message: just the header/body separator
+}
+
+BOOST_FIXTURE_TEST_CASE(connection_closed_mid_message_releases_it, Fixture) {
+  {
+    Connection c(config(), services());
+    c.mail("<a@acme.example>", "");
+    BOOST_TEST(in_flight == 1);
+  }
+  BOOST_TEST(in_flight == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_org_rejected_at_mail_from, Fixture) {
+  Connection c(config(policy::UnknownOrg::reject), services());
+  c.connect("stranger", "198.51.100.7");
+  auto v = c.mail("<eve@elsewhere.example>", "");
+  BOOST_TEST((v.step == Step::reject));
+  BOOST_TEST(v.reply.rcode == "550");
+  BOOST_TEST(v.reply.xcode == "5.7.1");
+  BOOST_TEST(!c.in_transaction());
+  BOOST_TEST(in_flight == 0);
+  BOOST_REQUIRE_EQUAL(stored.size(), 1u);
+  BOOST_TEST(stored[0].action == "reject");
+  BOOST_TEST(stored[0].reason == "unknown_org");
+  BOOST_TEST(stored[0].queue_id == "");
+  BOOST_TEST(logged("NOQUEUE: org=unknown by=none from=<eve@elsewhere.example> nrcpt=0 client=stranger[198.51.100.7] "
+                    "action=reject reason=unknown_org"),
+             log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(unknown_org_accepted_untouched, Fixture) {
+  Connection c(config(policy::UnknownOrg::accept), services());
+  c.connect("stranger", "198.51.100.7");
+  BOOST_TEST((c.mail("<eve@elsewhere.example>", "").step == Step::cont));
+  c.rcpt("<x@y.example>");
+  BOOST_TEST((c.end_of_message("Q9").step == Step::cont));
+  BOOST_REQUIRE_EQUAL(stored.size(), 1u);
+  BOOST_TEST(stored[0].org == "");
+  BOOST_TEST(logged("Q9: org=unknown by=none"));
+}
+
+BOOST_FIXTURE_TEST_CASE(store_full_passes_per_on_error_accept, Fixture) {
+  Connection c(config(), services());
+  c.mail("<a@acme.example>", "a@acme.example");
+  fail_with = MDB_MAP_FULL;
+  auto v = c.end_of_message("QFULL");
+  BOOST_TEST((v.step == Step::accept));
+  BOOST_TEST(logged("QFULL: STORE FULL: message not recorded"), log_text());
+  BOOST_TEST(logged("QFULL: org=acme by=sasl"), log_text());
+  BOOST_TEST(logged("action=accept reason=store_error"), log_text());
+  BOOST_TEST(in_flight == 0);
+}
+
+BOOST_FIXTURE_TEST_CASE(store_failure_tempfails_per_on_error_tempfail, Fixture) {
+  Connection c(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
+  c.mail("<a@acme.example>", "");
+  fail_with = EIO;
+  auto v = c.end_of_message("QIO");
+  BOOST_TEST((v.step == Step::tempfail));
+  BOOST_TEST(v.reply.rcode == "451");
+  BOOST_TEST(v.reply.xcode == "4.3.0");
+  BOOST_TEST(logged("QIO: store write failed"), log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(reject_decision_stands_when_store_fails, Fixture) {
+  Connection c(config(policy::UnknownOrg::reject), services());
+  fail_with = MDB_MAP_FULL;
+  BOOST_TEST((c.mail("<eve@elsewhere.example>", "").step == Step::reject));
+  BOOST_TEST(logged("NOQUEUE: STORE FULL"));
+}
+
+BOOST_FIXTURE_TEST_CASE(error_in_a_no_reply_step_is_answered_at_end_of_message, Fixture) {
+  Connection c(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
+  c.mail("<a@acme.example>", "");
+  auto v = c.internal_error("header", "boom\r\ninjected", true);
+  BOOST_TEST((v.step == Step::cont));  // no reply possible now
+  BOOST_TEST(c.in_transaction());
+  v = c.end_of_message("QERR");
+  BOOST_TEST((v.step == Step::tempfail));
+  BOOST_REQUIRE_EQUAL(stored.size(), 1u);
+  BOOST_TEST(stored[0].action == "tempfail");
+  BOOST_TEST(stored[0].reason == "internal_error");
+  BOOST_TEST(logged("QERR: internal error earlier in this message (header: boom??injected); on_error=tempfail"),
+             log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(error_in_a_reply_step_answers_now, Fixture) {
+  Connection c(config(), services());
+  c.mail("<a@acme.example>", "");
+  auto v = c.internal_error("eom", "bad_alloc", false);
+  BOOST_TEST((v.step == Step::accept));
+  BOOST_TEST(!c.in_transaction());
+  BOOST_TEST(in_flight == 0);
+  BOOST_TEST(logged("internal error in eom: bad_alloc; on_error=accept"));
+}
+
+BOOST_FIXTURE_TEST_CASE(message_id_is_bounded, Fixture) {
+  Connection c(config(), services());
+  c.mail("<a@acme.example>", "");
+  c.header("Message-ID", " <" + std::string(5000, 'x') + ">");
+  c.end_of_message("Q");
+  BOOST_TEST(stored.at(0).message_id.size() == 998u);
+}
+
+BOOST_AUTO_TEST_CASE(runtime_swaps_snapshots_and_connections_keep_theirs) {
+  milter::Runtime rt;
+  auto first = std::make_shared<conf::Config>();
+  first->orgs_settings.unknown = policy::UnknownOrg::reject;
+  rt.set_config(first);
+  Connection pinned(rt.config(), milter::Services{});
+  auto second = std::make_shared<conf::Config>();
+  rt.set_config(second);
+  BOOST_TEST(rt.config().get() == second.get());
+  BOOST_TEST(&pinned.config() == first.get());
+  BOOST_TEST((pinned.config().orgs_settings.unknown == policy::UnknownOrg::reject));
+}
