@@ -39,7 +39,10 @@ std::string SocketSpec::postfix() const {
   switch (kind) {
     case Kind::unix_path: return "unix:" + path;
     case Kind::inet: return "inet:" + host + ":" + std::to_string(port);
-    case Kind::inet6: return "inet:[" + host + "]:" + std::to_string(port);
+    case Kind::inet6:
+      // Postfix picks the address family itself; brackets only around IPv6 literals.
+      if (host.find(':') == std::string::npos) return "inet:" + host + ":" + std::to_string(port);
+      return "inet:[" + host + "]:" + std::to_string(port);
   }
   return {};
 }

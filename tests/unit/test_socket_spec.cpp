@@ -37,6 +37,7 @@ BOOST_AUTO_TEST_CASE(both_inet_dialects) {
   BOOST_TEST(c.postfix() == "inet:[::1]:10027");
   BOOST_TEST((ok("inet6:10027@::1") == c));
   BOOST_TEST(ok("inet:10027@localhost").host == "localhost");
+  BOOST_TEST(ok("inet6:10027@localhost").postfix() == "inet:localhost:10027");
 }
 
 BOOST_AUTO_TEST_CASE(rejects_bad_addresses) {

@@ -1,0 +1,23 @@
+#!/usr/bin/env bash
+# Builds the libFuzzer targets with clang (ASan+UBSan) and runs each one for a
+# while on its seed corpus (tests/fuzz/corpus/NAME). Findings stop the run.
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 20)
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+secs=${1:-20}
+build=$root/build-fuzz
+cmake -S "$root" -B "$build" -DCLLAVIO_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+cmake --build "$build" -j"$(nproc)" --target fuzz_config fuzz_socket_spec fuzz_network fuzz_address fuzz_record
+for f in config socket_spec network address record; do
+  work=$(mktemp -d)
+  cp "$root/tests/fuzz/corpus/$f/"* "$work/"
+  echo "== fuzz_$f (${secs}s)"
+  (cd "$work" && "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+     -artifact_prefix="$work/" "$work" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' || true)
+  if [ -n "$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) -print -quit)" ]; then
+    echo "fuzz_$f found a problem; inputs kept in $work" >&2
+    exit 1
+  fi
+  rm -rf "$work"
+done
+echo "fuzzing: no findings"
