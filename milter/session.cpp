@@ -93,8 +93,12 @@ void Connection::rcpt(std::string_view recipient) {
 
 void Connection::header(std::string_view name, std::string_view value) {
   if (!msg_) return;
-  // Octets as in the message: "Name:" value CRLF (value keeps its leading space).
-  msg_->rec.size += name.size() + 1 + value.size() + 2;
+  // Octets as in the message: "Name:" value CRLF (value keeps its leading space). The MTA
+  // sends folded values with bare LF line breaks; on the wire each is CRLF.
+  std::size_t bare_lf = 0;
+  for (std::size_t i = 0; i < value.size(); ++i)
+    if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) ++bare_lf;
+  msg_->rec.size += name.size() + 1 + value.size() + bare_lf + 2;
   if (msg_->rec.message_id.empty() && iequals(name, "Message-ID"))
     msg_->rec.message_id = std::string(trim(value).substr(0, kMaxMessageIdBytes));
 }

@@ -59,7 +59,7 @@ struct Fixture {
 
 void send_body(Connection& c) {
   c.header("Message-ID", " <m1@acme.example>");
-  c.header("Subject", " hello");
+  c.header("Subject", " hello\n\tfolded");  // Postfix sends folds as bare LF
   c.header("message-id", " <second@acme.example>");
   c.body("Hello\r\n");
 }
@@ -90,7 +90,7 @@ BOOST_FIXTURE_TEST_CASE(accepted_message_is_recorded_and_logged, Fixture) {
   BOOST_TEST(r.action == "accept");
   BOOST_TEST(r.received_at_us == 1'700'000'000'000'000);
   std::string msg =
-      "Message-ID: <m1@acme.example>\r\nSubject: hello\r\nmessage-id: <second@acme.example>\r\n\r\nHello\r\n";
+      "Message-ID: <m1@acme.example>\r\nSubject: hello\r\n\tfolded\r\nmessage-id: <second@acme.example>\r\n\r\nHello\r\n";
   BOOST_TEST(r.size == msg.size());
   BOOST_TEST(logged("4F3A1C2B: org=acme by=sasl from=<alice@acme.example> nrcpt=2 client=mail.acme.example[192.0.2.5] "
                     "sasl=alice@acme.example size=" + std::to_string(msg.size()) +
