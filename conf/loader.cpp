@@ -158,6 +158,7 @@ LoadResult load_config(const std::string& path) {
   Reporter rep(file, diags);
   schema.apply(*root, *cfg, ctx, rep);
 
+  bool main_ok = diags.empty();
   std::vector<LoadedOrg> loaded;
   unsigned dir_line = main_lines.count("orgs.dir") ? main_lines["orgs.dir"] : 0;
   for (const auto& org_path : org_files(cfg->orgs_settings.dir, file, dir_line, diags)) {
@@ -179,6 +180,7 @@ LoadResult load_config(const std::string& path) {
       auto rank = [&](const Diagnostic& d) { return std::make_pair(d.file == file ? 0 : 1, d.file); };
       return std::make_pair(rank(a), a.line) < std::make_pair(rank(b), b.line);
     });
+    if (main_ok) result.main_only = cfg;
     return result;
   }
 

@@ -21,6 +21,9 @@ inline constexpr int kExitConfig = 78;  // EX_CONFIG
 struct LoadResult {
   std::shared_ptr<const Config> config;  // null when errors is not empty
   Diagnostics errors;
+  // Set when the main file itself is valid but organization files are not: its
+  // settings (store path...) are usable by read-only tools; its orgs are not.
+  std::shared_ptr<const Config> main_only;
 };
 
 LoadResult load_config(const std::string& path);

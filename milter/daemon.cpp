@@ -71,33 +71,76 @@ void reload(Runtime& rt, const std::string& path) {
                 " organization(s); new connections use it");
 }
 
-// Waits for SIGHUP/SIGTERM/SIGINT (blocked in every other thread).
+// Waits up to `ms` for one of the signals in `set`; returns it, or 0 on timeout.
+int wait_signal(const sigset_t& set, long ms) {
+  timespec ts{ms / 1000, (ms % 1000) * 1000000};
+  siginfo_t info;
+  int sig = sigtimedwait(&set, &info, &ts);
+  return sig < 0 ? 0 : sig;
+}
+
+// SIGTERM: refuse new connections, wait for the messages in flight (and for the
+// replies to their end of message) at most timeout_s, then leave. A second
+// SIGTERM/SIGINT cuts the wait short.
+[[noreturn]] void drain_and_exit(Runtime& rt, const sigset_t& set, int timeout_s) {
+  rt.draining.store(true);
+  auto cfg = rt.config();
+  if (cfg->milter.socket.kind == conf::SocketSpec::Kind::unix_path)
+    ::unlink(cfg->milter.socket.path.c_str());  // new connection attempts fail right away
+  auto now = [] { return std::chrono::steady_clock::now(); };
+  auto deadline = now() + std::chrono::seconds(timeout_s);
+  // After the last end of message, its reply is written within microseconds; a
+  // connection that stays idle afterwards is not waited for longer than this.
+  auto reply_grace = std::chrono::seconds(1);
+  std::chrono::steady_clock::time_point quiet_since{};
+  bool forced = false;
+  for (;;) {
+    int messages = rt.in_flight.load();
+    int replies = rt.replies_pending.load();
+    if (messages == 0 && replies == 0) break;
+    if (messages == 0) {
+      if (quiet_since == std::chrono::steady_clock::time_point{}) quiet_since = now();
+      if (now() - quiet_since > reply_grace) break;
+    } else {
+      quiet_since = {};
+    }
+    if (now() >= deadline) {
+      rt.log.warning("shutdown: " + std::to_string(messages) + " message(s) still in flight after " +
+                     std::to_string(timeout_s) + " s; Postfix applies milter_default_action to them");
+      break;
+    }
+    int sig = wait_signal(set, 50);
+    if (sig == SIGTERM || sig == SIGINT) {
+      rt.log.warning("second stop signal: exiting now with " + std::to_string(messages) + " message(s) in flight");
+      forced = true;
+      break;
+    }
+    if (sig == SIGHUP) rt.log.notice("shutting down: reload ignored");
+  }
+  try {
+    rt.store->sync();
+  } catch (const std::exception& e) {
+    rt.log.error(std::string("store sync at shutdown failed: ") + e.what());
+  }
+  rt.log.notice(forced ? "stopped (forced)" : "stopped");
+  // libmilter's threads still exist: leave without running static destructors
+  // under their feet. Everything was committed and synced.
+  _exit(0);
+}
+
+// Owns SIGHUP/SIGTERM/SIGINT (blocked in every other thread).
 void signal_loop(Runtime& rt, const std::string& path, sigset_t set) {
   for (;;) {
-    siginfo_t info;
-    int sig = sigwaitinfo(&set, &info);
-    if (sig < 0) continue;  // EINTR
+    int sig = wait_signal(set, 3600 * 1000);
+    if (sig == 0) continue;
     if (sig == SIGHUP) {
       reload(rt, path);
       continue;
     }
     rt.log.notice(std::string("received ") + (sig == SIGTERM ? "SIGTERM" : "SIGINT") +
                   ": no new connections; finishing messages in flight");
-    stop_milter();
-    return;
+    drain_and_exit(rt, set, rt.config()->milter.shutdown_timeout_s);
   }
-}
-
-void drain(Runtime& rt, int timeout_s) {
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
-  int left = rt.in_flight.load();
-  while (left > 0 && std::chrono::steady_clock::now() < deadline) {
-    std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    left = rt.in_flight.load();
-  }
-  if (left > 0)
-    rt.log.warning("shutdown: " + std::to_string(left) + " message(s) still in flight after " +
-                   std::to_string(timeout_s) + " s; Postfix applies milter_default_action to them");
 }
 
 }  // namespace
@@ -202,14 +245,10 @@ int daemon_main(int argc, char** argv) {
   rt.log.notice("ready: listening on " + cfg.milter.socket.libmilter() + " (Postfix: smtpd_milters = " +
                 cfg.milter.socket.postfix() + "), store " + rt.store->file());
 
-  int rc = run_milter();
-  drain(rt, rt.config()->milter.shutdown_timeout_s);
-  rt.store->sync();
-  rt.log.notice(rc == 0 ? "stopped" : "libmilter failed; stopped");
-  // libmilter's idle connection threads may still exist: leave without running
-  // static destructors under their feet. Everything was committed and synced.
+  run_milter();  // returns only when libmilter gives up
+  rt.log.error("libmilter stopped serving (see its syslog messages); exiting");
   std::fflush(nullptr);
-  _exit(rc == 0 ? 0 : 1);
+  _exit(1);
 }
 
 }  // namespace cllavio::milter

@@ -1,8 +1,8 @@
 // Process-wide state of the daemon, shared by every milter connection.
 //
 // Holds the current Config snapshot (swapped atomically on SIGHUP; connections
-// pin the snapshot they started with), the logger, the store and the count of
-// messages in flight (for the SIGTERM drain). Only the daemon creates one.
+// pin the snapshot they started with), the logger, the store and what the
+// SIGTERM drain waits for. Only the daemon creates one.
 #pragma once
 
 #include <atomic>
@@ -34,7 +34,9 @@ class Runtime {
 
   Logger log;
   std::unique_ptr<store::Store> store;
-  std::atomic<int> in_flight{0};
+  std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
+  std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
+  std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections
 
  private:
   mutable std::mutex mu_;

@@ -17,8 +17,20 @@ std::string g_conn;  // libmilter keeps the pointer given to smfi_setconn
 // What libmilter keeps per connection (smfi_setpriv).
 struct Context {
   Connection conn;
-  unsigned long pflags = 0;  // protocol flags the MTA granted
+  unsigned long pflags = 0;    // protocol flags the MTA granted
+  bool reply_pending = false;  // end of message answered; libmilter writes the reply after we return
   Context(std::shared_ptr<const conf::Config> cfg) : conn(std::move(cfg), g_runtime->services()) {}
+  ~Context() { reply_sent(); }
+
+  // The MTA only sends the next command once it has read our reply.
+  void reply_sent() {
+    if (reply_pending) g_runtime->replies_pending.fetch_sub(1);
+    reply_pending = false;
+  }
+  void reply_will_be_sent() {
+    if (!reply_pending) g_runtime->replies_pending.fetch_add(1);
+    reply_pending = true;
+  }
 };
 
 Context* context(SMFICTX* ctx) {
@@ -54,6 +66,7 @@ sfsistat guarded(SMFICTX* ctx, const char* where, unsigned long nr_flag, Fn&& fn
   bool no_reply = false;
   try {
     c = context(ctx);
+    c->reply_sent();
     no_reply = nr_flag != 0 && (c->pflags & nr_flag) != 0;
     return to_smfis(ctx, fn(c->conn), no_reply);
   } catch (const std::exception& e) {
@@ -79,12 +92,15 @@ std::string address_text(const _SOCK_ADDR* sa) {
 sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
   try {
+    if (g_runtime->draining.load()) return SMFIS_REJECT;  // libmilter closes: the MTA's default action
     Context* c = context(ctx);
     // Steps we never use are skipped; steps whose reply we never change need no
-    // round trip. MAIL needs a reply only when unknown senders are rejected.
+    // round trip (Postfix then buffers them and sends them with the next step
+    // that needs a reply). MAIL always gets a reply: it may reject an unknown
+    // sender, and it makes Postfix tell us at once that a transaction started,
+    // which the SIGTERM drain relies on to know what is in flight.
     unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NR_CONN |
                          SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
-    if (c->conn.config().orgs_settings.unknown == policy::UnknownOrg::accept) want |= SMFIP_NR_MAIL;
     c->pflags = want & f1;
     *pf0 = f0 & SMFIF_NONE;  // pass-through: no message modifications requested
     *pf1 = c->pflags;
@@ -139,6 +155,9 @@ sfsistat cb_body(SMFICTX* ctx, unsigned char* data, size_t len) {
 
 sfsistat cb_eom(SMFICTX* ctx) {
   return guarded(ctx, "eom", 0, [&](Connection& conn) {
+    // Counted before the message stops counting as in flight, so a drain never
+    // sees neither while our reply is still unwritten.
+    context(ctx)->reply_will_be_sent();
     const char* qid = smfi_getsymval(ctx, const_cast<char*>("i"));
     return conn.end_of_message(qid ? qid : "");
   });
@@ -188,7 +207,5 @@ std::string open_milter(Runtime& runtime) {
 }
 
 int run_milter() { return smfi_main() == MI_SUCCESS ? 0 : 1; }
-
-void stop_milter() { smfi_stop(); }
 
 }  // namespace cllavio::milter

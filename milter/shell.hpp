@@ -4,6 +4,12 @@
 // into a Connection call (milter/session.hpp), mapping the Verdict back to
 // SMFIS_* and smfi_setreply. No exception crosses a C callback: every callback
 // catches and hands the failure to Connection::internal_error ([milter] on_error).
+//
+// Shutdown: this libmilter (Debian's, built with the workers pool) abandons open
+// sessions as soon as smfi_stop() is called, so the daemon never calls it.
+// Instead, while Runtime::draining is set, new connections are refused at
+// negotiation (Postfix then applies milter_default_action, as if the milter
+// were gone) and the daemon exits once the messages in flight are answered.
 #pragma once
 
 #include <string>
@@ -16,10 +22,7 @@ namespace cllavio::milter {
 // config (a stale unix socket is removed). Returns "" or what went wrong.
 std::string open_milter(Runtime& runtime);
 
-// Runs libmilter's accept loop until stop_milter(); returns libmilter's status.
+// Runs libmilter's accept loop; returns only when libmilter fails.
 int run_milter();
-
-// Stop accepting connections (async-signal context not required; call from a thread).
-void stop_milter();
 
 }  // namespace cllavio::milter

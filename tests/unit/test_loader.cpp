@@ -169,6 +169,16 @@ BOOST_AUTO_TEST_CASE(cross_org_conflicts) {
   BOOST_TEST(r.errors.size() == 4u, all(r));
 }
 
+BOOST_AUTO_TEST_CASE(main_only_is_offered_when_just_org_files_are_broken) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "[store]\npath = \"s\"\n", {{"a.toml", "id = 1\n"}}));
+  BOOST_TEST(r.config == nullptr);
+  BOOST_TEST_REQUIRE(r.main_only != nullptr);
+  BOOST_TEST(r.main_only->store.path == dir / "s");
+  auto bad_main = load_config(setup(dir, "[store]\nsize = 1\n", {{"a.toml", "id = 1\n"}}));
+  BOOST_TEST(bad_main.main_only == nullptr);
+}
+
 BOOST_AUTO_TEST_CASE(same_org_may_list_login_and_its_domain) {
   TmpDir dir;
   auto r = load_config(setup(dir, "", {{"a.toml", "id = \"a\"\nsasl_users = [\"x@a.example\", \"@a.example\"]\n"}}));
