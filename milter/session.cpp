@@ -56,6 +56,8 @@ Connection::Connection(std::shared_ptr<const conf::Config> config, Services serv
 Connection::~Connection() = default;
 
 void Connection::connect(std::string_view client_name, std::string_view client_addr) {
+  // Postfix passes "[addr]" when the client has no verified name; it logs "unknown".
+  if (client_name.empty() || client_name.front() == '[') client_name = "unknown";
   client_name_ = log_safe(client_name, 255);
   client_addr_ = log_safe(client_addr, 64);
 }

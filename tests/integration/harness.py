@@ -387,6 +387,7 @@ class Harness:
     extra_main: TOML appended to the milter's main config file, after the [log] table: start
         it with a [table] header (keys before any header would land in [log]).
     postfix_main: extra/overriding main.cf parameters {name: value} (extension).
+    sink_dump: False: the sink only counts messages (sink_counters()), dumps nothing (benchmarks).
     milter_command: run this milter instead of cllavio-milter: an argv list in which "{socket}"
         is replaced by the libmilter address (it must print "ready: listening on").
     settings: {"table.key": value} overriding or adding keys of the milter's main file
@@ -395,7 +396,7 @@ class Harness:
 
     def __init__(self, *, milter="unix", default_action="tempfail", sasl=False, unknown="accept",
                  orgs=None, milter_user="nobody", extra_main="", postfix_main=None, settings=None,
-                 milter_command=None):
+                 milter_command=None, sink_dump=True):
         if milter not in ("unix", "inet", None):
             raise ValueError(f"milter must be 'unix', 'inet' or None, not {milter!r}")
         self.milter_kind = milter
@@ -407,6 +408,7 @@ class Harness:
         self.extra_main = extra_main or ""
         self.settings = dict(settings or {})
         self.milter_command = milter_command
+        self.sink_dump = sink_dump
         self.postfix_main = dict(postfix_main or {})
         self.hostname = HOSTNAME
 
@@ -723,8 +725,10 @@ service anvil {{
 
     def _start_sink(self):
         sink = _find_exe("smtp-sink")
-        args = [sink, "-u", "postfix", "-4", "-c", "-h", SINK_HOSTNAME,
-                "-d", os.path.join(self.sink_dir, "msg."), f"127.0.0.1:{self.sink_port}", "256"]
+        args = [sink, "-u", "postfix", "-4", "-c", "-h", SINK_HOSTNAME]
+        if self.sink_dump:
+            args += ["-d", os.path.join(self.sink_dir, "msg.")]
+        args += [f"127.0.0.1:{self.sink_port}", "256"]
         out = open(self.sink_out_path, "ab")
         err = open(self.sink_err_path, "ab")
         try:

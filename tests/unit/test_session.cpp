@@ -212,6 +212,15 @@ BOOST_FIXTURE_TEST_CASE(error_in_a_reply_step_answers_now, Fixture) {
   BOOST_TEST(logged("internal error in eom: bad_alloc; on_error=accept"));
 }
 
+BOOST_FIXTURE_TEST_CASE(unverified_client_names_are_unknown_like_postfix_logs_them, Fixture) {
+  Connection c(config(), services());
+  c.connect("[192.0.2.9]", "192.0.2.9");
+  c.mail("<a@acme.example>", "");
+  c.end_of_message("Q");
+  BOOST_TEST(stored.at(0).client_name == "unknown");
+  BOOST_TEST(logged("client=unknown[192.0.2.9]"), log_text());
+}
+
 BOOST_FIXTURE_TEST_CASE(message_id_is_bounded, Fixture) {
   Connection c(config(), services());
   c.mail("<a@acme.example>", "");

@@ -1,0 +1,146 @@
+#!/usr/bin/env python3
+"""End-to-end mail-path benchmark: Postfix alone vs Postfix + milters, measured in one run.
+
+Each configuration is a private Postfix (tests/integration/harness.py) whose next hop is
+smtp-sink (counting only). smtp-source sends COUNT messages over SESSIONS parallel sessions;
+a run is timed from the start of smtp-source until the sink has received every message
+(timing until Postfix accepts overstates throughput). Configurations and sizes are
+interleaved in every repetition; medians over repetitions are printed, with ratios to
+Postfix alone from the same run, the milters' CPU per message and cllavio-milter's peak RSS.
+
+    python3 bench/mailpath.py [--reps 3] [--count 2000] [--sessions 10] [--sizes 5,50]
+
+Configurations: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter
+milter, unix socket), cllavio-unix, cllavio-inet. Needs root; build first (scripts/build.sh).
+"""
+
+import argparse
+import os
+import statistics
+import sys
+import time
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+
+ORG = 'id = "bench"\ndomains = ["bench.example"]\nnetworks = ["127.0.0.0/8"]\n'
+
+
+def message(size_kb: int) -> bytes:
+    """A newsletter-like multipart/alternative message of about size_kb KiB."""
+    head = ("From: Bench <news@bench.example>\r\nTo: <rcpt@example.net>\r\nSubject: benchmark\r\n"
+            "Date: Mon, 02 Jan 2023 10:00:00 +0000\r\nMessage-ID: <bench@bench.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/alternative; boundary=\"b\"\r\n\r\n")
+    para = ("Lorem ipsum dolor sit amet, consectetur adipiscing elit, sed do eiusmod tempor incididunt ut "
+            "labore et dolore magna aliqua.")
+    target = size_kb * 1024
+    text, html = [], []
+    n = 0
+    while len(head) + sum(map(len, text)) + sum(map(len, html)) < target - 400:
+        text.append(para + "\r\n")
+        html.append(f'<p>{para} <a href="https://www.example.com/p/{n}?utm_source=x&amp;id={n}">more</a></p>\r\n')
+        n += 1
+    return (head + "--b\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + "".join(text) +
+            "--b\r\nContent-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n" + "".join(html) +
+            "</body></html>\r\n--b--\r\n").encode()
+
+
+def cpu_ticks(pid: int) -> int:
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return int(fields[11]) + int(fields[12])  # utime + stime
+
+
+def peak_rss_kb(pid: int) -> int:
+    with open(f"/proc/{pid}/status") as f:
+        for line in f:
+            if line.startswith("VmHWM:"):
+                return int(line.split()[1])
+    return 0
+
+
+def run_once(h, path: str, count: int, sessions: int) -> tuple[float, float | None]:
+    """msg/s until the sink has all messages, and milter CPU ms per message (None without milter)."""
+    base = h.sink_counters()["mesg"]
+    pid = h.milter_proc.pid if h.milter_proc else None
+    cpu0 = cpu_ticks(pid) if pid else 0
+    t0 = time.monotonic()
+    r = h.smtp_source(count=count, sessions=sessions, file=path, sender="news@bench.example",
+                      rcpt="rcpt@example.net", timeout=600)
+    if r.returncode != 0:
+        raise RuntimeError(f"smtp-source failed: {r.stderr[-500:]}")
+    while h.sink_counters()["mesg"] < base + count:
+        if time.monotonic() - t0 > 600:
+            raise RuntimeError("sink did not receive everything within 600 s")
+        time.sleep(0.02)
+    elapsed = time.monotonic() - t0
+    cpu_ms = None
+    if pid:
+        cpu_ms = (cpu_ticks(pid) - cpu0) * 1000.0 / os.sysconf("SC_CLK_TCK") / count
+    return count / elapsed, cpu_ms
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--sizes", default="5,50", help="message sizes in KiB, comma separated")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    null_milter = os.environ.get("CLLAVIO_NULL_MILTER", os.path.join(ROOT, "build", "bench", "null-milter"))
+
+    configs = {
+        "postfix": dict(milter=None),
+        "null": dict(milter="unix", milter_command=[null_milter, "{socket}"]),
+        "cllavio-unix": dict(milter="unix"),
+        "cllavio-inet": dict(milter="inet"),
+    }
+    common = dict(orgs={"bench": ORG}, default_action="tempfail", sink_dump=False,
+                  postfix_main={"smtpd_client_connection_count_limit": "0", "smtpd_client_connection_rate_limit": "0"})
+    harnesses = {}
+    try:
+        for name, kw in configs.items():
+            harnesses[name] = harness.Harness(**common, **kw)
+            harnesses[name].start()
+        files = {}
+        for kb in sizes:
+            files[kb] = os.path.join(harnesses["postfix"].tmp_dir, f"bench-{kb}k.eml")
+            with open(files[kb], "wb") as f:
+                f.write(message(kb))
+        # Warm-up: one short run each, not measured.
+        for name, h in harnesses.items():
+            run_once(h, files[sizes[0]], 100, args.sessions)
+        results = {(n, kb): [] for n in configs for kb in sizes}
+        cpu = {(n, kb): [] for n in configs for kb in sizes}
+        for rep in range(args.reps):
+            for kb in sizes:
+                for name, h in harnesses.items():
+                    rate, cpu_ms = run_once(h, files[kb], args.count, args.sessions)
+                    results[(name, kb)].append(rate)
+                    if cpu_ms is not None:
+                        cpu[(name, kb)].append(cpu_ms)
+                    print(f"rep {rep + 1} {kb:>3} KB {name:<13} {rate:7.1f} msg/s"
+                          + (f"  milter cpu {cpu_ms:.2f} ms/msg" if cpu_ms is not None else ""), flush=True)
+        rss = {n: peak_rss_kb(harnesses[n].milter_proc.pid) for n in ("null", "cllavio-unix", "cllavio-inet")}
+        rec = len(harnesses["cllavio-unix"].ctl_messages())
+
+        print(f"\n{args.count} messages, {args.sessions} sessions, {args.reps} interleaved repetitions, "
+              f"{os.cpu_count()} CPUs; medians")
+        print(f"{'size':>6} {'configuration':<14} {'msg/s':>8} {'x postfix':>10} {'milter ms/msg':>14}")
+        for kb in sizes:
+            base = statistics.median(results[("postfix", kb)])
+            for name in configs:
+                med = statistics.median(results[(name, kb)])
+                c = f"{statistics.median(cpu[(name, kb)]):.2f}" if cpu[(name, kb)] else "-"
+                print(f"{kb:>4}KB {name:<14} {med:8.1f} {med / base:10.2f} {c:>14}")
+        print(f"peak RSS: " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items()))
+        print(f"records written by cllavio-unix: {rec}")
+    finally:
+        for h in harnesses.values():
+            h.close()
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,109 @@
+#!/usr/bin/env python3
+"""A local demo: a private Postfix on 127.0.0.1 with cllavio-milter attached (unix socket,
+built-in defaults plus local paths), smtp-sink as the next hop and a private SASL account.
+Sends a few messages the way an organization's mail clients and servers would, then shows
+what arrived, what the milter logged and what it recorded.
+
+    python3 scripts/demo.py          # run, show, stop
+    python3 scripts/demo.py --keep   # stay up and print how to send it mail (Ctrl-C stops)
+
+Run through scripts/demo.sh, which installs and builds first. Needs root (Postfix).
+"""
+
+import os
+import signal
+import sys
+import threading
+
+ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
+import harness  # noqa: E402
+from common import multipart_message, plain_message  # noqa: E402
+
+ORG = """id = "example"
+name = "Example Inc."
+domains = ["example.com"]
+sasl_users = ["@example.com"]     # every login of example.com
+networks = ["127.0.0.1/32",       # local applications submitting with sendmail
+            "127.0.0.2/32"]       # stands in for the org's Exchange smarthost
+"""
+
+
+def section(title):
+    print(f"\n=== {title}")
+
+
+def main():
+    keep = "--keep" in sys.argv[1:]
+    with harness.Harness(milter="unix", sasl=True, orgs={"example": ORG}, default_action="accept",
+                         milter_user="nobody") as h:
+        h.add_sasl_user("alice@example.com", "demo-password")
+        section("running")
+        print(f"Postfix smtpd   127.0.0.1:{h.smtp_port}   (config {h.etc_dir}, log {h.maillog_path})")
+        print(f"cllavio-milter  {h.milter_addr_libmilter}   (config {h.config_path}, log {h.milter_log_path})")
+        print(f"next hop        smtp-sink 127.0.0.1:{h.sink_port}, messages dumped to {h.sink_dir}")
+        section("milter configuration (everything else is the built-in default)")
+        print(open(h.config_path).read().strip())
+        print(f"--- orgs.d/example.toml\n{ORG.strip()}")
+
+        sent = {
+            "demo-1@example.com": ("a mail client, SMTP AUTH as alice@example.com",
+                                   plain_message("demo-1@example.com", sender="alice@example.com"),
+                                   dict(auth=("alice@example.com", "demo-password"))),
+            "demo-2@example.com": ("the org's smarthost 127.0.0.2, no AUTH (network + sender domain)",
+                                   multipart_message("demo-2@example.com", sender="news@example.com"),
+                                   dict(extra_args=["--local-interface", "127.0.0.2"])),
+            "demo-3@elsewhere.example": ("a sender of no known organization ([orgs] unknown = accept)",
+                                         plain_message("demo-3@elsewhere.example", sender="x@elsewhere.example"),
+                                         {}),
+        }
+        section("sending")
+        for msgid, (what, data, kw) in sent.items():
+            sender = "x@elsewhere.example" if "elsewhere" in msgid else (
+                "alice@example.com" if "auth" in kw else "news@example.com")
+            r = h.swaks(sender=sender, rcpts=["someone@example.net"], data=data, **kw)
+            print(f"{'ok ' if r.returncode == 0 else 'FAILED'} {msgid}: {what}")
+            if r.returncode != 0:
+                print(r.stdout[-1500:])
+                return 1
+        local = plain_message("demo-4@example.com", sender="app@example.com")
+        r = h.sendmail(local, "app@example.com", ["someone@example.net"])
+        print(f"{'ok ' if r.returncode == 0 else 'FAILED'} demo-4@example.com: local submission with sendmail "
+              "(non_smtpd_milters)")
+
+        got = h.wait_delivered(4, timeout=60)
+        section("what arrived at the next hop")
+        for d in got:
+            msgid = d.header("Message-ID")
+            original = sent.get(msgid.strip("<>"), (None, None, None))[1] if msgid else None
+            same = "byte-identical to what was sent" if original == d.body_after_received() else \
+                "(Postfix added Date/From to the sendmail submission)"
+            print(f"{d.queue_id}  from=<{d.sender}>  {msgid}  {len(d.raw)} bytes  {same}")
+
+        section("milter log")
+        for line in h.milter_log().splitlines():
+            if ": org=" in line:
+                print(line)
+        section("cllavioctl messages")
+        print(h.ctl("messages").stdout.rstrip())
+        section(f"cllavioctl show {got[0].queue_id}")
+        print(h.ctl("show", got[0].queue_id).stdout.rstrip())
+
+        if keep:
+            section("staying up (Ctrl-C stops everything)")
+            print(f"send:  swaks --server 127.0.0.1 --port {h.smtp_port} --from alice@example.com "
+                  f"--to someone@example.net --auth PLAIN --auth-user alice@example.com "
+                  f"--auth-password demo-password")
+            print(f"look:  {os.path.join(ROOT, 'build/cli/cllavioctl')} -c {h.config_path} messages")
+            print(f"logs:  tail -f {h.milter_log_path} {h.maillog_path}")
+            stop = threading.Event()
+            for sig in (signal.SIGINT, signal.SIGTERM):
+                signal.signal(sig, lambda *_: stop.set())
+            stop.wait()
+        section("stopping")
+    print("stopped cleanly")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

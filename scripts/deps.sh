@@ -1,0 +1,33 @@
+#!/usr/bin/env bash
+# Installs what cllavio-milter needs to build, test and run, from Debian 12's
+# packages. Idempotent and quiet when everything is present. Run as root.
+set -euo pipefail
+
+packages=(
+  # build
+  g++ make cmake pkg-config
+  libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev
+  # fuzzing (clang's libFuzzer and sanitizer runtimes)
+  clang libclang-rt-14-dev
+  # tests and demo: a real Postfix, its smtp-sink/smtp-source, swaks, private SASL through Dovecot
+  postfix swaks dovecot-core python3 lmdb-utils procps
+)
+
+missing=()
+for p in "${packages[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+done
+[ ${#missing[@]} -eq 0 ] && exit 0
+
+if [ "$(id -u)" -ne 0 ]; then
+  echo "deps.sh: missing packages (${missing[*]}); run as root" >&2
+  exit 1
+fi
+echo "deps.sh: installing ${missing[*]}"
+# Postfix without a system-wide configuration: tests and the demo run private instances.
+echo "postfix postfix/main_mailer_type select No configuration" | debconf-set-selections
+echo "postfix postfix/mailname string localhost" | debconf-set-selections
+export DEBIAN_FRONTEND=noninteractive
+apt-get update -qq
+apt-get install -y -qq --no-install-recommends \
+  -o Dpkg::Options::=--force-confdef -o Dpkg::Options::=--force-confold "${missing[@]}" >/dev/null

@@ -1,0 +1,35 @@
+#!/usr/bin/env bash
+# The whole test suite, from a fresh Debian 12 machine (as root):
+#   1. installs the dependencies (scripts/deps.sh)
+#   2. builds and runs every test: unit tests and integration tests against a real
+#      Postfix (tests/integration), via ctest
+#   3. builds with AddressSanitizer + UBSan and runs the unit tests and the
+#      identification/lifecycle integration tests against the sanitized daemon
+#   4. builds the libFuzzer targets and runs each briefly (CLLAVIO_FUZZ_SECONDS, default 10)
+# Exits non-zero on the first failure.
+set -euo pipefail
+root=$(cd "$(dirname "$0")/.." && pwd)
+cd "$root"
+start=$(date +%s)
+step() { printf '\n==== %s (%ds)\n' "$*" "$(( $(date +%s) - start ))"; }
+
+step "dependencies"
+scripts/deps.sh
+
+step "build"
+scripts/build.sh build
+step "unit and integration tests"
+(cd build && ctest --output-on-failure -j2)
+
+step "build with ASan+UBSan"
+scripts/build.sh build-asan -DCLLAVIO_SANITIZE=ON
+step "unit tests and daemon integration tests under ASan+UBSan"
+export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+(cd build-asan && ctest --output-on-failure -j2 -L unit)
+(cd build-asan && ctest --output-on-failure -R 'integration\.test_(identification|lifecycle)$')
+
+step "fuzz smoke run"
+scripts/fuzz.sh "${CLLAVIO_FUZZ_SECONDS:-10}"
+
+step "all tests passed"
