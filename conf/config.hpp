@@ -38,7 +38,7 @@ struct MilterSettings {
 struct StoreSettings {
   std::string path;                  // directory holding cllavio.mdb
   std::uint64_t map_size_mb = 0;
-  StoreSync sync = StoreSync::full;
+  StoreSync sync = StoreSync::meta;
 };
 
 struct OrgsSettings {

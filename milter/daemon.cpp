@@ -122,7 +122,9 @@ int wait_signal(const sigset_t& set, long ms) {
   } catch (const std::exception& e) {
     rt.log.error(std::string("store sync at shutdown failed: ") + e.what());
   }
-  rt.log.notice(forced ? "stopped (forced)" : "stopped");
+  const auto& gc = rt.store->committer();
+  rt.log.notice(std::string(forced ? "stopped (forced)" : "stopped") + ": store wrote " +
+                std::to_string(gc.writes()) + " record(s) in " + std::to_string(gc.commits()) + " commit(s)");
   // libmilter's threads still exist: leave without running static destructors
   // under their feet. Everything was committed and synced.
   _exit(0);

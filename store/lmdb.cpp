@@ -33,6 +33,10 @@ Txn::Txn(const Env& env, Mode mode) {
   check(mdb_txn_begin(env.get(), nullptr, mode == read_only ? MDB_RDONLY : 0, &txn_), "mdb_txn_begin");
 }
 
+Txn::Txn(const Env& env, Txn& parent) {
+  check(mdb_txn_begin(env.get(), parent.get(), 0, &txn_), "mdb_txn_begin (nested)");
+}
+
 Txn::~Txn() { abort(); }
 
 void Txn::commit() {

@@ -57,6 +57,7 @@ class Txn {
  public:
   enum Mode { read_only, read_write };
   Txn(const Env& env, Mode mode);  // throws Error
+  Txn(const Env& env, Txn& parent);  // nested write transaction: aborting it undoes only its writes
   ~Txn();
   Txn(Txn&& other) noexcept : txn_(other.txn_) { other.txn_ = nullptr; }
   Txn(const Txn&) = delete;

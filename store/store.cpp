@@ -58,22 +58,25 @@ Store::Store(const StoreOptions& opts)
     lmdb::put(txn, meta_, "schema", std::to_string(kSchemaVersion));
   }
   txn.commit();
+  committer_ = std::make_unique<GroupCommitter>(*env_);
 }
 
 std::uint64_t Store::append(MessageRecord& rec) {
-  lmdb::Txn txn(*env_, lmdb::Txn::read_write);
-  std::uint64_t last = 0;
-  {
-    lmdb::Cursor cur(txn, messages_);
-    MDB_val k{}, v{};
-    if (cur.get(k, v, MDB_LAST)) last = lmdb::from_be64(lmdb::view(k));
-  }
-  std::int64_t now = now_us_();
-  std::uint64_t id = now > 0 && static_cast<std::uint64_t>(now) > last ? static_cast<std::uint64_t>(now) : last + 1;
-  auto key = lmdb::be64(id);
-  lmdb::put(txn, messages_, lmdb::view(key), encode(rec), MDB_APPEND);
-  if (!rec.queue_id.empty()) lmdb::put(txn, by_queue_, rec.queue_id, lmdb::view(key));
-  txn.commit();
+  std::uint64_t id = 0;
+  std::string value = encode(rec);
+  committer_->run([&](lmdb::Txn& txn) {
+    std::uint64_t last = 0;
+    {
+      lmdb::Cursor cur(txn, messages_);
+      MDB_val k{}, v{};
+      if (cur.get(k, v, MDB_LAST)) last = lmdb::from_be64(lmdb::view(k));
+    }
+    std::int64_t now = now_us_();
+    id = now > 0 && static_cast<std::uint64_t>(now) > last ? static_cast<std::uint64_t>(now) : last + 1;
+    auto key = lmdb::be64(id);
+    lmdb::put(txn, messages_, lmdb::view(key), value, MDB_APPEND);
+    if (!rec.queue_id.empty()) lmdb::put(txn, by_queue_, rec.queue_id, lmdb::view(key));
+  });
   rec.id = id;
   return id;
 }

@@ -7,10 +7,12 @@
 // Later work adds quota, consent and outbox databases to the same environment so
 // that one write transaction at end of message covers them all.
 //
-// Contract: append() is one write transaction; it assigns a unique, time-ordered
-// id (max(now in microseconds, last id + 1), serialized by LMDB's writer lock, so
-// unique across processes). Every failure throws lmdb::Error (map full included)
-// and leaves the store unchanged. Safe to share between threads.
+// Contract: append() is atomic (its own nested transaction inside a group commit
+// shared with concurrent appends, see store/group_commit.hpp) and returns once
+// committed. It assigns a unique, time-ordered id (max(now in microseconds, last
+// id + 1), serialized by LMDB's writer lock, so unique across processes). Every
+// failure throws lmdb::Error (map full included) and leaves the store unchanged.
+// Safe to share between threads.
 #pragma once
 
 #include <cstdint>
@@ -20,6 +22,7 @@
 #include <string>
 #include <vector>
 
+#include "store/group_commit.hpp"
 #include "store/lmdb.hpp"
 #include "store/message_record.hpp"
 
@@ -32,7 +35,7 @@ std::int64_t realtime_us();  // unix time in microseconds
 struct StoreOptions {
   std::string dir;
   std::uint64_t map_size_mb = 1024;
-  Sync sync = Sync::full;
+  Sync sync = Sync::meta;
   bool create = true;                        // false: fail when the store does not exist
   std::function<std::int64_t()> now_us;      // defaults to the realtime clock
 };
@@ -55,11 +58,13 @@ class Store {
   const std::string& file() const { return file_; }
   std::vector<std::string> files() const { return {file_, file_ + "-lock"}; }
   int stale_readers_cleared() const { return env_->stale_readers_cleared(); }
+  const GroupCommitter& committer() const { return *committer_; }
 
  private:
   std::string file_;
   std::function<std::int64_t()> now_us_;
   std::unique_ptr<lmdb::Env> env_;
+  std::unique_ptr<GroupCommitter> committer_;
   MDB_dbi meta_ = 0, messages_ = 0, by_queue_ = 0;
 };
 

@@ -1,0 +1,198 @@
+"""Process, port and file helpers for the integration harness (Python standard library only)."""
+
+from __future__ import annotations
+
+import json
+import os
+import random
+import shutil
+import socket
+import subprocess
+import threading
+import time
+
+_SBIN = ("/usr/sbin", "/usr/bin", "/sbin", "/bin", "/usr/lib/postfix/sbin")
+
+
+def _find_exe(name: str) -> str:
+    path = shutil.which(name)
+    if path:
+        return path
+    for d in _SBIN:
+        cand = os.path.join(d, name)
+        if os.access(cand, os.X_OK):
+            return cand
+    raise FileNotFoundError(f"{name} not found (is its Debian package installed?)")
+
+
+_port_lock = threading.Lock()
+_ports_handed_out: set[int] = set()
+
+
+def _port_free(port: int) -> bool:
+    s = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+    try:
+        s.bind(("127.0.0.1", port))
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def free_port() -> int:
+    """A random TCP port in 20000-60000 that 127.0.0.1 can bind now and that this process
+    has not handed out before (so several harnesses in one process never collide)."""
+    rng = random.SystemRandom()
+    with _port_lock:
+        for _ in range(500):
+            port = rng.randint(20000, 60000)
+            if port in _ports_handed_out:
+                continue
+            if _port_free(port):
+                _ports_handed_out.add(port)
+                return port
+    raise RuntimeError("no free TCP port found in 20000-60000")
+
+
+def _pid_alive(pid: int) -> bool:
+    """True if pid exists and is not a zombie (PID 1 here does not reap orphans)."""
+    try:
+        with open(f"/proc/{pid}/stat", "rb") as f:
+            stat = f.read()
+    except OSError:
+        return False
+    try:
+        state = stat[stat.rindex(b")") + 2:][:1]
+    except ValueError:
+        return False
+    return state not in (b"Z", b"X")
+
+
+def _wait_until(pred, timeout: float, what: str, interval: float = 0.05):
+    deadline = time.monotonic() + timeout
+    while True:
+        val = pred()
+        if val:
+            return val
+        if time.monotonic() >= deadline:
+            raise TimeoutError(f"timed out after {timeout:g}s waiting for {what}")
+        time.sleep(interval)
+        interval = min(interval * 1.5, 0.5)
+
+
+def _tcp_banner(port: int, timeout: float = 2.0) -> bytes | None:
+    """Connect to 127.0.0.1:port, read the SMTP greeting, say QUIT. None if not connectable."""
+    try:
+        with socket.create_connection(("127.0.0.1", port), timeout=timeout) as s:
+            s.settimeout(timeout)
+            data = b""
+            while b"\n" not in data:
+                chunk = s.recv(512)
+                if not chunk:
+                    break
+                data += chunk
+            try:
+                s.sendall(b"QUIT\r\n")
+                s.recv(512)
+            except OSError:
+                pass
+            return data
+    except OSError:
+        return None
+
+
+def _unix_connectable(path: str) -> bool:
+    s = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    s.settimeout(2)
+    try:
+        s.connect(path)
+        return True
+    except OSError:
+        return False
+    finally:
+        s.close()
+
+
+def _tail(path: str, nbytes: int = 4000) -> str:
+    try:
+        with open(path, "rb") as f:
+            f.seek(0, os.SEEK_END)
+            size = f.tell()
+            f.seek(max(0, size - nbytes))
+            return f.read().decode("utf-8", "replace")
+    except OSError as e:
+        return f"<{path}: {e.strerror}>"
+
+
+def _run(args, *, timeout=60, check=False, input=None, env=None, text=False) -> subprocess.CompletedProcess:
+    """subprocess.run with a timeout that never raises TimeoutExpired: rc 124 instead."""
+    try:
+        return subprocess.run(args, input=input, capture_output=True, timeout=timeout, check=check, env=env,
+                              text=text, errors="replace" if text else None,
+                              stdin=None if input is not None else subprocess.DEVNULL)
+    except subprocess.TimeoutExpired as e:
+        out = e.stdout or (b"" if not text else "")
+        err = e.stderr or (b"" if not text else "")
+        if text and isinstance(out, bytes):
+            out = out.decode("utf-8", "replace")
+        if text and isinstance(err, bytes):
+            err = err.decode("utf-8", "replace")
+        msg = f"\n[harness] timed out after {timeout}s\n"
+        err = err + (msg if text else msg.encode())
+        cp = subprocess.CompletedProcess(args, 124, out, err)
+        if check:
+            raise subprocess.CalledProcessError(124, args, out, err) from None
+        return cp
+
+
+def _toml_value(v) -> str:
+    if isinstance(v, bool):
+        return "true" if v else "false"
+    if isinstance(v, int):
+        return str(v)
+    if isinstance(v, (list, tuple)):
+        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
+    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
+
+
+def _write(path: str, text, mode: int = 0o644):
+    data = text.encode() if isinstance(text, str) else text
+    with open(path, "wb") as f:
+        f.write(data)
+    os.chmod(path, mode)
+
+
+def _kill(pid: int, sig):
+    try:
+        os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
+    except OSError as e:  # pragma: no cover
+        if e.errno != errno.ESRCH:
+            raise
+
+
+def _killpg(pgid: int, sig):
+    try:
+        os.killpg(pgid, sig)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+def _pgrp_alive(pgid: int) -> bool:
+    """Any non-zombie process in process group pgid (our start_new_session children)."""
+    for name in os.listdir("/proc"):
+        if not name.isdigit():
+            continue
+        try:
+            with open(f"/proc/{name}/stat", "rb") as f:
+                stat = f.read()
+        except OSError:
+            continue
+        rest = stat[stat.rindex(b")") + 2:].split()
+        # rest: state ppid pgrp ...
+        if len(rest) > 2 and int(rest[2]) == pgid and rest[0] not in (b"Z", b"X"):
+            return True
+    return False
+
