@@ -6,9 +6,10 @@ smtp-sink (counting only). smtp-source sends COUNT messages over SESSIONS parall
 a run is timed from the start of smtp-source until the sink has received every message
 (timing until Postfix accepts overstates throughput). Configurations and sizes are
 interleaved in every repetition; medians over repetitions are printed, with ratios to
-Postfix alone from the same run, the milters' CPU per message and cllavio-milter's peak RSS.
+Postfix alone in the same repetition (paired, so drift of the shared machine between repetitions
+cancels), the milters' CPU per message and cllavio-milter's peak RSS.
 
-    python3 bench/mailpath.py [--reps 3] [--count 2000] [--sessions 10] [--sizes 5,50]
+    python3 bench/mailpath.py [--reps 5] [--count 2000] [--sessions 10] [--sizes 5,50]
 
 Configurations: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter
 milter, unix socket), cllavio-unix, cllavio-inet. Needs root; build first (scripts/build.sh).
@@ -83,7 +84,7 @@ def run_once(h, path: str, count: int, sessions: int) -> tuple[float, float | No
 
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=3)
+    ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--sizes", default="5,50", help="message sizes in KiB, comma separated")
@@ -128,13 +129,15 @@ def main():
 
         print(f"\n{args.count} messages, {args.sessions} sessions, {args.reps} interleaved repetitions, "
               f"{os.cpu_count()} CPUs; medians")
+        print("x postfix: median over repetitions of (rate / Postfix alone's rate in the same repetition)")
         print(f"{'size':>6} {'configuration':<14} {'msg/s':>8} {'x postfix':>10} {'milter ms/msg':>14}")
         for kb in sizes:
-            base = statistics.median(results[("postfix", kb)])
+            base = results[("postfix", kb)]
             for name in configs:
                 med = statistics.median(results[(name, kb)])
+                ratio = statistics.median(r / b for r, b in zip(results[(name, kb)], base))
                 c = f"{statistics.median(cpu[(name, kb)]):.2f}" if cpu[(name, kb)] else "-"
-                print(f"{kb:>4}KB {name:<14} {med:8.1f} {med / base:10.2f} {c:>14}")
+                print(f"{kb:>4}KB {name:<14} {med:8.1f} {ratio:10.2f} {c:>14}")
         print(f"peak RSS: " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items()))
         print(f"records written by cllavio-unix: {rec}")
     finally:

@@ -6,20 +6,33 @@ namespace cllavio::store {
 
 using nlohmann::json;
 
+namespace {
+
+// The one field mapping, in display order; JSON object type is a parameter so that
+// the store (json) and people (ordered_json) share it.
+template <class Json>
+void put_fields(Json& j, const MessageRecord& r) {
+  j["queue_id"] = r.queue_id;
+  j["org"] = r.org;
+  j["identified_by"] = r.identified_by;
+  j["action"] = r.action;
+  j["reason"] = r.reason;
+  j["client_addr"] = r.client_addr;
+  j["client_name"] = r.client_name;
+  j["sasl_login"] = r.sasl_login;
+  j["from"] = r.sender;
+  j["recipients"] = r.recipients;
+  j["message_id"] = r.message_id;
+  j["size"] = r.size;
+}
+
+}  // namespace
+
 json to_json(const MessageRecord& r) {
-  return json{{"queue_id", r.queue_id},
-              {"org", r.org},
-              {"identified_by", r.identified_by},
-              {"client_addr", r.client_addr},
-              {"client_name", r.client_name},
-              {"sasl_login", r.sasl_login},
-              {"from", r.sender},
-              {"recipients", r.recipients},
-              {"message_id", r.message_id},
-              {"size", r.size},
-              {"received_at_us", r.received_at_us},
-              {"action", r.action},
-              {"reason", r.reason}};
+  json j = json::object();
+  put_fields(j, r);
+  j["received_at_us"] = r.received_at_us;
+  return j;
 }
 
 MessageRecord from_json(const json& j) {
@@ -78,20 +91,11 @@ std::string format_time_us(std::int64_t unix_us) {
 }
 
 nlohmann::ordered_json display_json(const MessageRecord& r) {
-  return nlohmann::ordered_json{{"id", format_id(r.id)},
-                                {"received_at", format_time_us(r.received_at_us)},
-                                {"queue_id", r.queue_id},
-                                {"org", r.org},
-                                {"identified_by", r.identified_by},
-                                {"action", r.action},
-                                {"reason", r.reason},
-                                {"client_addr", r.client_addr},
-                                {"client_name", r.client_name},
-                                {"sasl_login", r.sasl_login},
-                                {"from", r.sender},
-                                {"recipients", r.recipients},
-                                {"message_id", r.message_id},
-                                {"size", r.size}};
+  nlohmann::ordered_json j = nlohmann::ordered_json::object();
+  j["id"] = format_id(r.id);
+  j["received_at"] = format_time_us(r.received_at_us);
+  put_fields(j, r);
+  return j;
 }
 
 }  // namespace cllavio::store
