@@ -197,7 +197,9 @@ int daemon_main(int argc, char** argv) {
   }
   bool is_unix = cfg.milter.socket.kind == conf::SocketSpec::Kind::unix_path;
   if (is_unix) {
-    if (std::string err = prepare_socket_dir(cfg.milter.socket.path, acct); !err.empty()) {
+    std::string err = check_socket_free(cfg.milter.socket.path);
+    if (err.empty()) err = prepare_socket_dir(cfg.milter.socket.path, acct);
+    if (!err.empty()) {
       rt.log.error(err);
       return kExitUnavailable;
     }

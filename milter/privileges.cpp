@@ -2,7 +2,9 @@
 
 #include <grp.h>
 #include <pwd.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/un.h>
 #include <unistd.h>
 
 #include <cerrno>
@@ -32,6 +34,19 @@ std::string resolve_account(const std::optional<std::string>& user, const std::o
     if (gr == nullptr) return "unknown group '" + *group + "'";
     out.group_gid = gr->gr_gid;
   }
+  return {};
+}
+
+std::string check_socket_free(const std::string& socket_path) {
+  sockaddr_un addr{};
+  addr.sun_family = AF_UNIX;
+  if (socket_path.size() >= sizeof addr.sun_path) return "socket path too long: " + socket_path;
+  std::memcpy(addr.sun_path, socket_path.c_str(), socket_path.size() + 1);
+  int fd = ::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return sys_error("socket for", socket_path);
+  bool in_use = ::connect(fd, reinterpret_cast<const sockaddr*>(&addr), sizeof addr) == 0;
+  ::close(fd);
+  if (in_use) return "another process is already listening on " + socket_path + " (is cllavio-milter running?)";
   return {};
 }
 

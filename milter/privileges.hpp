@@ -23,6 +23,10 @@ struct Account {
 std::string resolve_account(const std::optional<std::string>& user, const std::optional<std::string>& group,
                             Account& out);
 
+// Fails when another process already accepts connections on this unix socket
+// (libmilter would silently take the path over from a running instance).
+std::string check_socket_free(const std::string& socket_path);
+
 // Creates the unix socket's folder when missing: 0750 owned by user:group when
 // a group is set (so Postfix can reach the socket), else 0755.
 std::string prepare_socket_dir(const std::string& socket_path, const Account& acct);

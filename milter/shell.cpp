@@ -59,6 +59,15 @@ sfsistat to_smfis(SMFICTX* ctx, const Verdict& v, bool no_reply) {
   return SMFIS_CONTINUE;
 }
 
+// No session to ask (it could not even be allocated): [milter] on_error, from the current config.
+sfsistat without_session() noexcept {
+  try {
+    return g_runtime->config()->milter.on_error == conf::OnError::accept ? SMFIS_ACCEPT : SMFIS_TEMPFAIL;
+  } catch (...) {
+    return SMFIS_TEMPFAIL;
+  }
+}
+
 // Runs one session step; turns any exception into the on_error verdict.
 template <class Fn>
 sfsistat guarded(SMFICTX* ctx, const char* where, unsigned long nr_flag, Fn&& fn) {
@@ -70,10 +79,10 @@ sfsistat guarded(SMFICTX* ctx, const char* where, unsigned long nr_flag, Fn&& fn
     no_reply = nr_flag != 0 && (c->pflags & nr_flag) != 0;
     return to_smfis(ctx, fn(c->conn), no_reply);
   } catch (const std::exception& e) {
-    if (c == nullptr) return SMFIS_TEMPFAIL;  // cannot even allocate a session
+    if (c == nullptr) return without_session();
     return to_smfis(ctx, c->conn.internal_error(where, e.what(), no_reply), no_reply);
   } catch (...) {
-    if (c == nullptr) return SMFIS_TEMPFAIL;
+    if (c == nullptr) return without_session();
     return to_smfis(ctx, c->conn.internal_error(where, "unknown exception", no_reply), no_reply);
   }
 }

@@ -136,6 +136,15 @@ class ReloadAndShutdown(HarnessCase):
         self.assertEqual(self.record(d.queue_id)["org"], "initech")
         self.assertEqual(h.milter_proc.poll(), None)
 
+    def test_a_second_instance_does_not_steal_the_socket(self):
+        h = self.h
+        exe = os.environ.get("CLLAVIO_MILTER", harness.DEFAULT_MILTER)
+        r = subprocess.run([exe, "-c", h.config_path], capture_output=True, text=True, timeout=30)
+        self.assertEqual(r.returncode, 69, r.stderr)
+        self.assertIn(f"another process is already listening on {h.milter_socket}", r.stderr)
+        self.send(plain_message("second@x", sender="ceo@initech.example"), "ceo@initech.example", ["b@example.net"])
+        self.assertEqual(self.record(self.delivered_one("second@x").queue_id)["org"], "initech")
+
     def test_sigterm_finishes_the_message_in_flight_then_exits_0(self):
         h = self.h
         s = open_transaction(h, "ceo@initech.example", "bob@example.net")
