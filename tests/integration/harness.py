@@ -347,7 +347,8 @@ service anvil {{
             self.extra_main = extra_main
         if settings is not None:
             self.settings.update(settings)
-        socket_spec = self.milter_addr_libmilter or f"unix:{os.path.join(self.cllavio_dir, 'run', 'milter.sock')}"
+        # inet in Postfix syntax (inet:HOST:PORT): the milter accepts both dialects
+        socket_spec = self.milter_addr_postfix or f"unix:{os.path.join(self.cllavio_dir, 'run', 'milter.sock')}"
         tables = {
             "milter": {"socket": socket_spec, "socket_mode": "0660", "group": "postfix",
                        "user": self.milter_user, "on_error": "accept"},
