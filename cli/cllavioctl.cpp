@@ -52,12 +52,19 @@ int main(int argc, char** argv) {
   }
   std::string cmd = argv[i++];
   cli::Args args(argv + i, argv + argc);
-  if (cmd == "check" && args.empty()) return conf::check_config(config_path, stdout, stderr);
-  if (cmd == "messages") return cli::cmd_messages(config_path, args);
-  if (cmd == "show") return cli::cmd_show(config_path, args);
-  if (cmd == "config-reference" && args.empty()) {
-    std::fputs(conf::render_reference().c_str(), stdout);
-    return 0;
+  try {
+    if (cmd == "check" && args.empty()) return conf::check_config(config_path, stdout, stderr);
+    if (cmd == "messages") return cli::cmd_messages(config_path, args);
+    if (cmd == "show") return cli::cmd_show(config_path, args);
+    if (cmd == "config-reference" && args.empty()) {
+      std::fputs(conf::render_reference().c_str(), stdout);
+      return 0;
+    }
+  } catch (const std::exception& e) {
+    // A corrupt record or an LMDB failure: say so instead of aborting.
+    std::fflush(stdout);
+    std::fprintf(stderr, "cllavioctl: %s: %s\n", cmd.c_str(), e.what());
+    return cli::kExitUnavailable;
   }
   std::fprintf(stderr, "cllavioctl: unknown command or arguments: %s\n", cmd.c_str());
   usage(stderr);

@@ -32,6 +32,7 @@ std::unique_ptr<store::Store> open_store(const std::string& config_path) {
     so.dir = cfg->store.path;
     so.map_size_mb = cfg->store.map_size_mb;
     so.create = false;
+    so.read_only = true;
     return std::make_unique<store::Store>(so);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cllavioctl: %s\n", e.what());
@@ -42,12 +43,14 @@ std::unique_ptr<store::Store> open_store(const std::string& config_path) {
 void print_text(const store::MessageRecord& r) {
   std::string rcpts;
   for (std::size_t i = 0; i < r.recipients.size() && i < 3; ++i) rcpts += (i ? "," : "") + r.recipients[i];
-  if (r.recipients.size() > 3) rcpts += ",+" + std::to_string(r.recipients.size() - 3);
+  if (r.recipient_count > 3) rcpts += ",+" + std::to_string(r.recipient_count - 3);
   std::string ts = store::format_time_us(r.received_at_us).substr(0, 19) + "Z";
+  // Envelope text comes from mail clients: nothing that could drive the admin's terminal.
   std::printf("%s %s %-12s %-12s %-8s <%s> -> %s%s%s\n", store::format_id(r.id).c_str(), ts.c_str(),
-              r.queue_id.empty() ? "NOQUEUE" : r.queue_id.c_str(), r.org.empty() ? "unknown" : r.org.c_str(),
-              r.action.c_str(), r.sender.c_str(), rcpts.empty() ? "-" : rcpts.c_str(),
-              r.reason.empty() ? "" : " reason=", r.reason.c_str());
+              r.queue_id.empty() ? "NOQUEUE" : store::printable(r.queue_id).c_str(),
+              r.org.empty() ? "unknown" : r.org.c_str(), store::printable(r.action).c_str(),
+              store::printable(r.sender).c_str(), rcpts.empty() ? "-" : store::printable(rcpts).c_str(),
+              r.reason.empty() ? "" : " reason=", store::printable(r.reason).c_str());
 }
 
 }  // namespace

@@ -39,6 +39,7 @@ struct StoreSettings {
   std::string path;                  // directory holding cllavio.mdb
   std::uint64_t map_size_mb = 0;
   StoreSync sync = StoreSync::meta;
+  int reject_records_per_minute = 0;  // records of rejected MAIL FROMs kept per minute
 };
 
 struct OrgsSettings {

@@ -14,8 +14,11 @@ using policy::UnknownOrg;
 
 std::variant<SocketSpec, std::string> parse_socket(std::string_view text, const KeyContext& ctx) {
   auto r = parse_socket_spec(text);
-  if (auto* spec = std::get_if<SocketSpec>(&r); spec && spec->kind == SocketSpec::Kind::unix_path)
+  if (auto* spec = std::get_if<SocketSpec>(&r); spec && spec->kind == SocketSpec::Kind::unix_path) {
     spec->path = resolve_path(ctx.base_dir, spec->path);
+    if (spec->path.size() > 107)
+      return "unix socket path " + toml_quote(spec->path) + " is longer than 107 bytes";
+  }
   return r;
 }
 
@@ -62,8 +65,9 @@ Key<Config> socket_mode_key() {
     std::variant<unsigned, std::string> r;
     if (const auto* s = n.as_string())
       r = parse_mode(s->get());
-    else if (const auto* i = n.as_integer(); i && i->get() >= 0 && i->get() <= 0777)
-      r = static_cast<unsigned>(i->get());  // TOML octal integer 0o660
+    else if (const auto* i = n.as_integer();
+             i && !!(i->flags() & toml::value_flags::format_as_octal) && i->get() >= 0 && i->get() <= 0777)
+      r = static_cast<unsigned>(i->get());  // TOML octal integer 0o660 (a decimal 438 is a mistake)
     else
       r = std::string("expected an octal mode string such as \"0660\", found ") + toml_type_name(n);
     if (auto* err = std::get_if<std::string>(&r)) return rep.error(n, *err);
@@ -124,6 +128,11 @@ const Schema<Config>& main_schema() {
               "store). `full`: also syncs the metadata page (every commit durable, about 1.7x the sync "
               "cost). `none`: no syncs (a crash of the milter loses nothing, but a power failure may lose "
               "recent commits or corrupt the store). Concurrent messages share commits either way."),
+          int_key<Config, int>(
+              "store.reject_records_per_minute",
+              [](Config& c) -> int& { return c.store.reject_records_per_minute; }, 10, 0, 100000,
+              "How many rejected transactions (unknown sender) per minute are recorded in the store; more "
+              "are only logged, so a flood of refused senders cannot fill the store. 0: never record them."),
           string_key<Config>("orgs.dir", [](Config& c) -> std::string& { return c.orgs_settings.dir; },
                              "/etc/cllavio/orgs.d",
                              "Folder of organization files (`*.toml`, one organization each).", check_path),

@@ -6,6 +6,7 @@
 
 #include <chrono>
 #include <cstdio>
+#include <filesystem>
 #include <cstring>
 #include <string>
 #include <thread>
@@ -197,8 +198,10 @@ int daemon_main(int argc, char** argv) {
   }
   bool is_unix = cfg.milter.socket.kind == conf::SocketSpec::Kind::unix_path;
   if (is_unix) {
-    std::string err = check_socket_free(cfg.milter.socket.path);
-    if (err.empty()) err = prepare_socket_dir(cfg.milter.socket.path, acct);
+    // 0750 with the socket's group lets Postfix reach the socket, and nobody but root write here.
+    std::string dir = std::filesystem::path(cfg.milter.socket.path).parent_path().string();
+    std::string err = ensure_private_dir(dir, acct.group_gid ? 0750 : 0755, acct.group_gid);
+    if (err.empty()) err = check_socket_free(cfg.milter.socket.path);
     if (!err.empty()) {
       rt.log.error(err);
       return kExitUnavailable;
@@ -215,6 +218,10 @@ int daemon_main(int argc, char** argv) {
     }
   }
 
+  if (std::string err = ensure_private_dir(cfg.store.path, 0700, std::nullopt); !err.empty()) {
+    rt.log.error("store: " + err);
+    return kExitUnavailable;
+  }
   try {
     store::StoreOptions so;
     so.dir = cfg.store.path;
@@ -226,10 +233,6 @@ int daemon_main(int argc, char** argv) {
                     " stale reader slot(s) left by a crashed process");
   } catch (const std::exception& e) {
     rt.log.error(std::string("cannot open the store: ") + e.what());
-    return kExitUnavailable;
-  }
-  if (std::string err = chown_store(cfg.store.path, rt.store->files(), acct); !err.empty()) {
-    rt.log.error(err);
     return kExitUnavailable;
   }
 

@@ -78,3 +78,14 @@ std::string log_safe(std::string_view s, std::size_t max) {
 }
 
 }  // namespace cllavio::milter
+
+namespace cllavio::milter {
+
+std::string log_value(std::string_view s, std::size_t max) {
+  std::string out = log_safe(s, max);
+  for (char& c : out)
+    if (c == ' ') c = '?';
+  return out;
+}
+
+}  // namespace cllavio::milter

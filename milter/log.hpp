@@ -42,4 +42,8 @@ class Logger {
 // long values are cut with "...".
 std::string log_safe(std::string_view s, std::size_t max = 256);
 
+// The same for a key=value field: spaces become '?' too, so a crafted value cannot
+// fake further fields ("from=<x action=reject>").
+std::string log_value(std::string_view s, std::size_t max = 256);
+
 }  // namespace cllavio::milter

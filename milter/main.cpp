@@ -8,8 +8,8 @@
 // SIGINT and treats SIGHUP like SIGTERM (it stops the milter). We want SIGHUP to
 // reload the configuration, so the executable is linked with -Wl,--wrap=sigwait:
 // libmilter's call lands here and simply sleeps, and our own signal thread
-// (daemon.cpp, sigwaitinfo) is the only one that takes these signals. Shutdown
-// goes through smfi_stop(), libmilter's public API.
+// (daemon.cpp, sigtimedwait) is the only one that takes these signals. Shutdown
+// drains and exits without smfi_stop() (see docs/architecture.md).
 extern "C" int __wrap_sigwait(const sigset_t*, int*) {
   for (;;) pause();
 }

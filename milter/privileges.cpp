@@ -8,6 +8,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <cstdio>
 #include <cstring>
 #include <filesystem>
 
@@ -37,6 +38,30 @@ std::string resolve_account(const std::optional<std::string>& user, const std::o
   return {};
 }
 
+std::string ensure_private_dir(const std::string& dir, unsigned mode, std::optional<gid_t> group) {
+  struct stat st{};
+  if (::lstat(dir.c_str(), &st) != 0) {
+    if (errno != ENOENT) return sys_error("cannot inspect", dir);
+    std::error_code ec;
+    std::filesystem::create_directories(dir, ec);
+    if (ec) return "cannot create " + dir + ": " + ec.message();
+    if (::chmod(dir.c_str(), mode) != 0) return sys_error("chmod", dir);
+    if (group && ::chown(dir.c_str(), static_cast<uid_t>(-1), *group) != 0) return sys_error("chown", dir);
+    if (::lstat(dir.c_str(), &st) != 0) return sys_error("cannot inspect", dir);
+  }
+  if (S_ISLNK(st.st_mode)) return dir + " is a symbolic link; give the real folder";
+  if (!S_ISDIR(st.st_mode)) return dir + " is not a folder";
+  if (st.st_uid != 0 && st.st_uid != geteuid())
+    return dir + " is owned by uid " + std::to_string(st.st_uid) + "; it must belong to root" +
+           (geteuid() == 0 ? "" : " or uid " + std::to_string(geteuid()));
+  if ((st.st_mode & (S_IWGRP | S_IWOTH)) != 0 && (st.st_mode & S_ISVTX) == 0) {
+    char octal[8];
+    std::snprintf(octal, sizeof octal, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    return dir + " is writable by group or others (mode " + octal + "); make it 0750 or stricter";
+  }
+  return {};
+}
+
 std::string check_socket_free(const std::string& socket_path) {
   sockaddr_un addr{};
   addr.sun_family = AF_UNIX;
@@ -50,34 +75,13 @@ std::string check_socket_free(const std::string& socket_path) {
   return {};
 }
 
-std::string prepare_socket_dir(const std::string& socket_path, const Account& acct) {
-  auto dir = std::filesystem::path(socket_path).parent_path();
-  std::error_code ec;
-  if (dir.empty() || std::filesystem::exists(dir, ec)) return {};
-  if (!std::filesystem::create_directories(dir, ec))
-    return "cannot create socket folder " + dir.string() + ": " + ec.message();
-  if (::chmod(dir.c_str(), acct.group_gid ? 0750 : 0755) != 0) return sys_error("chmod", dir.string());
-  if (geteuid() == 0 && (acct.uid || acct.group_gid) &&
-      ::chown(dir.c_str(), acct.uid.value_or(static_cast<uid_t>(-1)), acct.group_gid.value_or(static_cast<gid_t>(-1))) != 0)
-    return sys_error("chown", dir.string());
-  return {};
-}
-
 std::string secure_socket(const std::string& socket_path, unsigned mode, const Account& acct) {
+  struct stat st{};
+  if (::lstat(socket_path.c_str(), &st) != 0) return sys_error("cannot inspect", socket_path);
+  if (!S_ISSOCK(st.st_mode)) return socket_path + " is not the socket libmilter created";
   if (::chmod(socket_path.c_str(), mode) != 0) return sys_error("chmod", socket_path);
-  uid_t uid = geteuid() == 0 && acct.uid ? *acct.uid : static_cast<uid_t>(-1);
-  gid_t gid = acct.group_gid.value_or(static_cast<gid_t>(-1));
-  if ((uid != static_cast<uid_t>(-1) || gid != static_cast<gid_t>(-1)) && ::chown(socket_path.c_str(), uid, gid) != 0)
+  if (acct.group_gid && ::chown(socket_path.c_str(), static_cast<uid_t>(-1), *acct.group_gid) != 0)
     return sys_error("chown", socket_path);
-  return {};
-}
-
-std::string chown_store(const std::string& dir, const std::vector<std::string>& files, const Account& acct) {
-  if (geteuid() != 0 || !acct.uid) return {};
-  gid_t gid = acct.user_gid.value_or(static_cast<gid_t>(-1));
-  if (::chown(dir.c_str(), *acct.uid, gid) != 0) return sys_error("chown", dir);
-  for (const auto& f : files)
-    if (::chown(f.c_str(), *acct.uid, gid) != 0 && errno != ENOENT) return sys_error("chown", f);
   return {};
 }
 

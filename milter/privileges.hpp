@@ -1,15 +1,19 @@
-// Least privilege for the daemon: socket and store ownership, dropping root.
+// Least privilege for the daemon: folders it trusts, socket permissions, dropping root.
+//
+// Started as root, the daemon creates the socket and opens the store *before*
+// dropping privileges, so both live in folders only root can write: the
+// unprivileged user can then never plant a symlink that root would follow on the
+// next start. The store stays root-owned (mode 0600); the daemon keeps using it
+// through the descriptors it opened.
 //
 // Contract: every function returns "" on success or a message naming the path
-// and errno text; nothing throws. Ownership changes happen only when running as
-// root (otherwise they are skipped and the caller may log a notice).
+// and the errno text; nothing throws.
 #pragma once
 
 #include <sys/types.h>
 
 #include <optional>
 #include <string>
-#include <vector>
 
 namespace cllavio::milter {
 
@@ -23,19 +27,17 @@ struct Account {
 std::string resolve_account(const std::optional<std::string>& user, const std::optional<std::string>& group,
                             Account& out);
 
+// A folder the daemon creates files in: a real directory (not a symlink) owned by
+// root or by the daemon's user, and not writable by group or others unless sticky.
+// Created (mode, group) when missing.
+std::string ensure_private_dir(const std::string& dir, unsigned mode, std::optional<gid_t> group);
+
 // Fails when another process already accepts connections on this unix socket
 // (libmilter would silently take the path over from a running instance).
 std::string check_socket_free(const std::string& socket_path);
 
-// Creates the unix socket's folder when missing: 0750 owned by user:group when
-// a group is set (so Postfix can reach the socket), else 0755.
-std::string prepare_socket_dir(const std::string& socket_path, const Account& acct);
-
-// chmod + chown of the listening unix socket.
+// chmod + chgrp of the listening unix socket (its folder passed ensure_private_dir).
 std::string secure_socket(const std::string& socket_path, unsigned mode, const Account& acct);
-
-// chown of the store folder and files to the user, so it can be reopened without root.
-std::string chown_store(const std::string& dir, const std::vector<std::string>& files, const Account& acct);
 
 // setgroups/setgid/setuid to milter.user; verifies root cannot be regained.
 std::string drop_privileges(const std::string& user, const Account& acct);

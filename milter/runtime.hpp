@@ -11,6 +11,7 @@
 
 #include "conf/config.hpp"
 #include "milter/log.hpp"
+#include "milter/reject_budget.hpp"
 #include "milter/session.hpp"
 #include "store/store.hpp"
 
@@ -28,8 +29,12 @@ class Runtime {
   }
 
   Services services() {
-    return Services{[this](store::MessageRecord& r) { return store->append(r); }, &log, store::realtime_us,
-                    &in_flight};
+    return Services{[this](store::MessageRecord& r) { return store->append(r); },
+                    &log,
+                    store::realtime_us,
+                    &in_flight,
+                    &draining,
+                    [this](int per_minute) { return reject_budget.take(per_minute, store::realtime_us()); }};
   }
 
   Logger log;
@@ -37,6 +42,7 @@ class Runtime {
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
   std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections
+  RejectBudget reject_budget;           // [store] reject_records_per_minute
 
  private:
   mutable std::mutex mu_;

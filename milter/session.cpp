@@ -58,12 +58,17 @@ Connection::~Connection() = default;
 void Connection::connect(std::string_view client_name, std::string_view client_addr) {
   // Postfix passes "[addr]" when the client has no verified name; it logs "unknown".
   if (client_name.empty() || client_name.front() == '[') client_name = "unknown";
-  client_name_ = log_safe(client_name, 255);
-  client_addr_ = log_safe(client_addr, 64);
+  client_name_ = log_value(client_name, 255);
+  client_addr_ = log_value(client_addr, 64);
 }
 
 Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
   msg_.reset();
+  if (svc_.draining != nullptr && svc_.draining->load()) {
+    svc_.log->notice("shutting down: transaction from <" + log_value(policy::normalize_address(sender)) +
+                     "> not processed; on_error=" + std::string(conf::to_string(config_->milter.on_error)));
+    return on_error_verdict();
+  }
   auto msg = std::make_unique<Message>(svc_.in_flight);
   store::MessageRecord& rec = msg->rec;
   rec.sender = policy::normalize_address(sender);
@@ -81,8 +86,12 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
   if (d.action != policy::Action::accept) {
     rec.action = std::string(policy::to_string(d.action));
     rec.reason = d.reason;
-    record(rec, "NOQUEUE");
-    log_line(rec, "NOQUEUE");
+    if (!svc_.may_record_reject || svc_.may_record_reject(config_->store.reject_records_per_minute)) {
+      record(rec, "NOQUEUE");
+      log_line(rec, "NOQUEUE");
+    } else {
+      log_line(rec, "NOQUEUE", "recorded=no");  // over [store] reject_records_per_minute
+    }
     return Verdict{d.action == policy::Action::reject ? Step::reject : Step::tempfail, d.reply};
   }
   msg_ = std::move(msg);
@@ -90,7 +99,9 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
 }
 
 void Connection::rcpt(std::string_view recipient) {
-  if (msg_) msg_->rec.recipients.push_back(policy::normalize_address(recipient));
+  if (!msg_) return;
+  if (++msg_->rec.recipient_count <= store::MessageRecord::kMaxRecipients)
+    msg_->rec.recipients.push_back(policy::normalize_address(recipient));
 }
 
 void Connection::header(std::string_view name, std::string_view value) {
@@ -172,20 +183,24 @@ bool Connection::record(store::MessageRecord& rec, std::string_view queue_id) {
       svc_.log->log(conf::LogLevel::error, queue_id,
                     std::string("store write failed, message not recorded: ") + e.what() + policy);
     return false;
+  } catch (const std::exception& e) {
+    svc_.log->log(conf::LogLevel::error, queue_id, std::string("message not recorded: ") + log_safe(e.what()));
+    return false;
   }
 }
 
-void Connection::log_line(const store::MessageRecord& rec, std::string_view queue_id) const {
+void Connection::log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note) const {
   if (!svc_.log->enabled(conf::LogLevel::info)) return;
-  std::string line = "org=" + org_label(rec) + " by=" + rec.identified_by + " from=<" + log_safe(rec.sender) +
-                     "> nrcpt=" + std::to_string(rec.recipients.size()) + " client=" + client_name_ + "[" +
+  std::string line = "org=" + org_label(rec) + " by=" + rec.identified_by + " from=<" + log_value(rec.sender) +
+                     "> nrcpt=" + std::to_string(rec.recipient_count) + " client=" + client_name_ + "[" +
                      client_addr_ + "]";
-  if (!rec.sasl_login.empty()) line += " sasl=" + log_safe(rec.sasl_login);
+  if (!rec.sasl_login.empty()) line += " sasl=" + log_value(rec.sasl_login);
   if (rec.action != "reject") line += " size=" + std::to_string(rec.size);
-  if (!rec.message_id.empty()) line += " msgid=" + log_safe(rec.message_id, 128);
+  if (!rec.message_id.empty()) line += " msgid=" + log_value(rec.message_id, 128);
   line += " action=" + rec.action;
   if (!rec.reason.empty()) line += " reason=" + rec.reason;
   if (rec.id != 0) line += " id=" + store::format_id(rec.id);
+  if (!note.empty()) line.append(" ").append(note);
   svc_.log->log(conf::LogLevel::info, queue_id, line);
 }
 

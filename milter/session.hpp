@@ -40,7 +40,9 @@ struct Services {
   std::function<std::uint64_t(store::MessageRecord&)> record;  // throws on failure
   const Logger* log = nullptr;
   std::function<std::int64_t()> now_us;
-  std::atomic<int>* in_flight = nullptr;  // messages between MAIL FROM and end/abort
+  std::atomic<int>* in_flight = nullptr;          // messages between MAIL FROM and end/abort
+  const std::atomic<bool>* draining = nullptr;    // shutting down: new transactions get on_error
+  std::function<bool(int per_minute)> may_record_reject;  // rate limit; empty: always record
 };
 
 class Connection {
@@ -69,7 +71,7 @@ class Connection {
   struct Message;
   Verdict on_error_verdict() const;
   bool record(store::MessageRecord& rec, std::string_view queue_id);  // false: store failed (logged)
-  void log_line(const store::MessageRecord& rec, std::string_view queue_id) const;
+  void log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note = {}) const;
 
   std::shared_ptr<const conf::Config> config_;
   Services svc_;

@@ -49,11 +49,11 @@ sfsistat to_smfis(SMFICTX* ctx, const Verdict& v, bool no_reply) {
     case Step::accept: return SMFIS_ACCEPT;
     case Step::reject:
     case Step::tempfail:
-      if (!v.reply.rcode.empty()) {
-        // Reply texts are single-line and '%'-free (policy/decision.cpp).
-        smfi_setreply(ctx, const_cast<char*>(v.reply.rcode.c_str()), const_cast<char*>(v.reply.xcode.c_str()),
-                      const_cast<char*>(v.reply.text.c_str()));
-      }
+      if (!v.reply.rcode.empty() &&
+          // Reply texts are single-line, printable and '%'-free (policy/decision.cpp).
+          smfi_setreply(ctx, const_cast<char*>(v.reply.rcode.c_str()), const_cast<char*>(v.reply.xcode.c_str()),
+                        const_cast<char*>(v.reply.text.c_str())) != MI_SUCCESS)
+        g_runtime->log.warning("libmilter refused the reply text; Postfix sends its own " + v.reply.rcode + " text");
       return v.step == Step::reject ? SMFIS_REJECT : SMFIS_TEMPFAIL;
   }
   return SMFIS_CONTINUE;
@@ -75,9 +75,12 @@ sfsistat guarded(SMFICTX* ctx, const char* where, unsigned long nr_flag, Fn&& fn
   bool no_reply = false;
   try {
     c = context(ctx);
-    c->reply_sent();
     no_reply = nr_flag != 0 && (c->pflags & nr_flag) != 0;
-    return to_smfis(ctx, fn(c->conn), no_reply);
+    Verdict v = fn(c->conn);
+    // Released only now: a MAIL FROM after an end of message counts itself in flight
+    // first, so the shutdown drain never sees neither.
+    c->reply_sent();
+    return to_smfis(ctx, v, no_reply);
   } catch (const std::exception& e) {
     if (c == nullptr) return without_session();
     return to_smfis(ctx, c->conn.internal_error(where, e.what(), no_reply), no_reply);

@@ -22,6 +22,7 @@ void put_fields(Json& j, const MessageRecord& r) {
   j["sasl_login"] = r.sasl_login;
   j["from"] = r.sender;
   j["recipients"] = r.recipients;
+  j["recipient_count"] = r.recipient_count;
   j["message_id"] = r.message_id;
   j["size"] = r.size;
 }
@@ -52,6 +53,8 @@ MessageRecord from_json(const json& j) {
   str("reason", r.reason);
   if (auto it = j.find("recipients"); it != j.end()) r.recipients = it->get<std::vector<std::string>>();
   if (auto it = j.find("size"); it != j.end()) r.size = it->get<std::uint64_t>();
+  r.recipient_count = r.recipients.size();
+  if (auto it = j.find("recipient_count"); it != j.end()) r.recipient_count = it->get<std::uint64_t>();
   if (auto it = j.find("received_at_us"); it != j.end()) r.received_at_us = it->get<std::int64_t>();
   return r;
 }
@@ -63,6 +66,15 @@ std::string encode(const MessageRecord& r) {
 
 MessageRecord decode(std::string_view bytes) {
   return from_json(json::from_cbor(bytes.begin(), bytes.end()));
+}
+
+std::string printable(std::string_view s) {
+  std::string out(s);
+  for (char& c : out) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u == 0x7f) c = '?';
+  }
+  return out;
 }
 
 std::string format_id(std::uint64_t id) {

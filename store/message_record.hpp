@@ -15,6 +15,8 @@
 namespace cllavio::store {
 
 struct MessageRecord {
+  static constexpr std::size_t kMaxRecipients = 1000;  // bounded record size (non-SMTP mail has no limit)
+
   std::uint64_t id = 0;              // assigned by Store::append: unique, time-ordered
   std::string queue_id;              // Postfix {i}; "" when rejected before a queue file existed
   std::string org;                   // "" when no organization matched
@@ -23,7 +25,8 @@ struct MessageRecord {
   std::string client_name;
   std::string sasl_login;
   std::string sender;                // envelope sender, "" for the null sender
-  std::vector<std::string> recipients;
+  std::vector<std::string> recipients;  // the first kMaxRecipients
+  std::uint64_t recipient_count = 0;   // all of them
   std::string message_id;            // Message-ID header, as sent
   std::uint64_t size = 0;            // header + body octets as seen by the milter
   std::int64_t received_at_us = 0;   // unix time in microseconds (MAIL FROM)
@@ -45,6 +48,9 @@ MessageRecord decode(std::string_view bytes);      // throws on corrupt data
 nlohmann::ordered_json display_json(const MessageRecord& r);
 
 std::string format_id(std::uint64_t id);           // 16 lowercase hex digits
+
+// For terminals: control bytes (and anything that could start an escape sequence) become '?'.
+std::string printable(std::string_view s);
 std::string format_time_us(std::int64_t unix_us);  // 2026-11-29T00:20:47.123456Z
 
 }  // namespace cllavio::store

@@ -34,34 +34,42 @@ Store::Store(const StoreOptions& opts)
       now_us_(opts.now_us ? opts.now_us : realtime_us) {
   std::error_code ec;
   if (opts.create) {
-    std::filesystem::create_directories(opts.dir, ec);
+    // Only a folder created here gets our mode; an existing one is the admin's (or the
+    // daemon checked it, milter/privileges.hpp).
+    if (std::filesystem::create_directories(opts.dir, ec)) ::chmod(opts.dir.c_str(), 0700);
     if (ec) throw std::runtime_error("cannot create store folder " + opts.dir + ": " + ec.message());
-    ::chmod(opts.dir.c_str(), 0700);
   } else if (!std::filesystem::exists(file_, ec)) {
     throw std::runtime_error("no store at " + file_ + " (the milter creates it when it starts)");
   }
   lmdb::EnvOptions eo;
   eo.map_size_bytes = opts.map_size_mb * 1024 * 1024;
-  eo.flags = sync_flags(opts.sync);
+  eo.flags = sync_flags(opts.sync) | (opts.read_only ? MDB_RDONLY : 0);
   env_ = std::make_unique<lmdb::Env>(file_, eo);
 
-  lmdb::Txn txn(*env_, lmdb::Txn::read_write);
-  meta_ = lmdb::open_dbi(txn, "meta", MDB_CREATE);
-  messages_ = lmdb::open_dbi(txn, "messages", MDB_CREATE);
-  by_queue_ = lmdb::open_dbi(txn, "by_queue", MDB_CREATE | MDB_DUPSORT | MDB_DUPFIXED);
+  unsigned create = opts.read_only ? 0 : MDB_CREATE;
+  lmdb::Txn txn(*env_, opts.read_only ? lmdb::Txn::read_only : lmdb::Txn::read_write);
+  try {
+    meta_ = lmdb::open_dbi(txn, "meta", create);
+    messages_ = lmdb::open_dbi(txn, "messages", create);
+    by_queue_ = lmdb::open_dbi(txn, "by_queue", create | MDB_DUPSORT | MDB_DUPFIXED);
+  } catch (const lmdb::Error& e) {
+    if (e.code() != MDB_NOTFOUND) throw;
+    throw std::runtime_error("store " + file_ + " holds no message log yet");
+  }
   std::string_view version;
   if (lmdb::get(txn, meta_, "schema", version)) {
     if (version != std::to_string(kSchemaVersion))
       throw std::runtime_error("store " + file_ + " has schema version " + std::string(version) +
                                "; this program knows version " + std::to_string(kSchemaVersion));
-  } else {
+  } else if (!opts.read_only) {
     lmdb::put(txn, meta_, "schema", std::to_string(kSchemaVersion));
   }
   txn.commit();
-  committer_ = std::make_unique<GroupCommitter>(*env_);
+  if (!opts.read_only) committer_ = std::make_unique<GroupCommitter>(*env_);
 }
 
 std::uint64_t Store::append(MessageRecord& rec) {
+  if (!committer_) throw lmdb::Error("store opened read-only", EACCES);
   std::uint64_t id = 0;
   std::string value = encode(rec);
   committer_->run([&](lmdb::Txn& txn) {

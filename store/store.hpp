@@ -37,6 +37,7 @@ struct StoreOptions {
   std::uint64_t map_size_mb = 1024;
   Sync sync = Sync::meta;
   bool create = true;                        // false: fail when the store does not exist
+  bool read_only = false;                    // MDB_RDONLY: readers only (cllavioctl); append() throws
   std::function<std::int64_t()> now_us;      // defaults to the realtime clock
 };
 
@@ -58,7 +59,7 @@ class Store {
   const std::string& file() const { return file_; }
   std::vector<std::string> files() const { return {file_, file_ + "-lock"}; }
   int stale_readers_cleared() const { return env_->stale_readers_cleared(); }
-  const GroupCommitter& committer() const { return *committer_; }
+  const GroupCommitter& committer() const { return *committer_; }  // not for read-only stores
 
  private:
   std::string file_;

@@ -81,17 +81,23 @@ class UnixSocketPassThrough(HarnessCase):
         self.assertEqual((rec["org"], rec["identified_by"]), ("local", "network"))
         self.assertEqual(rec["client_addr"], "127.0.0.1")
 
-    def test_store_files_belong_to_the_unprivileged_user(self):
+    def test_privileges_dropped_store_root_owned_socket_for_postfix(self):
+        import grp
         import pwd
         nobody = pwd.getpwnam("nobody").pw_uid
-        for name in ("cllavio.mdb", "cllavio.mdb-lock"):
-            self.assertEqual(os.stat(os.path.join(self.h.store_dir, name)).st_uid, nobody)
         status = open(f"/proc/{self.h.milter_proc.pid}/status").read()
         self.assertRegex(status, rf"(?m)^Uid:\s+{nobody}\s+{nobody}\s+{nobody}\s+{nobody}$")
+        # Opened as root before the drop: the unprivileged user cannot even read it by path.
+        st = os.stat(self.h.store_dir)
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o700))
+        for name in ("cllavio.mdb", "cllavio.mdb-lock"):
+            st = os.stat(os.path.join(self.h.store_dir, name))
+            self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o600), name)
         st = os.stat(self.h.milter_socket)
         self.assertEqual(st.st_mode & 0o777, 0o660)
-        import grp
         self.assertEqual(st.st_gid, grp.getgrnam("postfix").gr_gid)
+        st = os.stat(os.path.dirname(self.h.milter_socket))
+        self.assertEqual((st.st_uid, st.st_mode & 0o777), (0, 0o750))
 
 
 class InetSocketPassThrough(HarnessCase):

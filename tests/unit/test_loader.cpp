@@ -195,8 +195,22 @@ BOOST_AUTO_TEST_CASE(check_config_exit_codes) {
   TmpDir dir;
   std::FILE* devnull = std::fopen("/dev/null", "w");
   BOOST_TEST(check_config(setup(dir, ""), devnull, devnull) == 0);
-  BOOST_TEST(check_config(dir.write("bad.toml", "[milter]\nnope = 1\n"), devnull, devnull) == kExitConfig);
+  // The same valid file plus one unknown key: only that key can make it fail.
+  BOOST_TEST(check_config(setup(dir, "[milter]\nnope = 1\n"), devnull, devnull) == kExitConfig);
   std::fclose(devnull);
+}
+
+BOOST_AUTO_TEST_CASE(decimal_socket_modes_are_rejected) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "[milter]\nsocket_mode = 438\n"));  // 438 == 0o666: surely a mistake
+  BOOST_TEST(has(r, "milter.socket_mode: expected an octal mode string"), all(r));
+}
+
+BOOST_AUTO_TEST_CASE(socket_path_length_is_checked_after_resolving) {
+  TmpDir dir;
+  std::string rel(100, 'a');  // short alone, too long below the temp folder
+  auto r = load_config(setup(dir, "[milter]\nsocket = \"unix:" + rel + "\"\n"));
+  BOOST_TEST(has(r, "is longer than 107 bytes"), all(r));
 }
 
 BOOST_AUTO_TEST_CASE(reference_in_docs_matches_the_schema) {

@@ -39,6 +39,9 @@ struct Fixture {
     return cfg;
   }
 
+  std::atomic<bool> draining{false};
+  int reject_budget = 1000;  // rejects the fake rate limit still lets through
+
   milter::Services services() {
     return {[this](store::MessageRecord& r) -> std::uint64_t {
               if (fail_with != 0) throw store::lmdb::Error("mdb_put", fail_with);
@@ -46,7 +49,11 @@ struct Fixture {
               stored.push_back(r);
               return r.id;
             },
-            &log, [] { return std::int64_t{1'700'000'000'000'000}; }, &in_flight};
+            &log,
+            [] { return std::int64_t{1'700'000'000'000'000}; },
+            &in_flight,
+            &draining,
+            [this](int) { return reject_budget-- > 0; }};
   }
 
   std::string log_text() const {
@@ -229,15 +236,56 @@ BOOST_FIXTURE_TEST_CASE(message_id_is_bounded, Fixture) {
   BOOST_TEST(stored.at(0).message_id.size() == 998u);
 }
 
-BOOST_AUTO_TEST_CASE(runtime_swaps_snapshots_and_connections_keep_theirs) {
+BOOST_FIXTURE_TEST_CASE(a_connection_keeps_its_configuration_across_a_reload, Fixture) {
   milter::Runtime rt;
-  auto first = std::make_shared<conf::Config>();
-  first->orgs_settings.unknown = policy::UnknownOrg::reject;
-  rt.set_config(first);
-  Connection pinned(rt.config(), milter::Services{});
-  auto second = std::make_shared<conf::Config>();
-  rt.set_config(second);
-  BOOST_TEST(rt.config().get() == second.get());
-  BOOST_TEST(&pinned.config() == first.get());
-  BOOST_TEST((pinned.config().orgs_settings.unknown == policy::UnknownOrg::reject));
+  rt.set_config(config(policy::UnknownOrg::reject));
+  Connection pinned(rt.config(), services());
+  rt.set_config(config(policy::UnknownOrg::accept));  // SIGHUP
+  Connection fresh(rt.config(), services());
+  BOOST_TEST((pinned.mail("<eve@elsewhere.example>", "").step == Step::reject));
+  BOOST_TEST((fresh.mail("<eve@elsewhere.example>", "").step == Step::cont));
+}
+
+BOOST_FIXTURE_TEST_CASE(while_draining_new_transactions_get_on_error, Fixture) {
+  draining = true;
+  Connection a(config(policy::UnknownOrg::accept, conf::OnError::accept), services());
+  BOOST_TEST((a.mail("<a@acme.example>", "").step == Step::accept));
+  Connection t(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
+  auto v = t.mail("<a@acme.example>", "");
+  BOOST_TEST((v.step == Step::tempfail));
+  BOOST_TEST(v.reply.rcode == "451");
+  BOOST_TEST(!a.in_transaction());
+  BOOST_TEST(in_flight == 0);
+  BOOST_TEST(stored.empty());
+  BOOST_TEST(logged("shutting down: transaction from <a@acme.example> not processed"), log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(rejects_over_the_budget_are_logged_not_recorded, Fixture) {
+  reject_budget = 1;
+  Connection c(config(policy::UnknownOrg::reject), services());
+  BOOST_TEST((c.mail("<eve@elsewhere.example>", "").step == Step::reject));
+  BOOST_TEST((c.mail("<eve2@elsewhere.example>", "").step == Step::reject));
+  BOOST_TEST(stored.size() == 1u);
+  BOOST_TEST(logged("from=<eve2@elsewhere.example> nrcpt=0 client=[] action=reject reason=unknown_org recorded=no"),
+             log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(recipients_are_capped_but_counted, Fixture) {
+  Connection c(config(), services());
+  c.mail("<a@acme.example>", "");
+  for (int i = 0; i < 1005; ++i) c.rcpt("<r" + std::to_string(i) + "@x.example>");
+  c.end_of_message("Q");
+  BOOST_TEST(stored.at(0).recipients.size() == store::MessageRecord::kMaxRecipients);
+  BOOST_TEST(stored.at(0).recipient_count == 1005u);
+  BOOST_TEST(logged("nrcpt=1005"), log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(crafted_values_cannot_fake_log_fields, Fixture) {
+  Connection c(config(), services());
+  c.connect("host", "192.0.2.5");
+  c.mail("<\"x action=reject id=0\"@acme.example>", "");
+  c.header("Message-ID", " <a> action=reject");
+  c.end_of_message("Q");
+  BOOST_TEST(logged("from=<\"x?action=reject?id=0\"@acme.example>"), log_text());
+  BOOST_TEST(logged("msgid=<a>?action=reject action=accept"), log_text());
 }
