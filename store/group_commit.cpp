@@ -57,6 +57,11 @@ std::uint64_t GroupCommitter::commits() const {
   return commits_;
 }
 
+std::size_t GroupCommitter::queued() const {
+  std::lock_guard lock(mu_);
+  return queue_.size();
+}
+
 std::uint64_t GroupCommitter::writes() const {
   std::lock_guard lock(mu_);
   return writes_;

@@ -31,6 +31,7 @@ class GroupCommitter {
 
   std::uint64_t commits() const;  // write transactions committed so far
   std::uint64_t writes() const;   // pieces of work committed so far
+  std::size_t queued() const;     // pieces waiting for the next commit
 
  private:
   struct Item {

@@ -236,18 +236,18 @@ BOOST_AUTO_TEST_CASE(writers_arriving_during_a_commit_share_the_next_one) {
     txn.commit();
   }
   GroupCommitter gc(env);
-  std::atomic<int> waiting{0};
+  std::atomic<bool> leading{false};
   std::thread first([&] {
     gc.run([&](lmdb::Txn& txn) {
       lmdb::put(txn, meta, "first", "v");
-      while (waiting.load() < 7) std::this_thread::yield();  // the others are about to queue
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+      leading = true;
+      while (gc.queued() < 7) std::this_thread::yield();  // hold the commit until all seven queued
     });
   });
+  while (!leading) std::this_thread::yield();  // the first writer is the leader, mid-commit
   std::vector<std::thread> others;
   for (int i = 0; i < 7; ++i)
     others.emplace_back([&, i] {
-      ++waiting;
       gc.run([&](lmdb::Txn& txn) { lmdb::put(txn, meta, "other" + std::to_string(i), "v"); });
     });
   first.join();
