@@ -1,0 +1,104 @@
+#define BOOST_TEST_MODULE html
+#include <boost/test/unit_test.hpp>
+
+#include "tracking/html.hpp"
+
+using namespace cllavio::tracking;
+
+namespace {
+
+std::string value(std::string_view html, const AttrValue& v) { return std::string(html.substr(v.begin, v.end - v.begin)); }
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(finds_hrefs_with_every_quoting_style) {
+  std::string h = "<a href=\"https://a.example/?x=1&amp;y=2\">1</a> <A HREF='https://b.example'>2</A>"
+                  "<a class=x href=https://c.example/path>3</a><area shape=rect href = \"https://d.example\">";
+  HtmlScan s = scan_html(h);
+  BOOST_REQUIRE_EQUAL(s.links.size(), 4u);
+  BOOST_TEST(value(h, s.links[0].href) == "https://a.example/?x=1&amp;y=2");
+  BOOST_TEST(s.links[0].href.quote == '"');
+  BOOST_TEST(s.links[1].href.quote == '\'');
+  BOOST_TEST(value(h, s.links[2].href) == "https://c.example/path");
+  BOOST_TEST(s.links[2].href.quote == 0);
+  BOOST_TEST((s.links[3].tag == LinkTag::area));
+  BOOST_TEST(value(h, s.links[3].href) == "https://d.example");
+}
+
+BOOST_AUTO_TEST_CASE(comments_scripts_and_conditional_comments) {
+  std::string h =
+      "<!-- <a href=\"https://hidden.example\"> -->"
+      "<script>var s = '<a href=\"https://in-script.example\">';</script>"
+      "<!--[if mso]><v:roundrect xmlns:v=\"urn:schemas-microsoft-com:vml\" href=\"https://vml.example\">"
+      "<w:anchorlock/></v:roundrect><![endif]-->"
+      "<!--[if !mso]><!--><a href=\"https://not-mso.example\">x</a><!--<![endif]-->"
+      "<style>a[href=\"https://in-style.example\"]{}</style>";
+  HtmlScan s = scan_html(h);
+  BOOST_REQUIRE_EQUAL(s.links.size(), 2u);
+  BOOST_TEST((s.links[0].tag == LinkTag::vml));
+  BOOST_TEST(value(h, s.links[0].href) == "https://vml.example");
+  BOOST_TEST(value(h, s.links[1].href) == "https://not-mso.example");
+}
+
+BOOST_AUTO_TEST_CASE(gt_inside_quotes_and_attributes_without_values) {
+  std::string h = "<a title=\"a > b\" data-x href=\"https://q.example\" disabled>x</a>";
+  HtmlScan s = scan_html(h);
+  BOOST_REQUIRE_EQUAL(s.links.size(), 1u);
+  BOOST_TEST(value(h, s.links[0].href) == "https://q.example");
+  BOOST_TEST(s.links[0].tag_end == h.find(">x<") + 1);
+}
+
+BOOST_AUTO_TEST_CASE(opt_out_markers) {
+  std::string h = "<a data-cllavio-track=\"off\" href=\"https://1.example\">"
+                  "<a clicktracking=off href=\"https://2.example\">"
+                  "<a ses:no-track href=\"https://3.example\">"
+                  "<a data-msys-clicktrack=\"0\" href=\"https://4.example\">"
+                  "<a data-mautic-disable-tracking href=\"https://5.example\">"
+                  "<a data-cllavio-track=\"on\" href=\"https://6.example\">";
+  HtmlScan s = scan_html(h);
+  BOOST_REQUIRE_EQUAL(s.links.size(), 6u);
+  for (int i = 0; i < 5; ++i) BOOST_TEST(!s.links[i].opt_out.empty());
+  BOOST_TEST(s.links[5].opt_out.empty());
+}
+
+BOOST_AUTO_TEST_CASE(body_tags_and_images) {
+  std::string h = "<html><BODY class=\"x\"><img src=\"a.png\"><img alt=x></body><p></body></html>";
+  HtmlScan s = scan_html(h);
+  BOOST_TEST(*s.body_open_end == h.find("<img"));
+  BOOST_TEST(*s.body_close_begin == h.rfind("</body>"));
+  BOOST_REQUIRE_EQUAL(s.images.size(), 1u);
+  BOOST_TEST(value(h, s.images[0].src) == "a.png");
+}
+
+BOOST_AUTO_TEST_CASE(unterminated_markup_never_fails) {
+  for (const char* h : {"<a href=\"https://x", "<a href=", "<!-- open", "<script>no end", "<", "<a", "&", "<![if",
+                        "<a href='x' "}) {
+    BOOST_TEST_CONTEXT(h) { BOOST_TEST(scan_html(h).links.empty()); }
+  }
+}
+
+BOOST_AUTO_TEST_CASE(entity_decoding_follows_the_attribute_rules) {
+  BOOST_TEST(decode_entities("https://x.example/?a=1&amp;b=2") == "https://x.example/?a=1&b=2");
+  BOOST_TEST(decode_entities("a&#38;b&#x26;c&#X26;") == "a&b&c&");
+  BOOST_TEST(decode_entities("&quot;&apos;&lt;&gt;") == "\"'<>");
+  BOOST_TEST(decode_entities("?a=1&amp") == "?a=1&");        // legacy name at the end
+  BOOST_TEST(decode_entities("?x=1&copy=2") == "?x=1&copy=2"); // legacy name before '=': literal
+  BOOST_TEST(decode_entities("?x=1&ampy") == "?x=1&ampy");    // ... or before an alphanumeric
+  BOOST_TEST(decode_entities("&unknown;") == "&unknown;");
+  BOOST_TEST(decode_entities("&#0;&#xD800;") == "\xef\xbf\xbd\xef\xbf\xbd");
+  BOOST_TEST(decode_entities("&#150;") == "\xe2\x80\x93");     // windows-1252 meaning
+  BOOST_TEST(decode_entities("&#") == "&#");
+}
+
+BOOST_AUTO_TEST_CASE(escaping_per_quote_style) {
+  std::string out;
+  escape_attr("a&b\"c'd", '"', out);
+  BOOST_TEST(out == "a&amp;b&quot;c'd");
+  out.clear();
+  escape_attr("a&b\"c'd", '\'', out);
+  BOOST_TEST(out == "a&amp;b\"c&#39;d");
+  out.clear();
+  escape_attr("a b=c>", 0, out);
+  BOOST_TEST(out == "a&#32;b&#61;c&gt;");
+  BOOST_TEST(decode_entities("a&#32;b&#61;c&gt;") == "a b=c>");
+}

@@ -1,0 +1,275 @@
+#define BOOST_TEST_MODULE rewrite
+#include <boost/test/unit_test.hpp>
+
+#include "tracking/encoding.hpp"
+#include "tracking/html.hpp"
+#include "tracking/rewrite.hpp"
+#include "tracking/url.hpp"
+
+using namespace cllavio::tracking;
+
+namespace {
+
+const TokenCodec& codec() {
+  static const TokenCodec c({TrackingKey{"k1", std::string(32, 's')}});
+  return c;
+}
+
+TrackingPolicy policy(bool opens = true, bool clicks = true) {
+  TrackingPolicy p;
+  p.opens = opens;
+  p.clicks = clicks;
+  p.domain = "t.acme.example";
+  return p;
+}
+
+RewriteResult run(const std::string& header, const std::string& body, TrackingPolicy pol = policy(),
+                  RewriteLimits lim = {}) {
+  RewriteInput in{header, body, "acme", 0x1234, std::string("bob@example.net")};
+  return rewrite(in, pol, lim, codec());
+}
+
+// Every tracking URL in `text` verifies, and maps back to these destinations in order.
+std::vector<std::string> destinations(std::string_view text) {
+  std::vector<std::string> out;
+  std::size_t pos = 0;
+  while ((pos = text.find("https://t.acme.example/c/", pos)) != std::string_view::npos) {
+    std::size_t end = text.find_first_of("\"' <>\r\n", pos);
+    auto r = codec().verify_url_or_token(text.substr(pos, end - pos));
+    BOOST_REQUIRE(std::holds_alternative<TokenData>(r));
+    out.push_back(std::get<TokenData>(r).url);
+    pos = end;
+  }
+  return out;
+}
+
+int count(std::string_view s, std::string_view needle) {
+  int n = 0;
+  for (std::size_t p = s.find(needle); p != std::string_view::npos; p = s.find(needle, p + 1)) ++n;
+  return n;
+}
+
+const std::string kHtmlHeader = "Content-Type: text/html; charset=utf-8\r\n";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(links_and_pixel_in_a_simple_html_message) {
+  std::string body =
+      "<html><body><p>Hi</p>\r\n"
+      "<a href=\"https://example.com/reset?u=1&amp;t=abc#x\">reset</a>\r\n"
+      "<a href='https://example.com/b'>b</a> <a href=https://example.com/c>c</a>\r\n"
+      "<a href=\"mailto:help@acme.example\">mail</a> <a href=\"#top\">top</a>\r\n"
+      "</body></html>\r\n";
+  auto r = run(kHtmlHeader, body);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_TEST(r.links.size() == 3u);
+  BOOST_TEST(r.links[0].url == "https://example.com/reset?u=1&t=abc#x");  // entity-decoded, fragment kept
+  BOOST_TEST(r.links[0].index == 1u);
+  BOOST_TEST(destinations(r.body) ==
+             (std::vector<std::string>{"https://example.com/reset?u=1&t=abc#x", "https://example.com/b",
+                                       "https://example.com/c"}));
+  BOOST_TEST(count(r.body, "href='https://t.acme.example/c/") == 1);  // quoting kept
+  BOOST_TEST(count(r.body, "href=https://t.acme.example/c/") == 1);
+  BOOST_TEST(count(r.body, "mailto:help@acme.example") == 1);
+  BOOST_TEST(r.kept.size() == 2u);
+  BOOST_TEST(r.kept[0].why == "scheme");
+  BOOST_TEST(r.kept[1].why == "fragment");
+  BOOST_TEST(r.pixels == 1);
+  std::size_t pixel = r.body.find("<img src=\"https://t.acme.example/o/");
+  BOOST_TEST(pixel == r.body.find("</body>") - (r.body.find("</body>") - pixel));
+  BOOST_TEST(r.body.find("</body>") > pixel);
+  BOOST_TEST(r.body.find("alt=\"\"") != std::string::npos);
+  BOOST_TEST(r.skipped.empty());
+}
+
+BOOST_AUTO_TEST_CASE(pixel_at_top_and_without_body_tag) {
+  auto top = policy();
+  top.pixel = PixelPosition::top;
+  auto r = run(kHtmlHeader, "<body class=\"x\">hello</body>", top);
+  BOOST_TEST(r.body.find("<body class=\"x\"><img src=\"https://t.acme.example/o/") == 0u);
+  auto end = run(kHtmlHeader, "<p>fragment only</p>");
+  BOOST_TEST(end.body.find("<p>fragment only</p><img ") == 0u);
+  auto start = run(kHtmlHeader, "<p>fragment only</p>", top);
+  BOOST_TEST(start.body.find("<img ") == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(only_what_is_enabled) {
+  std::string body = "<body><a href=\"https://example.com/\">x</a></body>";
+  auto opens_only = run(kHtmlHeader, body, policy(true, false));
+  BOOST_TEST(opens_only.pixels == 1);
+  BOOST_TEST(opens_only.links.empty());
+  BOOST_TEST(opens_only.kept.at(0).why == "clicks_off");
+  auto clicks_only = run(kHtmlHeader, body, policy(false, true));
+  BOOST_TEST(clicks_only.pixels == 0);
+  BOOST_TEST(clicks_only.links.size() == 1u);
+  auto off = run(kHtmlHeader, body, policy(false, false));
+  BOOST_TEST(!off.changed);
+  BOOST_TEST(off.skipped == "tracking_off");
+}
+
+BOOST_AUTO_TEST_CASE(multipart_alternative_quoted_printable) {
+  std::string text = "Plain text with https://example.com/plain stays.\r\n";
+  std::string html_qp = "<html><body><a href=3D\"https://example.com/a?x=3D1&amp;y=3D2\">A</a> caf=C3=\r\n"
+                        "=A9</body></html>\r\n";
+  std::string body = "--alt\r\nContent-Type: text/plain; charset=utf-8\r\n\r\n" + text +
+                     "--alt\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+                     html_qp + "--alt--\r\n";
+  auto r = run("Content-Type: multipart/alternative; boundary=alt\r\n", body);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_TEST(r.parts_changed == 1);
+  BOOST_TEST(r.body.find(text) != std::string::npos);  // the text part is byte-identical
+  std::size_t hb = r.body.find("quoted-printable\r\n\r\n") + 20;
+  std::size_t he = r.body.find("\r\n--alt--");
+  std::string decoded;
+  qp_decode(r.body.substr(hb, he - hb), decoded);
+  BOOST_TEST(decoded.find("caf\xc3\xa9") != std::string::npos);
+  BOOST_TEST(destinations(decoded) == (std::vector<std::string>{"https://example.com/a?x=1&y=2"}));
+  for (std::size_t pos = hb, nl; pos < he; pos = nl + 2) {
+    nl = r.body.find("\r\n", pos);
+    BOOST_TEST(nl - pos <= 76u);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(base64_html_stays_base64) {
+  std::string html = "<body><a href=\"https://example.com/b64\">x</a></body>";
+  std::string enc;
+  base64_encode(html, Eol::crlf, enc);
+  std::string body = "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n" + enc + "--b--\r\n";
+  auto r = run("Content-Type: multipart/mixed; boundary=b\r\n", body);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  std::size_t b = r.body.find("base64\r\n\r\n") + 10, e = r.body.find("--b--");
+  std::string dec;
+  BOOST_REQUIRE(base64_decode(r.body.substr(b, e - b), dec));
+  BOOST_TEST(destinations(dec) == (std::vector<std::string>{"https://example.com/b64"}));
+}
+
+BOOST_AUTO_TEST_CASE(long_7bit_lines_become_quoted_printable) {
+  std::string body = "<body><a href=\"https://example.com/" + std::string(900, 'p') + "\">x</a></body>\r\n";
+  auto single = run(kHtmlHeader + "Content-Transfer-Encoding: 7bit\r\n", body);
+  BOOST_REQUIRE_MESSAGE(single.changed, single.skipped);
+  BOOST_REQUIRE_EQUAL(single.header_edits.size(), 1u);
+  BOOST_TEST((single.header_edits[0].op == HeaderEdit::Op::change));
+  BOOST_TEST(single.header_edits[0].value == "quoted-printable");
+  std::string dec;
+  qp_decode(single.body, dec);
+  BOOST_TEST(destinations(dec).at(0) == "https://example.com/" + std::string(900, 'p'));
+  auto no_cte = run(kHtmlHeader, body);
+  BOOST_TEST((no_cte.header_edits.at(0).op == HeaderEdit::Op::add));
+  std::string mp = "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: 7bit\r\n\r\n" + body + "--b--\r\n";
+  auto multi = run("Content-Type: multipart/mixed; boundary=b\r\n", mp);
+  BOOST_REQUIRE_MESSAGE(multi.changed, multi.skipped);
+  BOOST_TEST(multi.header_edits.empty());
+  BOOST_TEST(multi.body.find("Content-Transfer-Encoding: quoted-printable\r\n") != std::string::npos);
+  BOOST_TEST(multi.body.find("7bit") == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(bare_lf_input_keeps_lf) {
+  std::string body = "--b\nContent-Type: text/html\nContent-Transfer-Encoding: quoted-printable\n\n"
+                     "<body><a href=3D\"https://example.com/lf\">x</a></body>\n--b--\n";
+  auto r = run("Content-Type: multipart/mixed; boundary=b\n", body);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_TEST(r.body.find('\r') == std::string::npos);
+}
+
+BOOST_AUTO_TEST_CASE(never_touched) {
+  std::string html = "<body><a href=\"https://example.com/\">x</a></body>";
+  auto expect_skip = [&](const std::string& header, const std::string& body, const std::string& why) {
+    auto r = run(header, body);
+    BOOST_TEST(!r.changed, why);
+    BOOST_TEST(r.skipped.rfind(why, 0) == 0u, r.skipped + " vs " + why);
+  };
+  expect_skip(kHtmlHeader + "DKIM-Signature: v=1; a=rsa-sha256; d=acme.example\r\n", html, "dkim_signed");
+  expect_skip(kHtmlHeader + "ARC-Seal: i=1; a=rsa-sha256\r\n", html, "dkim_signed");
+  expect_skip("Content-Type: multipart/signed; boundary=s; protocol=\"application/pkcs7-signature\"\r\n",
+              "--s\r\nContent-Type: text/html\r\n\r\n" + html + "\r\n--s--\r\n", "signed");
+  expect_skip("Content-Type: multipart/encrypted; boundary=s\r\n", "--s\r\n\r\nx\r\n--s--\r\n", "encrypted");
+  expect_skip("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n", "MIAGCSqGSIb3", "smime");
+  expect_skip(kHtmlHeader, "-----BEGIN PGP SIGNED MESSAGE-----\r\n" + html, "pgp");
+  expect_skip("Content-Type: text/html; charset=UTF-16LE\r\n", html, "charset utf-16le");
+  expect_skip("Content-Type: multipart/mixed; boundary=b\r\n", "--b\r\n\r\n" + html, "malformed");
+  expect_skip(kHtmlHeader + "X-Cllavio-Track: off\r\n", html, "opted_out");
+  RewriteLimits small;
+  small.max_rewrite_bytes = 10;
+  auto big = run(kHtmlHeader, html, policy(), small);
+  BOOST_TEST(big.skipped == "too_large");
+  RewriteLimits shallow;
+  shallow.mime.max_depth = 0;
+  auto deep = run("Content-Type: multipart/mixed; boundary=b\r\n", "--b\r\n\r\nx\r\n--b--\r\n", policy(), shallow);
+  BOOST_TEST(deep.skipped.rfind("mime_limits", 0) == 0u);
+  auto signed_ok = policy();
+  signed_ok.skip_signed = false;
+  BOOST_TEST(run(kHtmlHeader + "DKIM-Signature: v=1\r\n", html, signed_ok).changed);
+}
+
+BOOST_AUTO_TEST_CASE(control_header_is_removed_even_when_skipping) {
+  auto off = run(kHtmlHeader + "X-Cllavio-Track: off\r\nX-Cllavio-Track: off\r\n", "<body></body>");
+  BOOST_REQUIRE_EQUAL(off.header_edits.size(), 2u);
+  BOOST_TEST(off.header_edits[0].occurrence == 2);  // removed last first, so indexes stay valid
+  BOOST_TEST((off.header_edits[1].op == HeaderEdit::Op::remove));
+  auto on = run(kHtmlHeader + "X-Cllavio-Track: on\r\n", "<body></body>");
+  BOOST_TEST(on.changed);
+  BOOST_TEST(on.header_edits.size() == 1u);
+}
+
+BOOST_AUTO_TEST_CASE(html_attachments_are_left_alone) {
+  std::string body = "--b\r\nContent-Type: text/html\r\nContent-Disposition: attachment; filename=x.html\r\n\r\n"
+                     "<body><a href=\"https://example.com/\">x</a></body>\r\n--b--\r\n";
+  auto r = run("Content-Type: multipart/mixed; boundary=b\r\n", body);
+  BOOST_TEST(!r.changed);
+  BOOST_TEST(r.skipped.empty());
+}
+
+BOOST_AUTO_TEST_CASE(opt_outs_placeholders_unsubscribe_and_max_links) {
+  std::string body = "<body><a data-cllavio-track=\"off\" href=\"https://example.com/private\">p</a>"
+                     "<a href=\"{{action_url}}\">t</a><a href=\"https://example.com/unsub\">u</a>"
+                     "<a href=\"https://example.com/1\">1</a><a href=\"https://example.com/2\">2</a></body>";
+  RewriteLimits lim;
+  lim.max_links = 1;
+  auto r = run(kHtmlHeader + "List-Unsubscribe: <https://example.com/unsub>\r\n", body, policy(), lim);
+  BOOST_REQUIRE(r.changed);
+  std::vector<std::string> why;
+  for (const auto& k : r.kept) why.push_back(k.why);
+  BOOST_TEST(why == (std::vector<std::string>{"opt_out", "placeholder", "unsubscribe", "max_links"}));
+  BOOST_TEST(r.links.size() == 1u);
+  BOOST_TEST(r.links[0].url == "https://example.com/1");
+}
+
+BOOST_AUTO_TEST_CASE(quoted_tracked_mail_is_restored_not_double_counted) {
+  std::string first = "<body><a href=\"https://example.com/x?a=1&amp;b=2\">x</a></body>";
+  auto sent = run(kHtmlHeader, first);
+  BOOST_REQUIRE(sent.changed);
+  // A reply quotes the tracked HTML; the new message is tracked for message 0x5678.
+  std::string reply = "<body><p>Thanks!</p><blockquote>" + sent.body + "</blockquote></body>";
+  RewriteInput in{kHtmlHeader, reply, "acme", 0x5678, std::nullopt};
+  auto r = rewrite(in, policy(), {}, codec());
+  BOOST_REQUIRE(r.changed);
+  BOOST_TEST(r.old_pixels_removed == 1);
+  BOOST_TEST(r.old_links_restored == 1);
+  BOOST_TEST(r.pixels == 1);
+  for (const auto& d : destinations(r.body)) BOOST_TEST(d == "https://example.com/x?a=1&b=2");
+  std::size_t p = r.body.find("https://t.acme.example/c/");
+  auto tok = std::get<TokenData>(codec().verify_url_or_token(r.body.substr(p, r.body.find('"', p) - p)));
+  BOOST_TEST(tok.message == 0x5678u);  // the link now belongs to the new message
+  BOOST_TEST(!tok.recipient);
+  BOOST_TEST(count(r.body, "/o/") == 1);  // only the new pixel
+}
+
+BOOST_AUTO_TEST_CASE(text_links_respect_html_opt_out) {
+  auto pol = policy();
+  pol.text_links = true;
+  std::string body = "--a\r\nContent-Type: text/plain\r\n\r\nGo to https://example.com/t and https://example.com/private.\r\n"
+                     "--a\r\nContent-Type: text/html\r\n\r\n<body><a clicktracking=off href=\"https://example.com/private\">"
+                     "p</a></body>\r\n--a--\r\n";
+  auto r = run("Content-Type: multipart/alternative; boundary=a\r\n", body, pol);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_TEST(r.links.size() == 1u);
+  BOOST_TEST(r.links[0].url == "https://example.com/t");
+  BOOST_TEST(r.body.find("https://example.com/private.") != std::string::npos);
+  BOOST_TEST(r.parts_changed == 2);  // the pixel went into the HTML part
+}
+
+BOOST_AUTO_TEST_CASE(nothing_to_do_is_not_a_skip) {
+  auto r = run("Content-Type: text/plain\r\n", "just text https://example.com/\r\n");
+  BOOST_TEST(!r.changed);
+  BOOST_TEST(r.skipped.empty());
+}

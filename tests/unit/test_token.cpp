@@ -1,0 +1,95 @@
+#define BOOST_TEST_MODULE token
+#include <boost/test/unit_test.hpp>
+
+#include "tracking/token.hpp"
+
+using namespace cllavio::tracking;
+
+namespace {
+
+TrackingKey key(std::string id, char fill) { return TrackingKey{std::move(id), std::string(32, fill)}; }
+
+TokenData click() {
+  TokenData t;
+  t.kind = TokenKind::click;
+  t.org = "acme";
+  t.message = 0x0006615fb009e1cbull;
+  t.recipient = "bob@example.net";
+  t.link = 7;
+  t.url = "https://www.example.com/reset?token=a&b=c#frag";
+  return t;
+}
+
+std::string error_of(const std::variant<TokenData, std::string>& r) {
+  return std::holds_alternative<std::string>(r) ? std::get<std::string>(r) : "";
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(round_trip_and_url_safety) {
+  TokenCodec codec({key("2026a", 'k')});
+  std::string tok = codec.sign(click());
+  BOOST_TEST(tok.find_first_not_of("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_") ==
+             std::string::npos);
+  auto r = codec.verify(tok);
+  BOOST_REQUIRE(std::holds_alternative<TokenData>(r));
+  TokenData back = std::get<TokenData>(r);
+  BOOST_TEST(back.key_id == "2026a");
+  back.key_id.clear();
+  BOOST_TEST((back == click()));
+  BOOST_TEST(codec.sign(click()) == tok);  // deterministic
+  std::string url = codec.url(click(), "t.acme.example");
+  BOOST_TEST(url.rfind("https://t.acme.example/c/", 0) == 0);
+  BOOST_TEST(std::holds_alternative<TokenData>(codec.verify_url_or_token(url)));
+}
+
+BOOST_AUTO_TEST_CASE(open_tokens_without_recipient) {
+  TokenCodec codec({key("k1", 'a')});
+  TokenData t;
+  t.org = "acme";
+  t.message = 42;
+  auto r = codec.verify(codec.sign(t));
+  BOOST_REQUIRE(std::holds_alternative<TokenData>(r));
+  BOOST_TEST(!std::get<TokenData>(r).recipient);
+  BOOST_TEST(std::get<TokenData>(r).url.empty());
+}
+
+BOOST_AUTO_TEST_CASE(every_tampered_byte_is_refused) {
+  TokenCodec codec({key("2026a", 'k')});
+  std::string tok = codec.sign(click());
+  const std::string alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789-_";
+  int accepted = 0;
+  for (std::size_t i = 0; i < tok.size(); ++i) {
+    std::string bad = tok;
+    bad[i] = alphabet[(alphabet.find(bad[i]) + 1) % alphabet.size()];
+    if (std::holds_alternative<TokenData>(codec.verify(bad))) ++accepted;
+  }
+  BOOST_TEST(accepted == 0);  // including the unused low bits of the last character
+  BOOST_TEST(error_of(codec.verify(tok.substr(0, tok.size() - 4))) != "");
+  BOOST_TEST(error_of(codec.verify(tok + "AAAA")) != "");
+  BOOST_TEST(error_of(codec.verify("not a token!")) == "not a token (bad encoding)");
+  BOOST_TEST(error_of(codec.verify("")) != "");
+}
+
+BOOST_AUTO_TEST_CASE(rotation_unknown_keys_and_kind_mismatch) {
+  TokenCodec old_codec({key("2025", 'o')});
+  TokenCodec rotated({key("2026", 'n'), key("2025", 'o')});
+  TokenCodec stranger({key("2026", 'x')});
+  std::string old_tok = old_codec.sign(click());
+  BOOST_TEST(std::holds_alternative<TokenData>(rotated.verify(old_tok)));   // old tokens still verify
+  BOOST_TEST(error_of(stranger.verify(old_tok)) == "unknown key id");
+  std::string new_tok = rotated.sign(click());
+  BOOST_TEST(std::get<TokenData>(rotated.verify(new_tok)).key_id == "2026");
+  BOOST_TEST(error_of(stranger.verify(new_tok)) == "bad signature");       // same id, other secret
+  BOOST_TEST(error_of(rotated.verify_url_or_token("https://t.example/o/" + new_tok)) ==
+             "token kind does not match the URL path");
+}
+
+BOOST_AUTO_TEST_CASE(tracking_url_shapes) {
+  BOOST_TEST(split_tracking_url("https://t.example/o/abc")->second == "abc");
+  BOOST_TEST(!split_tracking_url("http://t.example/o/abc"));
+  BOOST_TEST(!split_tracking_url("https://t.example/x/abc"));
+  BOOST_TEST(!split_tracking_url("https://t.example/o/abc?x=1"));
+  BOOST_TEST(!split_tracking_url("https://t.example/o/"));
+  BOOST_TEST(!split_tracking_url("https:///o/abc"));
+}

@@ -1,0 +1,66 @@
+#define BOOST_TEST_MODULE url
+#include <boost/test/unit_test.hpp>
+
+#include "tracking/url.hpp"
+
+using namespace cllavio::tracking;
+
+namespace {
+
+std::string why(std::string_view url, std::vector<std::string> unsub = {}) {
+  UrlContext ctx{"t.acme.example", &unsub};
+  return std::string(to_string(classify_url(url, ctx)));
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(what_is_tracked_and_why_not) {
+  BOOST_TEST(why("https://www.example.com/a?b=1#c") == "none");
+  BOOST_TEST(why("HTTP://Example.com") == "none");
+  BOOST_TEST(why("mailto:a@b.example") == "scheme");
+  BOOST_TEST(why("tel:+123") == "scheme");
+  BOOST_TEST(why("sms:+123") == "scheme");
+  BOOST_TEST(why("cid:logo@acme") == "scheme");
+  BOOST_TEST(why("data:image/png;base64,AAAA") == "scheme");
+  BOOST_TEST(why("javascript:alert(1)") == "scheme");
+  BOOST_TEST(why("ftp://x.example/") == "scheme");
+  BOOST_TEST(why("#top") == "fragment");
+  BOOST_TEST(why("/relative/path") == "relative");
+  BOOST_TEST(why("page.html?x=1:2") == "relative");
+  BOOST_TEST(why("//cdn.example/x") == "relative");
+  BOOST_TEST(why("") == "relative");
+  BOOST_TEST(why("https://") == "unparsable");
+  BOOST_TEST(why("https://bad host/") == "unparsable");
+  BOOST_TEST(why("https://x.example:80a/") == "unparsable");
+  BOOST_TEST(why("{{action_url}}") == "placeholder");
+  BOOST_TEST(why("https://x.example/?u=*|UNSUB|*") == "placeholder");
+  BOOST_TEST(why("https://x.example/{%url%}") == "placeholder");
+  BOOST_TEST(why("https://T.Acme.Example/c/abc") == "tracking_domain");
+  BOOST_TEST(why("https://x.example/unsub", {"https://x.example/unsub"}) == "unsubscribe");
+}
+
+BOOST_AUTO_TEST_CASE(hosts) {
+  BOOST_TEST(url_host("https://User:pw@Host.Example:8443/x") == "host.example");
+  BOOST_TEST(url_host("https://[2001:db8::1]:443/") == "[2001:db8::1]");
+  BOOST_TEST(url_host("https://x.example?q") == "x.example");
+  BOOST_TEST(url_host("no scheme") == "");
+}
+
+BOOST_AUTO_TEST_CASE(clean_urls_like_a_browser) {
+  BOOST_TEST(clean_url("  https://x.example/a\tb\nc \r\n") == "https://x.example/abc");
+}
+
+BOOST_AUTO_TEST_CASE(list_unsubscribe_targets) {
+  auto v = list_unsubscribe_urls("<mailto:u@x.example?subject=unsub>, <https://x.example/u/1> ,<http://y.example/u>");
+  BOOST_TEST(v == (std::vector<std::string>{"https://x.example/u/1", "http://y.example/u"}));
+}
+
+BOOST_AUTO_TEST_CASE(bare_urls_in_text) {
+  std::string t = "See https://x.example/a.b?c=d. Or (http://y.example/p_(1)) and https://z.example/end,\n"
+                  "nothttp://no.example xhttps://no2.example <https://angle.example/x>";
+  auto spans = find_text_urls(t);
+  std::vector<std::string> got;
+  for (auto [b, e] : spans) got.push_back(t.substr(b, e - b));
+  BOOST_TEST(got == (std::vector<std::string>{"https://x.example/a.b?c=d", "http://y.example/p_(1)",
+                                              "https://z.example/end", "https://angle.example/x"}));
+}

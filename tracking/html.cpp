@@ -1,0 +1,357 @@
+#include "tracking/html.hpp"
+
+#include <cctype>
+#include <cstdint>
+#include <cstring>
+
+namespace cllavio::tracking {
+
+namespace {
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool iequals(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i)
+    if (lower(a[i]) != lower(b[i])) return false;
+  return true;
+}
+
+bool istarts_at(std::string_view s, std::size_t pos, std::string_view prefix) {
+  return pos + prefix.size() <= s.size() && iequals(s.substr(pos, prefix.size()), prefix);
+}
+
+bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
+bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
+bool digit(char c) { return c >= '0' && c <= '9'; }
+bool alnum(char c) { return alpha(c) || digit(c); }
+bool name_char(char c) { return alnum(c) || c == ':' || c == '-' || c == '_' || c == '.'; }
+
+enum class Kind { other, a, area, vml, img, body, raw_text };
+
+Kind classify(std::string_view name) {
+  if (iequals(name, "a")) return Kind::a;
+  if (iequals(name, "img")) return Kind::img;
+  if (iequals(name, "area")) return Kind::area;
+  if (iequals(name, "body")) return Kind::body;
+  if (iequals(name, "v:roundrect") || iequals(name, "v:rect")) return Kind::vml;
+  if (iequals(name, "script") || iequals(name, "style") || iequals(name, "title") || iequals(name, "textarea"))
+    return Kind::raw_text;
+  return Kind::other;
+}
+
+// Senders' markers that keep a link untracked.
+std::string_view opt_out_marker(std::string_view html, std::string_view name, const AttrValue* v) {
+  auto value = [&] { return v ? html.substr(v->begin, v->end - v->begin) : std::string_view(); };
+  if (iequals(name, "data-cllavio-track") && iequals(value(), "off")) return "data-cllavio-track";
+  if (iequals(name, "clicktracking") && iequals(value(), "off")) return "clicktracking";          // SendGrid
+  if (iequals(name, "ses:no-track")) return "ses:no-track";                                         // Amazon SES
+  if (iequals(name, "data-msys-clicktrack") && value() == "0") return "data-msys-clicktrack";       // SparkPost
+  if (iequals(name, "data-mautic-disable-tracking")) return "data-mautic-disable-tracking";          // Mautic
+  return {};
+}
+
+}  // namespace
+
+HtmlScan scan_html(std::string_view h) {
+  HtmlScan out;
+  const std::size_t n = h.size();
+  std::size_t i = 0;
+  for (;;) {
+    std::size_t lt = h.find('<', i);
+    if (lt == std::string_view::npos || lt + 1 >= n) break;
+    char c = h[lt + 1];
+    if (c == '!') {
+      if (h.compare(lt, 4, "<!--") == 0) {
+        if (istarts_at(h, lt + 4, "[if")) {  // conditional comment: what it guards is markup too
+          std::size_t gt = h.find('>', lt + 4);
+          if (gt == std::string_view::npos) break;
+          i = gt + 1;
+          continue;
+        }
+        std::size_t close = h.find("-->", lt + 2);  // also "<!-->"
+        if (close == std::string_view::npos) break;
+        i = close + 3;
+        continue;
+      }
+      std::size_t gt = h.find('>', lt + 2);  // <!DOCTYPE ...>, <![endif]>, <![CDATA[...]]>
+      if (gt == std::string_view::npos) break;
+      i = gt + 1;
+      continue;
+    }
+    if (c == '/' || c == '?') {  // end tag or processing instruction
+      std::size_t j = lt + 2;
+      while (j < n && name_char(h[j])) ++j;
+      if (c == '/' && iequals(h.substr(lt + 2, j - lt - 2), "body")) out.body_close_begin = lt;
+      std::size_t gt = h.find('>', j);
+      if (gt == std::string_view::npos) break;
+      i = gt + 1;
+      continue;
+    }
+    if (!alpha(c)) {  // a '<' in text
+      i = lt + 1;
+      continue;
+    }
+
+    std::size_t k = lt + 1;
+    while (k < n && name_char(h[k])) ++k;
+    std::string_view name = h.substr(lt + 1, k - lt - 1);
+    Kind kind = classify(name);
+    bool want_href = kind == Kind::a || kind == Kind::area || kind == Kind::vml;
+    AttrValue href{}, src{};
+    bool has_href = false, has_src = false, closed = false;
+    std::string_view opt_out;
+    while (k < n) {
+      while (k < n && (space(h[k]) || h[k] == '/')) ++k;
+      if (k >= n) break;
+      if (h[k] == '>') {
+        closed = true;
+        ++k;
+        break;
+      }
+      std::size_t an = k++;  // the first character may be '='
+      while (k < n && !space(h[k]) && h[k] != '/' && h[k] != '>' && h[k] != '=') ++k;
+      std::string_view aname = h.substr(an, k - an);
+      std::size_t after_name = k;
+      while (k < n && space(h[k])) ++k;
+      AttrValue v{};
+      bool has_value = false;
+      if (k < n && h[k] == '=') {
+        ++k;
+        while (k < n && space(h[k])) ++k;
+        if (k < n && (h[k] == '"' || h[k] == '\'')) {
+          char q = h[k];
+          std::size_t end = h.find(q, k + 1);
+          if (end == std::string_view::npos) {
+            k = n;
+            break;
+          }
+          v = AttrValue{k + 1, end, q};
+          k = end + 1;
+        } else {
+          std::size_t vb = k;
+          while (k < n && !space(h[k]) && h[k] != '>') ++k;
+          v = AttrValue{vb, k, 0};
+        }
+        has_value = true;
+      } else {
+        k = after_name;  // a name without value; blanks are skipped by the loop
+      }
+      if (want_href && !has_href && has_value && iequals(aname, "href")) {
+        href = v;
+        has_href = true;
+      } else if (kind == Kind::img && !has_src && has_value && iequals(aname, "src")) {
+        src = v;
+        has_src = true;
+      } else if (want_href && opt_out.empty()) {
+        opt_out = opt_out_marker(h, aname, has_value ? &v : nullptr);
+      }
+    }
+    if (!closed) break;  // unterminated tag: the rest is not markup we can trust
+    switch (kind) {
+      case Kind::a:
+      case Kind::area:
+      case Kind::vml:
+        if (has_href)
+          out.links.push_back(LinkSite{kind == Kind::a ? LinkTag::a : kind == Kind::area ? LinkTag::area : LinkTag::vml,
+                                       href, lt, k, opt_out});
+        break;
+      case Kind::img:
+        if (has_src) out.images.push_back(ImageSite{src, lt, k});
+        break;
+      case Kind::body:
+        if (!out.body_open_end) out.body_open_end = k;
+        break;
+      case Kind::raw_text: {
+        // Nothing inside <script>, <style>, <title>, <textarea> is a tag.
+        std::string closing = "</" + std::string(name);
+        std::size_t j = k;
+        for (;;) {
+          j = h.find("</", j);
+          if (j == std::string_view::npos || istarts_at(h, j, closing)) break;
+          j += 2;
+        }
+        if (j == std::string_view::npos) return out;
+        k = j;
+        break;
+      }
+      case Kind::other:
+        break;
+    }
+    i = k;
+  }
+  return out;
+}
+
+// ---- character references ----------------------------------------------------
+
+namespace {
+
+struct Named {
+  const char* name;
+  const char* utf8;
+  bool legacy;  // also recognized without ';'
+};
+
+// The names seen in URLs and mail templates; HTML has ~2,200, the rest stay as written.
+constexpr Named kNamed[] = {
+    {"amp", "&", true},           {"AMP", "&", true},          {"lt", "<", true},            {"LT", "<", true},
+    {"gt", ">", true},            {"GT", ">", true},           {"quot", "\"", true},         {"QUOT", "\"", true},
+    {"apos", "'", false},         {"nbsp", "\xc2\xa0", true},  {"copy", "\xc2\xa9", true},   {"reg", "\xc2\xae", true},
+    {"equals", "=", false},       {"quest", "?", false},       {"excl", "!", false},         {"num", "#", false},
+    {"dollar", "$", false},       {"percnt", "%", false},      {"lpar", "(", false},         {"rpar", ")", false},
+    {"ast", "*", false},          {"plus", "+", false},        {"comma", ",", false},        {"period", ".", false},
+    {"sol", "/", false},          {"colon", ":", false},       {"semi", ";", false},         {"commat", "@", false},
+    {"lsqb", "[", false},         {"rsqb", "]", false},        {"lowbar", "_", false},       {"grave", "`", false},
+    {"lcub", "{", false},         {"rcub", "}", false},        {"verbar", "|", false},       {"tilde", "~", false},
+    {"hyphen", "-", false},       {"Tab", "\t", false},        {"NewLine", "\n", false},     {"shy", "\xc2\xad", true},
+    {"ndash", "\xe2\x80\x93", false}, {"mdash", "\xe2\x80\x94", false}, {"hellip", "\xe2\x80\xa6", false},
+    {"lsquo", "\xe2\x80\x98", false}, {"rsquo", "\xe2\x80\x99", false}, {"ldquo", "\xe2\x80\x9c", false},
+    {"rdquo", "\xe2\x80\x9d", false}, {"laquo", "\xc2\xab", true},      {"raquo", "\xc2\xbb", true},
+    {"euro", "\xe2\x82\xac", false},  {"pound", "\xc2\xa3", true},      {"yen", "\xc2\xa5", true},
+    {"middot", "\xc2\xb7", true},     {"bull", "\xe2\x80\xa2", false},  {"trade", "\xe2\x84\xa2", false},
+    {"eacute", "\xc3\xa9", true},     {"egrave", "\xc3\xa8", true},     {"aacute", "\xc3\xa1", true},
+    {"agrave", "\xc3\xa0", true},     {"oacute", "\xc3\xb3", true},     {"uacute", "\xc3\xba", true},
+    {"iacute", "\xc3\xad", true},     {"auml", "\xc3\xa4", true},       {"ouml", "\xc3\xb6", true},
+    {"uuml", "\xc3\xbc", true},       {"Auml", "\xc3\x84", true},       {"Ouml", "\xc3\x96", true},
+    {"Uuml", "\xc3\x9c", true},       {"szlig", "\xc3\x9f", true},      {"ntilde", "\xc3\xb1", true},
+    {"ccedil", "\xc3\xa7", true},
+};
+
+// Windows-1252 meanings HTML gives to &#128; .. &#159;.
+constexpr std::uint32_t kC1[32] = {0x20AC, 0x81,   0x201A, 0x0192, 0x201E, 0x2026, 0x2020, 0x2021,
+                                   0x02C6, 0x2030, 0x0160, 0x2039, 0x0152, 0x8D,   0x017D, 0x8F,
+                                   0x90,   0x2018, 0x2019, 0x201C, 0x201D, 0x2022, 0x2013, 0x2014,
+                                   0x02DC, 0x2122, 0x0161, 0x203A, 0x0153, 0x9D,   0x017E, 0x0178};
+
+void put_utf8(std::uint32_t cp, std::string& out) {
+  if (cp == 0 || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) cp = 0xFFFD;
+  if (cp >= 0x80 && cp <= 0x9F) cp = kC1[cp - 0x80];
+  if (cp < 0x80) {
+    out.push_back(static_cast<char>(cp));
+  } else if (cp < 0x800) {
+    out.push_back(static_cast<char>(0xC0 | (cp >> 6)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else if (cp < 0x10000) {
+    out.push_back(static_cast<char>(0xE0 | (cp >> 12)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  } else {
+    out.push_back(static_cast<char>(0xF0 | (cp >> 18)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 12) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | ((cp >> 6) & 0x3F)));
+    out.push_back(static_cast<char>(0x80 | (cp & 0x3F)));
+  }
+}
+
+// Decodes the reference at v[i] == '&'; returns the bytes consumed (0: not a reference).
+std::size_t decode_one(std::string_view v, std::size_t i, std::string& out) {
+  std::size_t n = v.size();
+  if (i + 1 < n && v[i + 1] == '#') {
+    std::size_t j = i + 2;
+    bool hex = j < n && (v[j] == 'x' || v[j] == 'X');
+    if (hex) ++j;
+    std::size_t start = j;
+    std::uint32_t cp = 0;
+    while (j < n && (hex ? std::isxdigit(static_cast<unsigned char>(v[j])) != 0 : digit(v[j]))) {
+      int d = digit(v[j]) ? v[j] - '0' : (lower(v[j]) - 'a' + 10);
+      if (cp <= 0x10FFFF) cp = cp * (hex ? 16 : 10) + static_cast<std::uint32_t>(d);
+      ++j;
+    }
+    if (j == start) return 0;
+    if (j < n && v[j] == ';') ++j;
+    put_utf8(cp, out);
+    return j - i;
+  }
+  std::size_t j = i + 1;
+  while (j < n && alnum(v[j]) && j - i <= 32) ++j;
+  std::string_view name = v.substr(i + 1, j - i - 1);
+  if (name.empty()) return 0;
+  bool semicolon = j < n && v[j] == ';';
+  for (const auto& e : kNamed) {
+    if (semicolon && name == e.name) {
+      out.append(e.utf8);
+      return j + 1 - i;
+    }
+  }
+  // Legacy names without ';': the longest one that prefixes the text, unless an
+  // alphanumeric or '=' follows it (then browsers keep it literally in attributes).
+  const Named* best = nullptr;
+  for (const auto& e : kNamed) {
+    std::size_t len = std::strlen(e.name);
+    if (e.legacy && name.substr(0, len) == e.name && (!best || len > std::strlen(best->name))) best = &e;
+  }
+  if (best == nullptr) return 0;
+  std::size_t end = i + 1 + std::strlen(best->name);
+  if (end < n && (alnum(v[end]) || v[end] == '=')) return 0;
+  out.append(best->utf8);
+  return end - i;
+}
+
+}  // namespace
+
+std::string decode_entities(std::string_view v) {
+  std::string out;
+  out.reserve(v.size());
+  std::size_t i = 0;
+  while (i < v.size()) {
+    std::size_t amp = v.find('&', i);
+    if (amp == std::string_view::npos) {
+      out.append(v.substr(i));
+      break;
+    }
+    out.append(v.substr(i, amp - i));
+    std::size_t used = decode_one(v, amp, out);
+    if (used == 0) {
+      out.push_back('&');
+      i = amp + 1;
+    } else {
+      i = amp + used;
+    }
+  }
+  return out;
+}
+
+void escape_attr(std::string_view value, char quote, std::string& out) {
+  for (char c : value) {
+    switch (c) {
+      case '&': out += "&amp;"; break;
+      case '"':
+        if (quote != '\'') out += "&quot;";
+        else out.push_back(c);
+        break;
+      case '\'':
+        if (quote != '"') out += "&#39;";
+        else out.push_back(c);
+        break;
+      case '<':
+        if (quote == 0) out += "&lt;";
+        else out.push_back(c);
+        break;
+      case '>':
+        if (quote == 0) out += "&gt;";
+        else out.push_back(c);
+        break;
+      case '=':
+        if (quote == 0) out += "&#61;";
+        else out.push_back(c);
+        break;
+      case '`':
+        if (quote == 0) out += "&#96;";
+        else out.push_back(c);
+        break;
+      case ' ': case '\t': case '\n': case '\r': case '\f':
+        if (quote == 0) {
+          out += "&#";
+          out += std::to_string(static_cast<int>(c));
+          out += ';';
+        } else {
+          out.push_back(c);
+        }
+        break;
+      default: out.push_back(c);
+    }
+  }
+}
+
+}  // namespace cllavio::tracking

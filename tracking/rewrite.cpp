@@ -1,0 +1,232 @@
+#include "tracking/rewrite.hpp"
+
+#include <algorithm>
+
+#include "tracking/encoding.hpp"
+#include "tracking/patches.hpp"
+
+namespace cllavio::tracking {
+
+namespace {
+
+constexpr std::size_t kMaxLine = 998;
+
+bool has_prefix_ci(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i) {
+    char c = s[i];
+    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
+    if (c != prefix[i]) return false;
+  }
+  return true;
+}
+
+bool iequal(std::string_view a, std::string_view b) { return a.size() == b.size() && has_prefix_ci(a, b); }
+
+std::size_t longest_line(std::string_view s) {
+  std::size_t longest = 0, pos = 0;
+  while (pos <= s.size()) {
+    std::size_t nl = s.find('\n', pos);
+    std::size_t end = nl == std::string_view::npos ? s.size() : nl;
+    std::size_t len = end - pos - (end > pos && s[end - 1] == '\r' ? 1 : 0);
+    longest = std::max(longest, len);
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return longest;
+}
+
+bool has_8bit_or_nul(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return c == '\0' || static_cast<unsigned char>(c) >= 0x80; });
+}
+
+bool encoding_known(const std::string& e) {
+  return e == "7bit" || e == "8bit" || e == "binary" || e == "quoted-printable" || e == "base64";
+}
+
+// Why a part makes the whole message untouchable, or "".
+std::string untouchable(const Part& p) {
+  const std::string& t = p.type.type;
+  const std::string& s = p.type.subtype;
+  if (t == "multipart" && s == "signed") return "signed";
+  if (t == "multipart" && s == "encrypted") return "encrypted";
+  if (t == "application" && (s == "pkcs7-mime" || s == "x-pkcs7-mime")) return "smime";
+  return {};
+}
+
+bool rewritable_text(const Part& p, const TrackingPolicy& policy) {
+  if (!p.children.empty() || p.type.multipart() || p.attachment || p.type.type != "text") return false;
+  if (p.type.subtype == "html") return true;
+  return p.type.subtype == "plain" && policy.text_links && policy.clicks;
+}
+
+struct ChangedPart {
+  int index;
+  std::string content;     // new encoded content
+  bool now_qp = false;     // Content-Transfer-Encoding became quoted-printable
+};
+
+// Encodes `decoded` for the part's transfer encoding; switches 7bit/8bit to QP when a
+// line would exceed 998 octets (or 7bit would carry 8-bit bytes).
+ChangedPart encode_part(int index, const Part& p, const std::string& decoded, Eol eol) {
+  ChangedPart c{index, {}, false};
+  if (p.encoding == "base64") {
+    base64_encode(decoded, eol, c.content);
+  } else if (p.encoding == "quoted-printable") {
+    qp_encode(decoded, eol, c.content);
+  } else if (longest_line(decoded) > kMaxLine || (p.encoding == "7bit" && has_8bit_or_nul(decoded))) {
+    qp_encode(decoded, eol, c.content);
+    c.now_qp = true;
+  } else {
+    c.content = decoded;
+  }
+  return c;
+}
+
+RewriteResult skip(RewriteResult r, std::string why) {
+  r.changed = false;
+  r.body.clear();
+  r.skipped = std::move(why);
+  r.links.clear();
+  r.kept.clear();
+  r.parts_changed = r.pixels = r.old_pixels_removed = r.old_links_restored = 0;
+  // Only the removal of X-Cllavio-Track survives a skip.
+  std::erase_if(r.header_edits, [](const HeaderEdit& e) { return !iequal(e.name, "x-cllavio-track"); });
+  return r;
+}
+
+// Splices the changed parts (and their new Content-Transfer-Encoding lines) into the body.
+std::string assemble(std::string_view body, const MimeTree& tree, const std::vector<ChangedPart>& changed, Eol eol) {
+  std::vector<Patch> edits;
+  for (const ChangedPart& c : changed) {
+    const Part& p = tree.parts[c.index];
+    edits.push_back({p.body_begin, p.body_end, c.content});
+    if (!c.now_qp || c.index == 0) continue;  // part 0's header is the message header
+    std::string line = "Content-Transfer-Encoding: quoted-printable" + std::string(eol_str(eol));
+    if (const HeaderField* f = find_field(p.headers, "Content-Transfer-Encoding"))
+      edits.push_back({f->begin, f->end, line});
+    else if (!p.headers.empty())
+      edits.push_back({p.headers.back().end, p.headers.back().end, line});
+    else
+      edits.push_back({p.header_begin, p.header_begin, line});
+  }
+  std::string out;
+  apply_patches(body, edits, out);  // ranges of distinct parts never overlap
+  return out;
+}
+
+// The output must walk to the same tree, keep every other part byte-identical, and
+// have no changed line over 998 octets.
+std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& headers, const MimeTree& before,
+                       const std::string& body, const std::vector<ChangedPart>& changed, const RewriteLimits& limits) {
+  MimeTree after = walk(headers, body, limits.mime);
+  if (after.malformed || after.over_limit) return "output does not parse: " + after.problem;
+  if (after.parts.size() != before.parts.size()) return "output has a different number of parts";
+  for (std::size_t i = 0; i < after.parts.size(); ++i) {
+    const Part& a = after.parts[i];
+    const Part& b = before.parts[i];
+    if (a.type.type != b.type.type || a.type.subtype != b.type.subtype || a.children != b.children)
+      return "output structure differs at part " + std::to_string(i);
+    bool was_changed = std::any_of(changed.begin(), changed.end(),
+                                   [&](const ChangedPart& c) { return c.index == static_cast<int>(i); });
+    std::string_view new_content = std::string_view(body).substr(a.body_begin, a.body_end - a.body_begin);
+    if (was_changed) {
+      if (longest_line(new_content) > kMaxLine) return "a changed line is over 998 octets";
+    } else if (a.children.empty() &&
+               new_content != in.body.substr(b.body_begin, b.body_end - b.body_begin)) {
+      return "untouched part " + std::to_string(i) + " changed";
+    }
+  }
+  return {};
+}
+
+}  // namespace
+
+RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, const RewriteLimits& limits,
+                      const TokenCodec& codec) {
+  RewriteResult r;
+  std::vector<HeaderField> headers;
+  std::size_t header_end = 0;
+  if (!parse_header_block(in.header, limits.mime.max_header_bytes, headers, header_end))
+    return skip(std::move(r), "malformed: message header");
+
+  // Our control header never leaves the server; "off" also leaves the message alone.
+  bool opted_out = false;
+  int occurrences = 0;
+  for (const auto& f : headers)
+    if (iequal(f.name, "x-cllavio-track")) {
+      ++occurrences;
+      if (iequal(f.value(), "off")) opted_out = true;
+    }
+  for (int i = occurrences; i >= 1; --i) r.header_edits.push_back({HeaderEdit::Op::remove, "X-Cllavio-Track", i, {}});
+  if (opted_out) return skip(std::move(r), "opted_out");
+  if (!policy.enabled()) return skip(std::move(r), "tracking_off");
+  if (policy.skip_signed && (find_field(headers, "DKIM-Signature") || find_field(headers, "ARC-Seal")))
+    return skip(std::move(r), "dkim_signed");
+  if (in.body.size() > limits.max_rewrite_bytes) return skip(std::move(r), "too_large");
+  if (!codec.can_sign()) return skip(std::move(r), "no_key");
+
+  MimeTree tree = walk(headers, in.body, limits.mime);
+  if (tree.malformed) return skip(std::move(r), "malformed: " + tree.problem);
+  if (tree.over_limit) return skip(std::move(r), "mime_limits: " + tree.problem);
+
+  std::vector<int> targets;
+  for (std::size_t i = 0; i < tree.parts.size(); ++i) {
+    const Part& p = tree.parts[i];
+    if (std::string why = untouchable(p); !why.empty()) return skip(std::move(r), why);
+    if (!rewritable_text(p, policy) || !encoding_known(p.encoding)) continue;
+    if (has_prefix_ci(p.type.charset, "utf-16") || has_prefix_ci(p.type.charset, "utf-32") ||
+        has_prefix_ci(p.type.charset, "ucs-") || has_prefix_ci(p.type.charset, "unicode"))
+      return skip(std::move(r), "charset " + p.type.charset);
+    std::string_view raw = in.body.substr(p.body_begin, p.body_end - p.body_begin);
+    if (raw.find("-----BEGIN PGP ") != std::string_view::npos) return skip(std::move(r), "pgp");
+    targets.push_back(static_cast<int>(i));
+  }
+  // HTML first: links opted out there stay untracked in the text alternative too.
+  std::stable_partition(targets.begin(), targets.end(), [&](int i) { return tree.parts[i].type.subtype == "html"; });
+
+  const Eol message_eol = detect_eol(in.body, detect_eol(in.header, Eol::crlf));
+  std::vector<std::string> unsubscribe;
+  if (const HeaderField* f = find_field(headers, "List-Unsubscribe")) unsubscribe = list_unsubscribe_urls(f->value());
+  PartContext ctx{in, policy, limits, codec, UrlContext{policy.domain, &unsubscribe}, r, {}, 1, {}};
+
+  std::vector<ChangedPart> changed;
+  for (int i : targets) {
+    const Part& p = tree.parts[i];
+    std::string_view raw = in.body.substr(p.body_begin, p.body_end - p.body_begin);
+    std::string decoded;
+    if (p.encoding == "quoted-printable") {
+      qp_decode(raw, decoded);
+    } else if (p.encoding == "base64") {
+      if (!base64_decode(raw, decoded)) return skip(std::move(r), "malformed: bad base64 in part " + std::to_string(i));
+    } else {
+      decoded.assign(raw);
+    }
+    std::vector<Patch> patches =
+        p.type.subtype == "html" ? html_patches(decoded, ctx) : text_patches(decoded, ctx);
+    if (patches.empty()) continue;
+    std::string patched;
+    if (!apply_patches(decoded, patches, patched)) return skip(std::move(r), "self_check: overlapping patches");
+    changed.push_back(encode_part(i, p, patched, detect_eol(raw, message_eol)));
+  }
+  if (changed.empty()) {
+    r.skipped = "";
+    return r;  // nothing to track in this message: unchanged, not an error
+  }
+
+  r.body = assemble(in.body, tree, changed, message_eol);
+  std::vector<HeaderField> out_headers = headers;
+  if (changed.front().index == 0 && changed.front().now_qp) {  // single-part message: its header changes
+    if (find_field(headers, "Content-Transfer-Encoding"))
+      r.header_edits.push_back({HeaderEdit::Op::change, "Content-Transfer-Encoding", 1, "quoted-printable"});
+    else
+      r.header_edits.push_back({HeaderEdit::Op::add, "Content-Transfer-Encoding", 0, "quoted-printable"});
+  }
+  if (std::string why = self_check(in, out_headers, tree, r.body, changed, limits); !why.empty())
+    return skip(std::move(r), "self_check: " + why);
+  r.changed = true;
+  r.parts_changed = static_cast<int>(changed.size());
+  return r;
+}
+
+}  // namespace cllavio::tracking

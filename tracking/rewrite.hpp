@@ -1,0 +1,85 @@
+// The tracking rewrite: one message in, the same message with tracked links and
+// open pixels out, or the original untouched with the reason.
+//
+// rewrite() walks the MIME tree, and in every HTML body part (and, with text_links,
+// every plain-text part) it finds attribute spans in the decoded content, turns them
+// into sorted, non-overlapping patches (tracked link, restored old link, removed old
+// pixel, new pixel), splices them in, and re-encodes that part in its own transfer
+// encoding. Every other byte of the body is copied as it was. Before answering it
+// walks its own output again: same structure, untouched parts byte-identical,
+// changed lines <= 998 octets; if anything differs the message is skipped.
+//
+// Pure: no I/O, no clocks, no globals; the same input and keys give the same output.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "tracking/mime.hpp"
+#include "tracking/token.hpp"
+
+namespace cllavio::tracking {
+
+enum class PixelPosition { top, bottom };
+
+struct TrackingPolicy {
+  bool opens = false;
+  bool clicks = false;
+  bool text_links = false;
+  std::string domain;  // lowercase tracking host
+  PixelPosition pixel = PixelPosition::bottom;
+  bool skip_signed = true;
+  bool enabled() const { return (opens || clicks) && !domain.empty(); }
+};
+
+struct RewriteLimits {
+  std::size_t max_rewrite_bytes = 10u << 20;
+  MimeLimits mime;
+  std::size_t max_links = 1000;
+};
+
+struct RewriteInput {
+  std::string_view header;  // the message header block as sent ("Name: value" lines)
+  std::string_view body;
+  std::string org;
+  std::uint64_t message_id = 0;
+  std::optional<std::string> recipient;  // set only when the message has exactly one
+};
+
+struct HeaderEdit {
+  enum class Op { change, add, remove } op = Op::change;
+  std::string name;
+  int occurrence = 1;  // 1-based among fields of that name (change, remove)
+  std::string value;   // change, add: the new value, without the leading space
+};
+
+struct TrackedLink {
+  std::uint32_t index = 0;  // as in the click token
+  std::string url;          // destination, entity-decoded
+};
+
+struct KeptLink {
+  std::string url;
+  std::string why;  // classify reasons (url.hpp), "clicks_off"
+};
+
+struct RewriteResult {
+  bool changed = false;                 // the body differs (then `body` holds it)
+  std::string skipped;                  // why the message was left alone; "" when it was not
+  std::string body;
+  std::vector<HeaderEdit> header_edits; // apply in order (also when skipped: X-Cllavio-Track removal)
+  int parts_changed = 0;
+  int pixels = 0;
+  int old_pixels_removed = 0;
+  int old_links_restored = 0;
+  std::vector<TrackedLink> links;
+  std::vector<KeptLink> kept;
+};
+
+RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, const RewriteLimits& limits,
+                      const TokenCodec& codec);
+
+}  // namespace cllavio::tracking

@@ -1,0 +1,182 @@
+#include "tracking/token.hpp"
+
+#include <openssl/crypto.h>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
+#include <stdexcept>
+
+namespace cllavio::tracking {
+
+namespace {
+
+constexpr unsigned char kVersion = 1;
+constexpr std::size_t kMacBytes = 16;
+constexpr std::size_t kMaxField = 8192;
+
+void put_varint(std::string& out, std::uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>((v & 0x7f) | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+bool get_varint(std::string_view in, std::size_t& pos, std::uint64_t& v) {
+  v = 0;
+  for (int shift = 0; shift < 64; shift += 7) {
+    if (pos >= in.size()) return false;
+    auto b = static_cast<unsigned char>(in[pos++]);
+    v |= static_cast<std::uint64_t>(b & 0x7f) << shift;
+    if ((b & 0x80) == 0) return true;
+  }
+  return false;
+}
+
+bool get_bytes(std::string_view in, std::size_t& pos, std::size_t len, std::string& out) {
+  if (len > in.size() - pos) return false;
+  out.assign(in.substr(pos, len));
+  pos += len;
+  return true;
+}
+
+std::string mac(const std::string& secret, std::string_view data) {
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
+       data.size(), md, &len);
+  return std::string(reinterpret_cast<const char*>(md), kMacBytes);
+}
+
+std::string base64url(std::string_view bytes) {
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                            reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(len));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+bool unbase64url(std::string_view text, std::string& out) {
+  if (text.size() > 16384) return false;
+  std::string s(text);
+  for (char& c : s) {
+    if (c == '-') c = '+';
+    else if (c == '_') c = '/';
+    else if (!((c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9'))) return false;
+  }
+  if (s.size() % 4 == 1) return false;
+  std::size_t pad = (4 - s.size() % 4) % 4;
+  s.append(pad, '=');
+  out.assign(s.size() / 4 * 3, '\0');
+  int len = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()), reinterpret_cast<const unsigned char*>(s.data()),
+                            static_cast<int>(s.size()));
+  if (len < 0) return false;
+  out.resize(static_cast<std::size_t>(len) - pad);
+  return true;
+}
+
+}  // namespace
+
+TokenCodec::TokenCodec(std::vector<TrackingKey> keys) : keys_(std::move(keys)) {}
+
+std::string TokenCodec::sign(const TokenData& t) const {
+  if (keys_.empty()) throw std::logic_error("no tracking key to sign with");
+  const TrackingKey& k = keys_.front();
+  if (k.id.size() > 255 || t.org.size() > 255) throw std::invalid_argument("key id or org too long for a token");
+  std::string b;
+  b.reserve(48 + t.org.size() + t.url.size() + (t.recipient ? t.recipient->size() : 0));
+  b.push_back(static_cast<char>(kVersion));
+  b.push_back(static_cast<char>(t.kind));
+  b.push_back(static_cast<char>(k.id.size()));
+  b += k.id;
+  b.push_back(static_cast<char>(t.org.size()));
+  b += t.org;
+  for (int i = 7; i >= 0; --i) b.push_back(static_cast<char>((t.message >> (8 * i)) & 0xff));
+  put_varint(b, t.recipient ? t.recipient->size() : 0);
+  if (t.recipient) b += *t.recipient;
+  put_varint(b, t.link);
+  if (t.kind == TokenKind::click) {
+    put_varint(b, t.url.size());
+    b += t.url;
+  }
+  b += mac(k.secret, b);
+  return base64url(b);
+}
+
+std::string TokenCodec::url(const TokenData& t, std::string_view domain) const {
+  std::string u = "https://";
+  u.append(domain);
+  u += t.kind == TokenKind::open ? "/o/" : "/c/";
+  u += sign(t);
+  return u;
+}
+
+std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) const {
+  std::string b;
+  // Only the canonical encoding: no second spelling of the same token.
+  if (!unbase64url(token, b) || base64url(b) != token) return std::string("not a token (bad encoding)");
+  if (b.size() < 2 + 1 + 1 + 8 + 1 + 1 + kMacBytes) return std::string("not a token (too short)");
+  if (static_cast<unsigned char>(b[0]) != kVersion) return std::string("unsupported token version");
+  TokenData t;
+  char kind = b[1];
+  if (kind != 'o' && kind != 'c') return std::string("not a token (bad kind)");
+  t.kind = static_cast<TokenKind>(kind);
+  std::size_t pos = 2;
+  std::size_t kid_len = static_cast<unsigned char>(b[pos++]);
+  if (!get_bytes(b, pos, kid_len, t.key_id)) return std::string("not a token (truncated)");
+  const TrackingKey* key = nullptr;
+  for (const auto& k : keys_)
+    if (k.id == t.key_id) key = &k;
+  if (key == nullptr) return std::string("unknown key id");
+  std::string_view signed_part(b.data(), b.size() - kMacBytes);
+  std::string expected = mac(key->secret, signed_part);
+  if (CRYPTO_memcmp(expected.data(), b.data() + signed_part.size(), kMacBytes) != 0)
+    return std::string("bad signature");
+  // Authentic from here on; still parse defensively.
+  std::string_view body = signed_part;
+  if (pos >= body.size()) return std::string("not a token (truncated)");
+  std::size_t org_len = static_cast<unsigned char>(body[pos++]);
+  if (!get_bytes(body, pos, org_len, t.org) || body.size() - pos < 8) return std::string("not a token (truncated)");
+  for (int i = 0; i < 8; ++i) t.message = (t.message << 8) | static_cast<unsigned char>(body[pos++]);
+  std::uint64_t len = 0, link = 0;
+  if (!get_varint(body, pos, len) || len > kMaxField) return std::string("not a token (bad recipient)");
+  if (len > 0) {
+    std::string r;
+    if (!get_bytes(body, pos, len, r)) return std::string("not a token (truncated)");
+    t.recipient = std::move(r);
+  }
+  if (!get_varint(body, pos, link) || link > 0xffffffffu) return std::string("not a token (bad link)");
+  t.link = static_cast<std::uint32_t>(link);
+  if (t.kind == TokenKind::click) {
+    if (!get_varint(body, pos, len) || len > kMaxField || !get_bytes(body, pos, len, t.url))
+      return std::string("not a token (bad url)");
+  }
+  if (pos != body.size()) return std::string("not a token (trailing data)");
+  return t;
+}
+
+std::optional<std::pair<TokenKind, std::string_view>> split_tracking_url(std::string_view url) {
+  if (url.substr(0, 8) != "https://" && url.substr(0, 8) != "HTTPS://") return std::nullopt;
+  std::string_view rest = url.substr(8);
+  std::size_t slash = rest.find('/');
+  if (slash == std::string_view::npos || slash == 0) return std::nullopt;
+  std::string_view path = rest.substr(slash);
+  if (path.size() < 4 || path[0] != '/' || path[2] != '/' || (path[1] != 'o' && path[1] != 'c')) return std::nullopt;
+  std::string_view token = path.substr(3);
+  if (token.empty() || token.find_first_of("/?#") != std::string_view::npos) return std::nullopt;
+  return std::make_pair(static_cast<TokenKind>(path[1]), token);
+}
+
+std::variant<TokenData, std::string> TokenCodec::verify_url_or_token(std::string_view text) const {
+  if (auto split = split_tracking_url(text)) {
+    auto r = verify(split->second);
+    if (auto* t = std::get_if<TokenData>(&r); t && t->kind != split->first)
+      return std::string("token kind does not match the URL path");
+    return r;
+  }
+  return verify(text);
+}
+
+}  // namespace cllavio::tracking

@@ -1,0 +1,61 @@
+// Signed tracking tokens: https://DOMAIN/o/TOKEN (open) and https://DOMAIN/c/TOKEN (click).
+//
+// TOKEN is base64url (no padding) of:
+//   version(1)=1 | kind(1) 'o'|'c' | len(1) key id | len(1) org | message id (8, big-endian)
+//   | varint len + recipient (0: none) | varint link index | [click: varint len + URL]
+//   | first 16 bytes of HMAC-SHA256(key, everything before)
+// The first configured key signs; every configured key verifies (rotation). A token
+// is accepted only if its key id is known and its MAC matches (constant-time), so a
+// click endpoint that redirects to the URL inside can never be used as an open
+// redirect. docs/tokens.md is the contract for the Cllavio side.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <variant>
+#include <vector>
+
+namespace cllavio::tracking {
+
+struct TrackingKey {
+  std::string id;      // 1..32 bytes, [A-Za-z0-9._-]
+  std::string secret;  // raw bytes, at least 32
+};
+
+enum class TokenKind : char { open = 'o', click = 'c' };
+
+struct TokenData {
+  TokenKind kind = TokenKind::open;
+  std::string org;
+  std::uint64_t message = 0;
+  std::optional<std::string> recipient;  // only when the message has exactly one
+  std::uint32_t link = 0;                // link index (clicks); 0 for opens
+  std::string url;                       // destination (clicks)
+  std::string key_id;                    // filled by verify()
+  friend bool operator==(const TokenData&, const TokenData&) = default;
+};
+
+class TokenCodec {
+ public:
+  explicit TokenCodec(std::vector<TrackingKey> keys);  // keys[0] signs; may be empty (then sign() throws)
+
+  std::string sign(const TokenData& t) const;
+  // "https://DOMAIN/o/TOKEN" or ".../c/TOKEN"
+  std::string url(const TokenData& t, std::string_view domain) const;
+  // The token's data, or why it is refused.
+  std::variant<TokenData, std::string> verify(std::string_view token) const;
+  // Accepts a whole tracking URL (any host, path /o/ or /c/) or a bare token.
+  std::variant<TokenData, std::string> verify_url_or_token(std::string_view text) const;
+
+  bool can_sign() const { return !keys_.empty(); }
+
+ private:
+  std::vector<TrackingKey> keys_;
+};
+
+// "https://host/o/TOKEN" -> {'o', TOKEN}; nullopt for anything else.
+std::optional<std::pair<TokenKind, std::string_view>> split_tracking_url(std::string_view url);
+
+}  // namespace cllavio::tracking

@@ -1,0 +1,149 @@
+#include "tracking/url.hpp"
+
+#include <algorithm>
+#include <cctype>
+
+namespace cllavio::tracking {
+
+namespace {
+
+char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+bool istarts(std::string_view s, std::string_view prefix) {
+  if (s.size() < prefix.size()) return false;
+  for (std::size_t i = 0; i < prefix.size(); ++i)
+    if (lower(s[i]) != prefix[i]) return false;
+  return true;
+}
+
+}  // namespace
+
+std::string_view to_string(Skip s) {
+  switch (s) {
+    case Skip::scheme: return "scheme";
+    case Skip::fragment: return "fragment";
+    case Skip::relative: return "relative";
+    case Skip::unparsable: return "unparsable";
+    case Skip::placeholder: return "placeholder";
+    case Skip::tracking_domain: return "tracking_domain";
+    case Skip::unsubscribe: return "unsubscribe";
+    case Skip::opt_out: return "opt_out";
+    case Skip::max_links: return "max_links";
+    case Skip::none: break;
+  }
+  return "none";
+}
+
+std::string clean_url(std::string_view v) {
+  auto junk = [](char c) { return static_cast<unsigned char>(c) <= 0x20; };
+  while (!v.empty() && junk(v.front())) v.remove_prefix(1);
+  while (!v.empty() && junk(v.back())) v.remove_suffix(1);
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v)
+    if (c != '\t' && c != '\n' && c != '\r') out.push_back(c);
+  return out;
+}
+
+std::string url_host(std::string_view url) {
+  std::size_t sep = url.find("://");
+  if (sep == std::string_view::npos) return {};
+  std::string_view rest = url.substr(sep + 3);
+  std::string_view authority = rest.substr(0, rest.find_first_of("/?#\\"));
+  if (std::size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
+  std::string_view host = authority;
+  if (!host.empty() && host.front() == '[') {  // IPv6 literal
+    std::size_t close = host.find(']');
+    if (close == std::string_view::npos) return {};
+    host = host.substr(0, close + 1);
+  } else if (std::size_t colon = host.find(':'); colon != std::string_view::npos) {
+    std::string_view port = host.substr(colon + 1);
+    if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) return {};
+    host = host.substr(0, colon);
+  }
+  if (host.empty()) return {};
+  std::string out;
+  for (char c : host) {
+    char l = lower(c);
+    bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '.' || l == '_' || l == '%' ||
+              l == '[' || l == ']' || l == ':' || static_cast<unsigned char>(c) >= 0x80;
+    if (!ok) return {};
+    out.push_back(l);
+  }
+  return out;
+}
+
+Skip classify_url(std::string_view url, const UrlContext& ctx) {
+  if (url.empty()) return Skip::relative;
+  for (std::string_view p : {"{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%", "${"})
+    if (url.find(p) != std::string_view::npos) return Skip::placeholder;
+  if (url.front() == '#') return Skip::fragment;
+  bool http = istarts(url, "http://"), https = istarts(url, "https://");
+  if (!http && !https) {
+    std::size_t colon = url.find(':');
+    std::size_t slash = url.find_first_of("/?#");
+    bool has_scheme = colon != std::string_view::npos && colon > 0 && (slash == std::string_view::npos || colon < slash);
+    return has_scheme ? Skip::scheme : Skip::relative;  // mailto:, tel:, cid:, ... or a relative path
+  }
+  std::string host = url_host(url);
+  if (host.empty()) return Skip::unparsable;
+  if (!ctx.tracking_domain.empty() && host == ctx.tracking_domain) return Skip::tracking_domain;
+  if (ctx.unsubscribe != nullptr &&
+      std::find(ctx.unsubscribe->begin(), ctx.unsubscribe->end(), url) != ctx.unsubscribe->end())
+    return Skip::unsubscribe;
+  return Skip::none;
+}
+
+std::vector<std::string> list_unsubscribe_urls(std::string_view v) {
+  std::vector<std::string> out;
+  std::size_t i = 0;
+  while ((i = v.find('<', i)) != std::string_view::npos) {
+    std::size_t close = v.find('>', i + 1);
+    if (close == std::string_view::npos) break;
+    std::string url = clean_url(v.substr(i + 1, close - i - 1));
+    if (istarts(url, "http://") || istarts(url, "https://")) out.push_back(std::move(url));
+    i = close + 1;
+  }
+  return out;
+}
+
+std::vector<std::pair<std::size_t, std::size_t>> find_text_urls(std::string_view t) {
+  std::vector<std::pair<std::size_t, std::size_t>> out;
+  std::size_t i = 0;
+  while ((i = t.find("http", i)) != std::string_view::npos) {
+    std::string_view rest = t.substr(i);
+    std::size_t scheme = istarts(rest, "https://") ? 8 : istarts(rest, "http://") ? 7 : 0;
+    bool word_start = i == 0 || !(std::isalnum(static_cast<unsigned char>(t[i - 1])) || t[i - 1] == '/');
+    if (scheme == 0 || !word_start) {
+      i += 4;
+      continue;
+    }
+    std::size_t end = i + scheme;
+    while (end < t.size()) {
+      auto c = static_cast<unsigned char>(t[end]);
+      if (c <= 0x20 || c == 0x7f || c == '<' || c == '>' || c == '"' || c == '`' || c == '{' || c == '}' ||
+          c == '|' || c == '\\' || c == '^')
+        break;
+      ++end;
+    }
+    // Trailing punctuation belongs to the sentence, not the URL.
+    while (end > i + scheme) {
+      char c = t[end - 1];
+      if (std::string_view(".,;:!?'*").find(c) != std::string_view::npos) {
+        --end;
+      } else if (c == ')' || c == ']') {
+        char open = c == ')' ? '(' : '[';
+        std::string_view u = t.substr(i, end - i);
+        if (std::count(u.begin(), u.end(), open) >= std::count(u.begin(), u.end(), c)) break;
+        --end;
+      } else {
+        break;
+      }
+    }
+    if (end > i + scheme) out.emplace_back(i, end);
+    i = end;
+  }
+  return out;
+}
+
+}  // namespace cllavio::tracking

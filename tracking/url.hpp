@@ -1,0 +1,42 @@
+// Which links are tracked, and where bare URLs are in plain text.
+//
+// Pure functions over decoded attribute values and text. A link is tracked only when
+// it is an absolute http(s) URL with a plausible host that is not the tracking host,
+// not a template placeholder and not a List-Unsubscribe target; everything else is
+// kept with a reason that the rewrite report names.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
+
+namespace cllavio::tracking {
+
+enum class Skip { none, scheme, fragment, relative, unparsable, placeholder, tracking_domain, unsubscribe, opt_out,
+                  max_links };
+std::string_view to_string(Skip);
+
+// What a browser navigates to: leading and trailing spaces and controls dropped, tabs
+// and line breaks inside removed (the WHATWG URL parser does the same).
+std::string clean_url(std::string_view decoded);
+
+// Lowercased host of an absolute URL ("https://User@Host.Example:8443/x" -> "host.example"),
+// "" when there is none or it has characters a host cannot have.
+std::string url_host(std::string_view url);
+
+struct UrlContext {
+  std::string_view tracking_domain;                      // lowercase
+  const std::vector<std::string>* unsubscribe = nullptr;  // List-Unsubscribe http(s) targets
+};
+
+Skip classify_url(std::string_view url, const UrlContext& ctx);
+
+// The http(s) URLs of List-Unsubscribe ("<https://...>, <mailto:...>").
+std::vector<std::string> list_unsubscribe_urls(std::string_view header_value);
+
+// Spans [begin, end) of bare http:// and https:// URLs in plain text; trailing
+// punctuation (".,;:!?" and unbalanced closing brackets or quotes) is left out.
+std::vector<std::pair<std::size_t, std::size_t>> find_text_urls(std::string_view text);
+
+}  // namespace cllavio::tracking
