@@ -8,12 +8,16 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
+#include <memory>
 #include <optional>
 #include <string>
 
 #include "conf/socket_spec.hpp"
 #include "policy/decision.hpp"
 #include "policy/org_index.hpp"
+#include "tracking/rewrite.hpp"
+#include "tracking/token.hpp"
 
 namespace cllavio::conf {
 
@@ -52,13 +56,28 @@ struct LogSettings {
   LogLevel level = LogLevel::info;
 };
 
+struct SecretsSettings {
+  std::string file;                  // "" when there is none
+};
+
 struct Config {
   std::string file;                  // absolute path of the main file
   MilterSettings milter;
   StoreSettings store;
   OrgsSettings orgs_settings;
   LogSettings log;
+  SecretsSettings secrets;
+  tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
+  std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking]
+  std::shared_ptr<const tracking::TokenCodec> tokens;         // from the secrets file's keys
+
+  // The org's tracking policy; a disabled one when it has none.
+  const tracking::TrackingPolicy& tracking_for(const std::string& org) const {
+    static const tracking::TrackingPolicy off;
+    auto it = tracking.find(org);
+    return it == tracking.end() ? off : it->second;
+  }
 };
 
 std::string_view to_string(OnError);

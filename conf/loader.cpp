@@ -1,5 +1,7 @@
 #include "conf/loader.hpp"
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
@@ -118,6 +120,28 @@ void check_claims(const std::vector<LoadedOrg>& orgs, Diagnostics& diags) {
   }
 }
 
+// The secrets file: only the owner may read it (it holds signing keys).
+void load_secrets(const std::string& path, const std::string& cfg_file, unsigned line, SecretsFile& out,
+                  Diagnostics& diags) {
+  struct stat st{};
+  if (::stat(path.c_str(), &st) != 0) {
+    diags.push_back({cfg_file, line, "secrets.file '" + path + "': " + std::strerror(errno)});
+    return;
+  }
+  if ((st.st_mode & 077) != 0) {
+    char mode[8];
+    std::snprintf(mode, sizeof mode, "%04o", static_cast<unsigned>(st.st_mode & 07777));
+    diags.push_back({path, 0, std::string("refusing to read a secrets file that group or others can access (mode ") +
+                                  mode + "); chmod 600 it"});
+    return;
+  }
+  auto table = parse_file(path, diags);
+  if (!table) return;
+  KeyContext ctx{fs::path(path).parent_path().string(), nullptr};
+  Reporter rep(path, diags);
+  secrets_schema().apply(*table, out, ctx, rep);
+}
+
 std::vector<std::string> org_files(const std::string& dir, const std::string& cfg_file, unsigned line,
                                    Diagnostics& diags) {
   std::vector<std::string> files;
@@ -158,6 +182,13 @@ LoadResult load_config(const std::string& path) {
   Reporter rep(file, diags);
   schema.apply(*root, *cfg, ctx, rep);
 
+  SecretsFile secrets;
+  secrets_schema().apply_defaults(secrets);
+  if (!cfg->secrets.file.empty()) {
+    unsigned line = main_lines.count("secrets.file") ? main_lines["secrets.file"] : 0;
+    load_secrets(cfg->secrets.file, file, line, secrets, diags);
+  }
+
   bool main_ok = diags.empty();
   std::vector<LoadedOrg> loaded;
   unsigned dir_line = main_lines.count("orgs.dir") ? main_lines["orgs.dir"] : 0;
@@ -174,6 +205,16 @@ LoadResult load_config(const std::string& path) {
     if (diags.size() == before || !lo.org.id.empty()) loaded.push_back(std::move(lo));
   }
   check_claims(loaded, diags);
+  for (const auto& lo : loaded) {
+    const auto& t = lo.org.tracking;
+    if (!t.opens && !t.clicks) continue;
+    unsigned line = lo.line(t.opens ? "tracking.opens" : "tracking.clicks");
+    if (t.domain.empty())
+      diags.push_back({lo.file, line, "tracking.domain is required when tracking.opens or tracking.clicks is on"});
+    if (secrets.tracking_keys.empty())
+      diags.push_back({lo.file, line,
+                       "tracking is on but no tracking key is configured ([secrets] file with [[tracking_key]])"});
+  }
   if (!diags.empty()) {
     // Main file first, then org files in name order; each in line order.
     std::stable_sort(diags.begin(), diags.end(), [&](const Diagnostic& a, const Diagnostic& b) {
@@ -194,8 +235,10 @@ LoadResult load_config(const std::string& path) {
     for (const auto& n : lo.org.networks) o.networks.push_back(*policy::parse_network(n));
     o.trust_sender_domain = lo.org.trust_sender_domain;
     orgs.push_back(std::move(o));
+    if (lo.org.tracking.enabled()) cfg->tracking.emplace(lo.org.id, lo.org.tracking);
   }
   cfg->orgs = policy::OrgIndex(std::move(orgs));
+  cfg->tokens = std::make_shared<const tracking::TokenCodec>(std::move(secrets.tracking_keys));
   result.config = std::move(cfg);
   return result;
 }

@@ -5,6 +5,7 @@
 
 #include "policy/address.hpp"
 #include "policy/network.hpp"
+#include "tracking/encoding.hpp"
 
 namespace cllavio::conf {
 
@@ -80,7 +81,7 @@ Key<Config> socket_mode_key() {
 
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
-      {"milter", "store", "orgs", "log"},
+      {"milter", "store", "orgs", "log", "secrets", "tracking"},
       {
           parsed_key<Config, SocketSpec>(
               "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
@@ -154,13 +155,40 @@ const Schema<Config>& main_schema() {
                {"warning", LogLevel::warning},
                {"error", LogLevel::error}},
               "Least important level logged. `info` logs one line per message."),
+          string_key<Config>(
+              "secrets.file", [](Config& c) -> std::string& { return c.secrets.file; }, "",
+              "File with the tracking keys (see below). It must not be readable by group or others, and "
+              "readable by `milter.user` for reloads. Required once an organization enables tracking.",
+              [](std::string& v, const KeyContext& ctx) -> std::string {
+                if (!v.empty()) v = resolve_path(ctx.base_dir, v);
+                return {};
+              }),
+          int_key<Config, std::size_t>(
+              "tracking.max_rewrite_bytes",
+              [](Config& c) -> std::size_t& { return c.tracking_limits.max_rewrite_bytes; }, 10 << 20, 1024,
+              1 << 30,
+              "Messages with a larger body are not rewritten (they pass unchanged); the milter buffers at "
+              "most this much of a body."),
+          int_key<Config, int>("tracking.max_mime_depth",
+                               [](Config& c) -> int& { return c.tracking_limits.mime.max_depth; }, 20, 1, 100,
+                               "Deeper MIME nesting: the message passes unchanged."),
+          int_key<Config, int>("tracking.max_mime_parts",
+                               [](Config& c) -> int& { return c.tracking_limits.mime.max_parts; }, 500, 1,
+                               100000, "More MIME parts: the message passes unchanged."),
+          int_key<Config, std::size_t>(
+              "tracking.max_header_bytes",
+              [](Config& c) -> std::size_t& { return c.tracking_limits.mime.max_header_bytes; }, 65536, 1024,
+              1 << 20, "A larger header block (message or MIME part): the message passes unchanged."),
+          int_key<Config, std::size_t>(
+              "tracking.max_links", [](Config& c) -> std::size_t& { return c.tracking_limits.max_links; }, 1000, 0,
+              100000, "Links tracked per message; further links stay as they are."),
       });
   return schema;
 }
 
 const Schema<OrgFile>& org_schema() {
   static const Schema<OrgFile> schema(
-      {},
+      {"tracking"},
       {
           [] {
             auto k = string_key<OrgFile>(
@@ -226,11 +254,104 @@ const Schema<OrgFile>& org_schema() {
                             [](OrgFile& o) -> bool& { return o.trust_sender_domain; }, false,
                             "Also attribute mail to this organization by envelope-sender domain alone, from "
                             "any client. Only for servers where senders cannot forge other domains."),
+          bool_key<OrgFile>("tracking.opens", [](OrgFile& o) -> bool& { return o.tracking.opens; }, false,
+                            "Add an open-tracking pixel to every HTML body part."),
+          bool_key<OrgFile>("tracking.clicks", [](OrgFile& o) -> bool& { return o.tracking.clicks; }, false,
+                            "Rewrite http(s) links of HTML parts through signed click tokens."),
+          bool_key<OrgFile>("tracking.text_links", [](OrgFile& o) -> bool& { return o.tracking.text_links; },
+                            false, "Also rewrite bare http(s) URLs in text/plain parts (with `clicks`)."),
+          string_key<OrgFile>(
+              "tracking.domain", [](OrgFile& o) -> std::string& { return o.tracking.domain; }, "",
+              "Tracking host; links are always https://DOMAIN/c/TOKEN, pixels https://DOMAIN/o/TOKEN. Required "
+              "when `opens` or `clicks` is on.",
+              [](std::string& v, const KeyContext&) -> std::string {
+                v = policy::ascii_lower(v);
+                return v.empty() || policy::is_valid_domain(v) ? "" : "invalid domain " + toml_quote(v);
+              },
+              "a DNS name"),
+          enum_key<OrgFile, tracking::PixelPosition>(
+              "tracking.pixel_position", [](OrgFile& o) -> tracking::PixelPosition& { return o.tracking.pixel; },
+              tracking::PixelPosition::bottom,
+              {{"bottom", tracking::PixelPosition::bottom}, {"top", tracking::PixelPosition::top}},
+              "Where the pixel goes: before `</body>`, or right after `<body>` (Gmail clips messages over "
+              "about 102 KB, and a bottom pixel of a clipped message never loads)."),
+          bool_key<OrgFile>("tracking.skip_signed", [](OrgFile& o) -> bool& { return o.tracking.skip_signed; },
+                            true,
+                            "Leave messages that already carry a DKIM-Signature or ARC-Seal alone: changing them "
+                            "would break the signature."),
       });
   return schema;
 }
 
 namespace {
+
+bool key_id_ok(std::string_view id) {
+  if (id.empty() || id.size() > 32) return false;
+  for (char c : id)
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
+          c == '-'))
+      return false;
+  return true;
+}
+
+// [[tracking_key]] id = "...", secret = "BASE64 of >= 32 bytes"
+Key<SecretsFile> tracking_keys_key() {
+  Key<SecretsFile> k{"tracking_key", "array of tables", "[]",
+                     "`id`: 1..32 of `A-Z a-z 0-9 . _ -`; `secret`: base64 of at least 32 random bytes",
+                     "Keys that sign tracking tokens: the first signs, all verify (rotate by adding a new key "
+                     "first and removing the old one once its tokens no longer matter). Make one with "
+                     "`openssl rand -base64 32`.",
+                     false, {}, {}};
+  k.reset = [](SecretsFile& s) { s.tracking_keys.clear(); };
+  k.set = [](const toml::node& n, SecretsFile& s, const KeyContext&, Reporter& rep) {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) return rep.error(n, "expected [[tracking_key]] tables, found " + toml_type_name(n));
+    for (const toml::node& el : *arr) {
+      const auto* tbl = el.as_table();
+      if (tbl == nullptr) {
+        rep.error(el, "expected a table with id and secret");
+        continue;
+      }
+      tracking::TrackingKey key;
+      bool has_id = false, has_secret = false, ok = true;
+      for (auto&& [name, v] : *tbl) {
+        const auto* str = v.as_string();
+        if (name.str() == "id") {
+          has_id = true;
+          if (!str || !key_id_ok(str->get())) {
+            rep.error(v, "id must be 1..32 of A-Z a-z 0-9 . _ -");
+            ok = false;
+          } else {
+            key.id = str->get();
+          }
+        } else if (name.str() == "secret") {
+          has_secret = true;
+          std::string raw;
+          if (!str || !tracking::base64_decode(str->get(), raw) || raw.size() < 32) {
+            rep.error(v, "secret must be base64 of at least 32 bytes (openssl rand -base64 32)");
+            ok = false;
+          } else {
+            key.secret = std::move(raw);
+          }
+        } else {
+          rep.error_at(name.source().begin.line, "unknown key '" + std::string(name.str()) + "' in a tracking key");
+          ok = false;
+        }
+      }
+      if (!has_id || !has_secret) {
+        rep.error(el, "a tracking key needs id and secret");
+        continue;
+      }
+      for (const auto& other : s.tracking_keys)
+        if (other.id == key.id) {
+          rep.error(el, "tracking key id " + toml_quote(key.id) + " is listed twice");
+          ok = false;
+        }
+      if (ok) s.tracking_keys.push_back(std::move(key));
+    }
+  };
+  return k;
+}
 
 std::string cell(std::string_view s) {
   std::string out;
@@ -253,11 +374,18 @@ void render_table(std::string& out, const Schema<T>& schema) {
 
 }  // namespace
 
+const Schema<SecretsFile>& secrets_schema() {
+  static const Schema<SecretsFile> schema({}, {tracking_keys_key()});
+  return schema;
+}
+
 std::string render_reference() {
   std::string out = "### Main file\n\n";
   render_table(out, main_schema());
   out += "\n### Organization file (`orgs.d/*.toml`)\n\n";
   render_table(out, org_schema());
+  out += "\n### Secrets file (`[secrets] file`)\n\n";
+  render_table(out, secrets_schema());
   return out;
 }
 

@@ -20,10 +20,17 @@ struct OrgFile {
   std::vector<std::string> sasl_users;  // normalized lowercase
   std::vector<std::string> networks;    // canonical "addr/prefix"
   bool trust_sender_domain = false;
+  tracking::TrackingPolicy tracking;    // [tracking]
+};
+
+// The secrets file ([secrets] file): tracking keys; later API credentials.
+struct SecretsFile {
+  std::vector<tracking::TrackingKey> tracking_keys;  // [[tracking_key]], first signs
 };
 
 const Schema<Config>& main_schema();
 const Schema<OrgFile>& org_schema();
+const Schema<SecretsFile>& secrets_schema();
 
 // Markdown tables of every key of both schemas (docs/configuration.md embeds this).
 std::string render_reference();

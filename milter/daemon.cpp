@@ -227,6 +227,7 @@ int daemon_main(int argc, char** argv) {
     so.dir = cfg.store.path;
     so.map_size_mb = cfg.store.map_size_mb;
     so.sync = to_store_sync(cfg.store.sync);
+    so.exclusive = true;
     rt.store = std::make_unique<store::Store>(so);
     if (rt.store->stale_readers_cleared() > 0)
       rt.log.notice("store: cleared " + std::to_string(rt.store->stale_readers_cleared()) +

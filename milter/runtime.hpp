@@ -34,7 +34,8 @@ class Runtime {
                     store::realtime_us,
                     &in_flight,
                     &draining,
-                    [this](int per_minute) { return reject_budget.take(per_minute, store::realtime_us()); }};
+                    [this](int per_minute) { return reject_budget.take(per_minute, store::realtime_us()); },
+                    [this] { return store->allocate_id(); }};
   }
 
   Logger log;

@@ -1,5 +1,6 @@
 #include "milter/session.hpp"
 
+#include "milter/tracking_step.hpp"
 #include "policy/address.hpp"
 #include "policy/network.hpp"
 #include "store/lmdb.hpp"
@@ -48,6 +49,11 @@ struct Connection::Message {
   std::atomic<int>* in_flight;
   store::MessageRecord rec;
   std::string failure;  // internal error seen in a step without reply
+  // Tracking: the message as the rewrite needs it, bounded by [tracking] limits.
+  bool track = false;
+  bool truncated = false;
+  std::string header;
+  std::string body;
 };
 
 Connection::Connection(std::shared_ptr<const conf::Config> config, Services services)
@@ -94,6 +100,7 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
     }
     return Verdict{d.action == policy::Action::reject ? Step::reject : Step::tempfail, d.reply};
   }
+  msg->track = id.org != nullptr && config_->tracking_for(rec.org).enabled();
   msg_ = std::move(msg);
   return {};
 }
@@ -114,13 +121,31 @@ void Connection::header(std::string_view name, std::string_view value) {
   msg_->rec.size += name.size() + 1 + value.size() + bare_lf + 2;
   if (msg_->rec.message_id.empty() && iequals(name, "Message-ID"))
     msg_->rec.message_id = std::string(trim(value).substr(0, kMaxMessageIdBytes));
+  if (msg_->track && !msg_->truncated) {
+    std::string& h = msg_->header;
+    h.append(name).push_back(':');
+    for (std::size_t i = 0; i < value.size(); ++i) {  // folds arrive as bare LF
+      if (value[i] == '\n' && (i == 0 || value[i - 1] != '\r')) h.push_back('\r');
+      h.push_back(value[i]);
+    }
+    h.append("\r\n");
+    if (h.size() > config_->tracking_limits.mime.max_header_bytes) msg_->truncated = true;
+  }
 }
 
 void Connection::body(std::string_view chunk) {
-  if (msg_) msg_->rec.size += chunk.size();
+  if (!msg_) return;
+  msg_->rec.size += chunk.size();
+  if (!msg_->track || msg_->truncated) return;
+  if (msg_->body.size() + chunk.size() > config_->tracking_limits.max_rewrite_bytes) {
+    msg_->truncated = true;  // too large to rewrite: stop holding it in memory
+    std::string().swap(msg_->body);
+    return;
+  }
+  msg_->body.append(chunk);
 }
 
-Verdict Connection::end_of_message(std::string_view queue_id) {
+Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& actions) {
   if (!msg_) return {};
   std::unique_ptr<Message> msg = std::move(msg_);
   store::MessageRecord& rec = msg->rec;
@@ -133,6 +158,11 @@ Verdict Connection::end_of_message(std::string_view queue_id) {
     svc_.log->log(conf::LogLevel::error, queue_id,
                   "internal error earlier in this message (" + msg->failure +
                       "); on_error=" + std::string(conf::to_string(config_->milter.on_error)));
+  } else if (msg->track && !track(*msg, actions)) {
+    // An edit did not reach the MTA: the message may be half changed. It must not be delivered.
+    v = Verdict{Step::tempfail, {"451", "4.3.0", "Temporary failure in the mail filter, please try again later"}};
+    rec.reason = "milter_action_failed";
+    svc_.log->log(conf::LogLevel::error, queue_id, "Postfix did not take a message change; tempfailing it");
   }
   rec.action = v.step == Step::tempfail ? "tempfail" : "accept";
   std::string qid = rec.queue_id.empty() ? "NOQUEUE" : rec.queue_id;
@@ -143,6 +173,30 @@ Verdict Connection::end_of_message(std::string_view queue_id) {
   }
   log_line(rec, qid);
   return v;
+}
+
+bool Connection::track(Message& msg, MilterActions& actions) {
+  store::MessageRecord& rec = msg.rec;
+  if (svc_.allocate_id) rec.id = svc_.allocate_id();  // tokens carry the id the record will have
+  tracking::RewriteResult r;
+  try {
+    r = track_message(*config_, TrackRequest{msg.header, msg.body, msg.truncated, rec.org, rec.id, &rec.recipients});
+  } catch (const std::exception& e) {
+    svc_.log->log(conf::LogLevel::error, rec.queue_id, std::string("tracking failed, message passes unchanged: ") +
+                                                           log_safe(e.what()));
+    rec.tracking.status = "skipped";
+    rec.tracking.skipped = "internal_error";
+    return true;
+  }
+  rec.tracking = outcome_of(r, rec.recipient_count == 1);
+  std::string().swap(msg.body);
+  for (const auto& e : r.header_edits) {
+    bool ok = e.op == tracking::HeaderEdit::Op::remove  ? actions.remove_header(e.name, e.occurrence)
+              : e.op == tracking::HeaderEdit::Op::add   ? actions.add_header(e.name, e.value)
+                                                        : actions.change_header(e.name, e.occurrence, e.value);
+    if (!ok) return false;
+  }
+  return !r.changed || actions.replace_body(r.body);
 }
 
 void Connection::abort() { msg_.reset(); }
@@ -200,6 +254,7 @@ void Connection::log_line(const store::MessageRecord& rec, std::string_view queu
   line += " action=" + rec.action;
   if (!rec.reason.empty()) line += " reason=" + rec.reason;
   if (rec.id != 0) line += " id=" + store::format_id(rec.id);
+  if (std::string t = describe(rec.tracking); !t.empty()) line.append(" ").append(t);
   if (!note.empty()) line.append(" ").append(note);
   svc_.log->log(conf::LogLevel::info, queue_id, line);
 }

@@ -11,6 +11,8 @@
 // internal_error); internal_error never throws. A message's record is written in
 // one store transaction at end of message; a store failure (map full, I/O)
 // never blocks the message: it gets [milter] on_error and a loud log line.
+// For an org with [tracking] on, the header and body are buffered (bounded by
+// [tracking] limits) and rewritten at end of message (milter/tracking_step.hpp).
 #pragma once
 
 #include <atomic>
@@ -22,6 +24,7 @@
 #include <string_view>
 
 #include "conf/config.hpp"
+#include "milter/actions.hpp"
 #include "milter/log.hpp"
 #include "policy/decision.hpp"
 #include "store/message_record.hpp"
@@ -43,6 +46,7 @@ struct Services {
   std::atomic<int>* in_flight = nullptr;          // messages between MAIL FROM and end/abort
   const std::atomic<bool>* draining = nullptr;    // shutting down: new transactions get on_error
   std::function<bool(int per_minute)> may_record_reject;  // rate limit; empty: always record
+  std::function<std::uint64_t()> allocate_id;              // message ids for tokens; empty: the store assigns
 };
 
 class Connection {
@@ -60,7 +64,8 @@ class Connection {
   void rcpt(std::string_view recipient);
   void header(std::string_view name, std::string_view value);  // value as sent, leading space included
   void body(std::string_view chunk);
-  Verdict end_of_message(std::string_view queue_id);
+  // Records the message and, for an org that tracks, rewrites it through `actions`.
+  Verdict end_of_message(std::string_view queue_id, MilterActions& actions);
   void abort();
 
   // The shell caught an exception in a callback. For steps that get no reply
@@ -71,6 +76,7 @@ class Connection {
   struct Message;
   Verdict on_error_verdict() const;
   bool record(store::MessageRecord& rec, std::string_view queue_id);  // false: store failed (logged)
+  bool track(Message& msg, MilterActions& actions);                    // false: the MTA refused an edit
   void log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note = {}) const;
 
   std::shared_ptr<const conf::Config> config_;

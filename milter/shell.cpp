@@ -42,6 +42,35 @@ Context* context(SMFICTX* ctx) {
   return c;
 }
 
+// MilterActions over libmilter (valid only in the end-of-message callback).
+class SmfiActions : public MilterActions {
+ public:
+  SmfiActions(SMFICTX* ctx, bool leading_space) : ctx_(ctx), lead_(leading_space) {}
+  bool replace_body(std::string_view body) override {
+    // libmilter splits it into protocol-sized chunks itself.
+    return smfi_replacebody(ctx_, reinterpret_cast<unsigned char*>(const_cast<char*>(body.data())),
+                            static_cast<int>(body.size())) == MI_SUCCESS;
+  }
+  bool change_header(std::string_view name, int occurrence, std::string_view value) override {
+    std::string n(name), v = header_value(value);
+    return smfi_chgheader(ctx_, n.data(), occurrence, v.data()) == MI_SUCCESS;
+  }
+  bool remove_header(std::string_view name, int occurrence) override {
+    std::string n(name);
+    return smfi_chgheader(ctx_, n.data(), occurrence, nullptr) == MI_SUCCESS;
+  }
+  bool add_header(std::string_view name, std::string_view value) override {
+    std::string n(name), v = header_value(value);
+    return smfi_addheader(ctx_, n.data(), v.data()) == MI_SUCCESS;
+  }
+
+ private:
+  // With SMFIP_HDR_LEADSPC the MTA takes values as given, so the space after ':' is ours to send.
+  std::string header_value(std::string_view value) const { return (lead_ ? " " : "") + std::string(value); }
+  SMFICTX* ctx_;
+  bool lead_;
+};
+
 sfsistat to_smfis(SMFICTX* ctx, const Verdict& v, bool no_reply) {
   if (no_reply) return SMFIS_NOREPLY;
   switch (v.step) {
@@ -114,7 +143,9 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NR_CONN |
                          SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
     c->pflags = want & f1;
-    *pf0 = f0 & SMFIF_NONE;  // pass-through: no message modifications requested
+    // Message changes are requested only when some organization tracks.
+    unsigned long actions = c->conn.config().tracking.empty() ? 0 : (SMFIF_CHGBODY | SMFIF_CHGHDRS | SMFIF_ADDHDRS);
+    *pf0 = f0 & actions;
     *pf1 = c->pflags;
     *pf2 = 0;
     *pf3 = 0;
@@ -171,7 +202,8 @@ sfsistat cb_eom(SMFICTX* ctx) {
     // sees neither while our reply is still unwritten.
     context(ctx)->reply_will_be_sent();
     const char* qid = smfi_getsymval(ctx, const_cast<char*>("i"));
-    return conn.end_of_message(qid ? qid : "");
+    SmfiActions actions(ctx, (context(ctx)->pflags & SMFIP_HDR_LEADSPC) != 0);
+    return conn.end_of_message(qid ? qid : "", actions);
   });
 }
 
@@ -197,7 +229,7 @@ std::string open_milter(Runtime& runtime) {
   struct smfiDesc desc {};
   desc.xxfi_name = const_cast<char*>("cllavio-milter");
   desc.xxfi_version = SMFI_VERSION;
-  desc.xxfi_flags = SMFIF_NONE;
+  desc.xxfi_flags = SMFIF_CHGBODY | SMFIF_CHGHDRS | SMFIF_ADDHDRS;  // narrowed per connection at negotiation
   desc.xxfi_connect = cb_connect;
   desc.xxfi_envfrom = cb_envfrom;
   desc.xxfi_envrcpt = cb_envrcpt;

@@ -25,6 +25,18 @@ void put_fields(Json& j, const MessageRecord& r) {
   j["recipient_count"] = r.recipient_count;
   j["message_id"] = r.message_id;
   j["size"] = r.size;
+  if (!r.tracking.status.empty()) {
+    Json t = Json::object();
+    t["status"] = r.tracking.status;
+    t["skipped"] = r.tracking.skipped;
+    t["pixels"] = r.tracking.pixels;
+    Json links = Json::array();
+    for (const auto& l : r.tracking.links) links.push_back(Json{{"index", l.index}, {"url", l.url}});
+    t["links"] = std::move(links);
+    t["links_kept"] = r.tracking.links_kept;
+    t["per_recipient"] = r.tracking.per_recipient;
+    j["tracking"] = std::move(t);
+  }
 }
 
 }  // namespace
@@ -55,6 +67,16 @@ MessageRecord from_json(const json& j) {
   if (auto it = j.find("size"); it != j.end()) r.size = it->get<std::uint64_t>();
   r.recipient_count = r.recipients.size();
   if (auto it = j.find("recipient_count"); it != j.end()) r.recipient_count = it->get<std::uint64_t>();
+  if (auto it = j.find("tracking"); it != j.end() && it->is_object()) {
+    const json& t = *it;
+    r.tracking.status = t.value("status", std::string());
+    r.tracking.skipped = t.value("skipped", std::string());
+    r.tracking.pixels = t.value("pixels", 0u);
+    r.tracking.links_kept = t.value("links_kept", 0u);
+    r.tracking.per_recipient = t.value("per_recipient", false);
+    if (auto l = t.find("links"); l != t.end() && l->is_array())
+      for (const auto& e : *l) r.tracking.links.push_back({e.at("index").get<std::uint32_t>(), e.at("url").get<std::string>()});
+  }
   if (auto it = j.find("received_at_us"); it != j.end()) r.received_at_us = it->get<std::int64_t>();
   return r;
 }

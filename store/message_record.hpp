@@ -14,6 +14,23 @@
 
 namespace cllavio::store {
 
+struct TrackedLinkEntry {
+  std::uint32_t index = 0;
+  std::string url;
+  friend bool operator==(const TrackedLinkEntry&, const TrackedLinkEntry&) = default;
+};
+
+// What tracking did to a message.
+struct TrackingOutcome {
+  std::string status;                   // "" (org does not track), "tracked", "unchanged", "skipped"
+  std::string skipped;                  // why, when skipped
+  std::uint32_t pixels = 0;
+  std::vector<TrackedLinkEntry> links;  // the link table: index (as in the click token) -> destination
+  std::uint32_t links_kept = 0;         // links left as they were
+  bool per_recipient = false;           // tokens name the recipient (exactly one recipient)
+  friend bool operator==(const TrackingOutcome&, const TrackingOutcome&) = default;
+};
+
 struct MessageRecord {
   static constexpr std::size_t kMaxRecipients = 1000;  // bounded record size (non-SMTP mail has no limit)
 
@@ -32,6 +49,7 @@ struct MessageRecord {
   std::int64_t received_at_us = 0;   // unix time in microseconds (MAIL FROM)
   std::string action;                // accept | reject | tempfail
   std::string reason;                // why, when not a plain accept
+  TrackingOutcome tracking;
 
   friend bool operator==(const MessageRecord&, const MessageRecord&) = default;
 };

@@ -1,6 +1,9 @@
 #include "store/store.hpp"
 
+#include <fcntl.h>
+#include <sys/file.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
@@ -41,6 +44,15 @@ Store::Store(const StoreOptions& opts)
   } else if (!std::filesystem::exists(file_, ec)) {
     throw std::runtime_error("no store at " + file_ + " (the milter creates it when it starts)");
   }
+  if (opts.exclusive) {
+    std::string lock = file_ + "-writer";
+    writer_lock_fd_ = ::open(lock.c_str(), O_RDWR | O_CREAT | O_CLOEXEC | O_NOFOLLOW, 0600);
+    if (writer_lock_fd_ < 0) throw std::runtime_error("cannot open " + lock + ": " + std::strerror(errno));
+    if (::flock(writer_lock_fd_, LOCK_EX | LOCK_NB) != 0) {
+      ::close(writer_lock_fd_);
+      throw std::runtime_error("another cllavio-milter is writing to " + file_);
+    }
+  }
   lmdb::EnvOptions eo;
   eo.map_size_bytes = opts.map_size_mb * 1024 * 1024;
   eo.flags = sync_flags(opts.sync) | (opts.read_only ? MDB_RDONLY : 0);
@@ -64,29 +76,38 @@ Store::Store(const StoreOptions& opts)
   } else if (!opts.read_only) {
     lmdb::put(txn, meta_, "schema", std::to_string(kSchemaVersion));
   }
+  {
+    lmdb::Cursor cur(txn, messages_);
+    MDB_val k{}, v{};
+    if (cur.get(k, v, MDB_LAST)) last_id_ = lmdb::from_be64(lmdb::view(k));
+  }
   txn.commit();
   if (!opts.read_only) committer_ = std::make_unique<GroupCommitter>(*env_);
 }
 
+Store::~Store() {
+  if (writer_lock_fd_ >= 0) ::close(writer_lock_fd_);
+}
+
+std::uint64_t Store::allocate_id() {
+  std::uint64_t last = last_id_.load();
+  for (;;) {
+    std::int64_t now = now_us_();
+    std::uint64_t next = now > 0 && static_cast<std::uint64_t>(now) > last ? static_cast<std::uint64_t>(now) : last + 1;
+    if (last_id_.compare_exchange_weak(last, next)) return next;
+  }
+}
+
 std::uint64_t Store::append(MessageRecord& rec) {
   if (!committer_) throw lmdb::Error("store opened read-only", EACCES);
-  std::uint64_t id = 0;
+  if (rec.id == 0) rec.id = allocate_id();
+  auto key = lmdb::be64(rec.id);
   std::string value = encode(rec);
   committer_->run([&](lmdb::Txn& txn) {
-    std::uint64_t last = 0;
-    {
-      lmdb::Cursor cur(txn, messages_);
-      MDB_val k{}, v{};
-      if (cur.get(k, v, MDB_LAST)) last = lmdb::from_be64(lmdb::view(k));
-    }
-    std::int64_t now = now_us_();
-    id = now > 0 && static_cast<std::uint64_t>(now) > last ? static_cast<std::uint64_t>(now) : last + 1;
-    auto key = lmdb::be64(id);
-    lmdb::put(txn, messages_, lmdb::view(key), value, MDB_APPEND);
+    lmdb::put(txn, messages_, lmdb::view(key), value, MDB_NOOVERWRITE);
     if (!rec.queue_id.empty()) lmdb::put(txn, by_queue_, rec.queue_id, lmdb::view(key));
   });
-  rec.id = id;
-  return id;
+  return rec.id;
 }
 
 void Store::sync() { lmdb::check(mdb_env_sync(env_->get(), 1), "mdb_env_sync"); }

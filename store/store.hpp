@@ -9,12 +9,13 @@
 //
 // Contract: append() is atomic (its own nested transaction inside a group commit
 // shared with concurrent appends, see store/group_commit.hpp) and returns once
-// committed. It assigns a unique, time-ordered id (max(now in microseconds, last
-// id + 1), serialized by LMDB's writer lock, so unique across processes). Every
-// failure throws lmdb::Error (map full included) and leaves the store unchanged.
-// Safe to share between threads.
+// committed. Message ids are unique and time-ordered: max(now in microseconds,
+// last id + 1) from an atomic seeded with the store's last id; one writing daemon
+// per store is enforced with a lock file. Every failure throws lmdb::Error (map
+// full included) and leaves the store unchanged. Safe to share between threads.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <functional>
 #include <memory>
@@ -38,6 +39,7 @@ struct StoreOptions {
   Sync sync = Sync::meta;
   bool create = true;                        // false: fail when the store does not exist
   bool read_only = false;                    // MDB_RDONLY: readers only (cllavioctl); append() throws
+  bool exclusive = false;                    // one writing daemon per store (flock on cllavio.mdb-writer)
   std::function<std::int64_t()> now_us;      // defaults to the realtime clock
 };
 
@@ -47,8 +49,14 @@ class Store {
   static constexpr const char* kFileName = "cllavio.mdb";
 
   explicit Store(const StoreOptions& opts);  // throws lmdb::Error or std::runtime_error
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
 
-  std::uint64_t append(MessageRecord& rec);  // sets rec.id
+  // A new message id: max(now in microseconds, last id + 1). The milter takes one before
+  // the rewrite (tokens carry it) and appends the record with it at end of message.
+  std::uint64_t allocate_id();
+  std::uint64_t append(MessageRecord& rec);  // uses rec.id, or allocates one when 0
   std::optional<MessageRecord> get(std::uint64_t id) const;
   std::vector<MessageRecord> find_by_queue_id(std::string_view queue_id) const;
   // Records in id order starting at from_id; stops when fn returns false.
@@ -66,6 +74,8 @@ class Store {
   std::function<std::int64_t()> now_us_;
   std::unique_ptr<lmdb::Env> env_;
   std::unique_ptr<GroupCommitter> committer_;
+  std::atomic<std::uint64_t> last_id_{0};
+  int writer_lock_fd_ = -1;
   MDB_dbi meta_ = 0, messages_ = 0, by_queue_ = 0;
 };
 

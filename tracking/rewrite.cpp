@@ -163,7 +163,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   if (!policy.enabled()) return skip(std::move(r), "tracking_off");
   if (policy.skip_signed && (find_field(headers, "DKIM-Signature") || find_field(headers, "ARC-Seal")))
     return skip(std::move(r), "dkim_signed");
-  if (in.body.size() > limits.max_rewrite_bytes) return skip(std::move(r), "too_large");
+  if (in.body_truncated || in.body.size() > limits.max_rewrite_bytes) return skip(std::move(r), "too_large");
   if (!codec.can_sign()) return skip(std::move(r), "no_key");
 
   MimeTree tree = walk(headers, in.body, limits.mime);

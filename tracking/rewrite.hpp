@@ -47,6 +47,7 @@ struct RewriteInput {
   std::string org;
   std::uint64_t message_id = 0;
   std::optional<std::string> recipient;  // set only when the message has exactly one
+  bool body_truncated = false;           // the caller stopped buffering: skipped as too_large
 };
 
 struct HeaderEdit {

@@ -1,6 +1,8 @@
 #define BOOST_TEST_MODULE loader
 #include <boost/test/unit_test.hpp>
 
+#include <sys/stat.h>
+
 #include <fstream>
 #include <sstream>
 
@@ -225,4 +227,71 @@ BOOST_AUTO_TEST_CASE(reference_in_docs_matches_the_schema) {
   BOOST_TEST_REQUIRE((b != std::string::npos && e != std::string::npos && b < e));
   BOOST_TEST(doc.substr(b + begin.size(), e - b - begin.size()) == render_reference(),
              "regenerate with scripts/gen-docs.sh");
+}
+
+namespace {
+
+const std::string kTrackingOrg =
+    "id = \"acme\"\n"
+    "[tracking]\n"
+    "opens = true\n"
+    "clicks = true\n"
+    "domain = \"T.Acme.Example\"\n"
+    "pixel_position = \"top\"\n";
+
+std::string secrets(const TmpDir& dir, const std::string& text, unsigned mode = 0600) {
+  std::string p = dir.write("secrets.toml", text);
+  ::chmod(p.c_str(), mode);
+  return p;
+}
+
+const std::string kKey = "[[tracking_key]]\nid = \"2026a\"\nsecret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n";
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(tracking_settings_and_keys) {
+  TmpDir dir;
+  secrets(dir, kKey + "[[tracking_key]]\nid = \"2025\"\nsecret = \"MDEyMzQ1Njc4OWFiY2RlZjAxMjM0NTY3ODlhYmNkZWY=\"\n");
+  auto r = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n[tracking]\nmax_links = 5\n",
+                             {{"acme.toml", kTrackingOrg}}));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  const auto& t = r.config->tracking_for("acme");
+  BOOST_TEST(t.opens);
+  BOOST_TEST(t.clicks);
+  BOOST_TEST(t.domain == "t.acme.example");
+  BOOST_TEST((t.pixel == cllavio::tracking::PixelPosition::top));
+  BOOST_TEST(t.skip_signed);
+  BOOST_TEST(!r.config->tracking_for("other").enabled());
+  BOOST_TEST(r.config->tracking_limits.max_links == 5u);
+  BOOST_TEST(r.config->tokens->can_sign());
+  cllavio::tracking::TokenData d;
+  d.org = "acme";
+  auto v = r.config->tokens->verify(r.config->tokens->sign(d));
+  BOOST_TEST(std::get<cllavio::tracking::TokenData>(v).key_id == "2026a");  // the first key signs
+}
+
+BOOST_AUTO_TEST_CASE(tracking_needs_a_domain_and_a_key) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "", {{"acme.toml", "id = \"acme\"\n[tracking]\nclicks = true\n"}}));
+  std::string org = dir / "orgs.d/acme.toml";
+  BOOST_TEST(has(r, org + ":3: tracking.domain is required"), all(r));
+  BOOST_TEST(has(r, org + ":3: tracking is on but no tracking key is configured"), all(r));
+}
+
+BOOST_AUTO_TEST_CASE(secrets_file_permissions_and_contents) {
+  TmpDir dir;
+  std::string path = secrets(dir, kKey, 0644);
+  auto open = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n"));
+  BOOST_TEST(has(open, path + ": refusing to read a secrets file that group or others can access (mode 0644)"),
+             all(open));
+  secrets(dir, "[[tracking_key]]\nid = \"bad id\"\nsecret = \"c2hvcnQ=\"\ncolour = 1\n"
+               "[[tracking_key]]\nid = \"x\"\n");
+  auto bad = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n"));
+  BOOST_TEST(has(bad, path + ":2: tracking_key: id must be"), all(bad));
+  BOOST_TEST(has(bad, path + ":3: tracking_key: secret must be base64 of at least 32 bytes"), all(bad));
+  BOOST_TEST(has(bad, path + ":4: tracking_key: unknown key 'colour' in a tracking key"), all(bad));
+  BOOST_TEST(has(bad, "a tracking key needs id and secret"), all(bad));
+  BOOST_TEST(!has(bad, "c2hvcnQ"), "secrets never appear in messages");
+  auto missing = load_config(setup(dir, "[secrets]\nfile = \"nope.toml\"\n"));
+  BOOST_TEST(has(missing, "secrets.file '" + (dir / "nope.toml") + "': No such file or directory"), all(missing));
 }

@@ -11,8 +11,33 @@ using milter::Step;
 
 namespace {
 
+// Records what a session asks the MTA to change.
+struct RecordingActions : milter::MilterActions {
+  std::vector<std::string> calls;
+  std::string body;
+  bool fail = false;
+  bool replace_body(std::string_view b) override {
+    calls.push_back("replace_body");
+    body = std::string(b);
+    return !fail;
+  }
+  bool change_header(std::string_view n, int i, std::string_view v) override {
+    calls.push_back("change " + std::string(n) + " " + std::to_string(i) + " " + std::string(v));
+    return !fail;
+  }
+  bool remove_header(std::string_view n, int i) override {
+    calls.push_back("remove " + std::string(n) + " " + std::to_string(i));
+    return !fail;
+  }
+  bool add_header(std::string_view n, std::string_view v) override {
+    calls.push_back("add " + std::string(n) + " " + std::string(v));
+    return !fail;
+  }
+};
+
 // Services with an in-memory store and captured log lines.
 struct Fixture {
+  RecordingActions actions;
   std::vector<store::MessageRecord> stored;
   std::vector<std::string> lines;
   std::atomic<int> in_flight{0};
@@ -45,7 +70,7 @@ struct Fixture {
   milter::Services services() {
     return {[this](store::MessageRecord& r) -> std::uint64_t {
               if (fail_with != 0) throw store::lmdb::Error("mdb_put", fail_with);
-              r.id = next_id++;
+              if (r.id == 0) r.id = next_id++;
               stored.push_back(r);
               return r.id;
             },
@@ -53,7 +78,8 @@ struct Fixture {
             [] { return std::int64_t{1'700'000'000'000'000}; },
             &in_flight,
             &draining,
-            [this](int) { return reject_budget-- > 0; }};
+            [this](int) { return reject_budget-- > 0; },
+            [this] { return next_id++; }};
   }
 
   std::string log_text() const {
@@ -82,7 +108,7 @@ BOOST_FIXTURE_TEST_CASE(accepted_message_is_recorded_and_logged, Fixture) {
   c.rcpt("<Bob@X.Example>");
   c.rcpt("<carol@y.example>");
   send_body(c);
-  v = c.end_of_message("4F3A1C2B");
+  v = c.end_of_message("4F3A1C2B", actions);
   BOOST_TEST((v.step == Step::cont));
   BOOST_TEST(in_flight == 0);
   BOOST_REQUIRE_EQUAL(stored.size(), 1u);
@@ -113,13 +139,13 @@ BOOST_FIXTURE_TEST_CASE(several_messages_per_connection_and_aborts, Fixture) {
   c.abort();  // RSET
   BOOST_TEST(in_flight == 0);
   BOOST_TEST(!c.in_transaction());
-  BOOST_TEST((c.end_of_message("LOST").step == Step::cont));  // nothing in flight: nothing recorded
+  BOOST_TEST((c.end_of_message("LOST", actions).step == Step::cont));  // nothing in flight: nothing recorded
   BOOST_TEST(stored.empty());
   c.mail("<a@acme.example>", "");
   c.mail("<b@acme.example>", "");  // a new MAIL replaces an unfinished transaction
   BOOST_TEST(in_flight == 1);
   c.rcpt("<x@y.example>");
-  c.end_of_message("Q2");
+  c.end_of_message("Q2", actions);
   BOOST_REQUIRE_EQUAL(stored.size(), 1u);
   BOOST_TEST(stored[0].sender == "b@acme.example");
   BOOST_TEST(stored[0].identified_by == "network");
@@ -158,7 +184,7 @@ BOOST_FIXTURE_TEST_CASE(unknown_org_accepted_untouched, Fixture) {
   c.connect("stranger", "198.51.100.7");
   BOOST_TEST((c.mail("<eve@elsewhere.example>", "").step == Step::cont));
   c.rcpt("<x@y.example>");
-  BOOST_TEST((c.end_of_message("Q9").step == Step::cont));
+  BOOST_TEST((c.end_of_message("Q9", actions).step == Step::cont));
   BOOST_REQUIRE_EQUAL(stored.size(), 1u);
   BOOST_TEST(stored[0].org == "");
   BOOST_TEST(logged("Q9: org=unknown by=none"));
@@ -168,7 +194,7 @@ BOOST_FIXTURE_TEST_CASE(store_full_passes_per_on_error_accept, Fixture) {
   Connection c(config(), services());
   c.mail("<a@acme.example>", "a@acme.example");
   fail_with = MDB_MAP_FULL;
-  auto v = c.end_of_message("QFULL");
+  auto v = c.end_of_message("QFULL", actions);
   BOOST_TEST((v.step == Step::accept));
   BOOST_TEST(logged("QFULL: STORE FULL: message not recorded"), log_text());
   BOOST_TEST(logged("QFULL: org=acme by=sasl"), log_text());
@@ -180,7 +206,7 @@ BOOST_FIXTURE_TEST_CASE(store_failure_tempfails_per_on_error_tempfail, Fixture) 
   Connection c(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
   c.mail("<a@acme.example>", "");
   fail_with = EIO;
-  auto v = c.end_of_message("QIO");
+  auto v = c.end_of_message("QIO", actions);
   BOOST_TEST((v.step == Step::tempfail));
   BOOST_TEST(v.reply.rcode == "451");
   BOOST_TEST(v.reply.xcode == "4.3.0");
@@ -200,7 +226,7 @@ BOOST_FIXTURE_TEST_CASE(error_in_a_no_reply_step_is_answered_at_end_of_message, 
   auto v = c.internal_error("header", "boom\r\ninjected", true);
   BOOST_TEST((v.step == Step::cont));  // no reply possible now
   BOOST_TEST(c.in_transaction());
-  v = c.end_of_message("QERR");
+  v = c.end_of_message("QERR", actions);
   BOOST_TEST((v.step == Step::tempfail));
   BOOST_REQUIRE_EQUAL(stored.size(), 1u);
   BOOST_TEST(stored[0].action == "tempfail");
@@ -223,7 +249,7 @@ BOOST_FIXTURE_TEST_CASE(unverified_client_names_are_unknown_like_postfix_logs_th
   Connection c(config(), services());
   c.connect("[192.0.2.9]", "192.0.2.9");
   c.mail("<a@acme.example>", "");
-  c.end_of_message("Q");
+  c.end_of_message("Q", actions);
   BOOST_TEST(stored.at(0).client_name == "unknown");
   BOOST_TEST(logged("client=unknown[192.0.2.9]"), log_text());
 }
@@ -232,7 +258,7 @@ BOOST_FIXTURE_TEST_CASE(message_id_is_bounded, Fixture) {
   Connection c(config(), services());
   c.mail("<a@acme.example>", "");
   c.header("Message-ID", " <" + std::string(5000, 'x') + ">");
-  c.end_of_message("Q");
+  c.end_of_message("Q", actions);
   BOOST_TEST(stored.at(0).message_id.size() == 998u);
 }
 
@@ -274,7 +300,7 @@ BOOST_FIXTURE_TEST_CASE(recipients_are_capped_but_counted, Fixture) {
   Connection c(config(), services());
   c.mail("<a@acme.example>", "");
   for (int i = 0; i < 1005; ++i) c.rcpt("<r" + std::to_string(i) + "@x.example>");
-  c.end_of_message("Q");
+  c.end_of_message("Q", actions);
   BOOST_TEST(stored.at(0).recipients.size() == store::MessageRecord::kMaxRecipients);
   BOOST_TEST(stored.at(0).recipient_count == 1005u);
   BOOST_TEST(logged("nrcpt=1005"), log_text());
@@ -285,7 +311,99 @@ BOOST_FIXTURE_TEST_CASE(crafted_values_cannot_fake_log_fields, Fixture) {
   c.connect("host", "192.0.2.5");
   c.mail("<\"x action=reject id=0\"@acme.example>", "");
   c.header("Message-ID", " <a> action=reject");
-  c.end_of_message("Q");
+  c.end_of_message("Q", actions);
   BOOST_TEST(logged("from=<\"x?action=reject?id=0\"@acme.example>"), log_text());
   BOOST_TEST(logged("msgid=<a>?action=reject action=accept"), log_text());
+}
+
+namespace {
+
+std::shared_ptr<const conf::Config> tracking_config(std::size_t max_bytes = 1 << 20) {
+  auto cfg = std::make_shared<conf::Config>();
+  policy::Org acme;
+  acme.id = "acme";
+  acme.sasl_users = {"@acme.example"};
+  cfg->orgs = policy::OrgIndex({acme});
+  tracking::TrackingPolicy t;
+  t.opens = t.clicks = true;
+  t.domain = "t.acme.example";
+  cfg->tracking.emplace("acme", t);
+  cfg->tracking_limits.max_rewrite_bytes = max_bytes;
+  cfg->tokens = std::make_shared<tracking::TokenCodec>(
+      std::vector<tracking::TrackingKey>{{"k1", std::string(32, 'k')}});
+  return cfg;
+}
+
+void send_html(Connection& c, std::string_view extra_header = {}) {
+  c.mail("<news@acme.example>", "news@acme.example");
+  c.rcpt("<bob@example.net>");
+  c.header("Content-Type", " text/html;\n\tcharset=utf-8");  // folded as Postfix sends it
+  if (!extra_header.empty()) c.header("X-Cllavio-Track", extra_header);
+  c.body("<html><body><a href=\"https://example.com/a?x=1&amp;y=2\">A</a></body></html>\r\n");
+}
+
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(tracked_message_is_rewritten_and_recorded, Fixture) {
+  Connection c(tracking_config(), services());
+  send_html(c);
+  auto v = c.end_of_message("QT1", actions);
+  BOOST_TEST((v.step == Step::cont));
+  BOOST_TEST(actions.calls == std::vector<std::string>{"replace_body"});
+  BOOST_TEST(actions.body.find("href=\"https://t.acme.example/c/") != std::string::npos);
+  BOOST_TEST(actions.body.find("src=\"https://t.acme.example/o/") != std::string::npos);
+  const auto& t = stored.at(0).tracking;
+  BOOST_TEST(t.status == "tracked");
+  BOOST_REQUIRE_EQUAL(t.links.size(), 1u);
+  BOOST_TEST(t.links[0].url == "https://example.com/a?x=1&y=2");
+  BOOST_TEST(t.pixels == 1u);
+  BOOST_TEST(t.per_recipient);
+  // The click token carries the id the record was stored under.
+  std::size_t p = actions.body.find("https://t.acme.example/c/");
+  auto tok = tracking_config()->tokens->verify_url_or_token(
+      actions.body.substr(p, actions.body.find('"', p) - p));
+  BOOST_REQUIRE(std::holds_alternative<tracking::TokenData>(tok));
+  BOOST_TEST(std::get<tracking::TokenData>(tok).message == stored.at(0).id);
+  BOOST_TEST(*std::get<tracking::TokenData>(tok).recipient == "bob@example.net");
+  BOOST_TEST(logged("QT1: org=acme"), log_text());
+  BOOST_TEST(logged("track=tracked links=1 pixels=1"), log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(control_header_off_removes_it_and_leaves_the_body, Fixture) {
+  Connection c(tracking_config(), services());
+  send_html(c, " off");
+  c.end_of_message("QT2", actions);
+  BOOST_TEST(actions.calls == std::vector<std::string>{"remove X-Cllavio-Track 1"});
+  BOOST_TEST(stored.at(0).tracking.status == "skipped");
+  BOOST_TEST(stored.at(0).tracking.skipped == "opted_out");
+  BOOST_TEST(logged("track=skipped:opted_out"), log_text());
+}
+
+BOOST_FIXTURE_TEST_CASE(too_large_to_buffer_passes_unchanged, Fixture) {
+  Connection c(tracking_config(16), services());
+  send_html(c);
+  c.end_of_message("QT3", actions);
+  BOOST_TEST(actions.calls.empty());
+  BOOST_TEST(stored.at(0).tracking.skipped == "too_large");
+  BOOST_TEST(stored.at(0).size > 16u);  // still counted in full
+}
+
+BOOST_FIXTURE_TEST_CASE(a_refused_change_tempfails_the_message, Fixture) {
+  Connection c(tracking_config(), services());
+  send_html(c);
+  actions.fail = true;
+  auto v = c.end_of_message("QT4", actions);
+  BOOST_TEST((v.step == Step::tempfail));
+  BOOST_TEST(stored.at(0).action == "tempfail");
+  BOOST_TEST(stored.at(0).reason == "milter_action_failed");
+}
+
+BOOST_FIXTURE_TEST_CASE(orgs_without_tracking_are_not_buffered_or_changed, Fixture) {
+  Connection c(config(), services());
+  c.mail("<a@acme.example>", "a@acme.example");
+  c.header("Content-Type", " text/html");
+  c.body("<body><a href=\"https://example.com\">x</a></body>");
+  c.end_of_message("QT5", actions);
+  BOOST_TEST(actions.calls.empty());
+  BOOST_TEST(stored.at(0).tracking.status == "");
 }

@@ -284,3 +284,36 @@ BOOST_AUTO_TEST_CASE(read_only_stores_read_and_refuse_writes) {
   auto r = rec("RO2");
   BOOST_CHECK_THROW(st.append(r), lmdb::Error);
 }
+
+BOOST_AUTO_TEST_CASE(one_writing_daemon_per_store) {
+  TmpDir dir;
+  auto o = opts(dir);
+  o.exclusive = true;
+  Store first(o);
+  try {
+    Store second(o);
+    BOOST_FAIL("a second exclusive store opened");
+  } catch (const std::runtime_error& e) {
+    BOOST_TEST(std::string(e.what()).find("another cllavio-milter is writing to") != std::string::npos);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(preallocated_ids_continue_after_reopen) {
+  TmpDir dir;
+  std::int64_t now = 5'000'000;
+  std::uint64_t last;
+  {
+    Store st(opts(dir, [&] { return now; }));
+    auto id = st.allocate_id();
+    auto r = rec("PRE");
+    r.id = id;
+    BOOST_TEST(st.append(r) == id);
+    last = id;
+  }
+  now = 1;  // the clock is now far behind the stored ids
+  Store st(opts(dir, [&] { return now; }));
+  BOOST_TEST(st.allocate_id() == last + 1);
+  auto dup = rec("DUP");
+  dup.id = last;
+  BOOST_CHECK_THROW(st.append(dup), lmdb::Error);  // never overwrites a record
+}

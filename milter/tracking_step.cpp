@@ -1,0 +1,37 @@
+#include "milter/tracking_step.hpp"
+
+namespace cllavio::milter {
+
+tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req) {
+  tracking::RewriteInput in;
+  in.header = req.header;
+  in.body = req.body;
+  in.body_truncated = req.body_truncated;
+  in.org = req.org;
+  in.message_id = req.message_id;
+  if (req.recipients != nullptr && req.recipients->size() == 1) in.recipient = req.recipients->front();
+  static const tracking::TokenCodec no_keys({});
+  return tracking::rewrite(in, cfg.tracking_for(req.org), cfg.tracking_limits, cfg.tokens ? *cfg.tokens : no_keys);
+}
+
+store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_recipient) {
+  store::TrackingOutcome o;
+  o.status = !r.skipped.empty() ? "skipped" : r.changed ? "tracked" : "unchanged";
+  o.skipped = r.skipped;
+  o.pixels = static_cast<std::uint32_t>(r.pixels);
+  for (const auto& l : r.links) o.links.push_back({l.index, l.url});
+  o.links_kept = static_cast<std::uint32_t>(r.kept.size());
+  o.per_recipient = per_recipient && (r.pixels > 0 || !r.links.empty());
+  return o;
+}
+
+std::string describe(const store::TrackingOutcome& o) {
+  if (o.status.empty()) return {};
+  if (o.status == "skipped") {
+    std::string why = o.skipped.substr(0, o.skipped.find(':'));
+    return "track=skipped:" + why;
+  }
+  return "track=" + o.status + " links=" + std::to_string(o.links.size()) + " pixels=" + std::to_string(o.pixels);
+}
+
+}  // namespace cllavio::milter

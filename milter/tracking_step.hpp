@@ -1,0 +1,36 @@
+// The tracking step at end of message, shared by the milter and `cllavioctl rewrite`
+// so a preview is exactly what the milter would send.
+//
+// track_message() applies the org's [tracking] settings, the configured limits and
+// the secrets file's keys to one message (tracking/rewrite.hpp does the work), and
+// outcome_of() turns the result into what the store records.
+#pragma once
+
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "conf/config.hpp"
+#include "store/message_record.hpp"
+#include "tracking/rewrite.hpp"
+
+namespace cllavio::milter {
+
+struct TrackRequest {
+  std::string_view header;   // the message header block ("Name: value" lines)
+  std::string_view body;
+  bool body_truncated = false;
+  std::string org;
+  std::uint64_t message_id = 0;
+  const std::vector<std::string>* recipients = nullptr;
+};
+
+tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req);
+
+store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_recipient);
+
+// "track=tracked links=3 pixels=1", "track=skipped:dkim_signed", ... for the log line.
+std::string describe(const store::TrackingOutcome& o);
+
+}  // namespace cllavio::milter
