@@ -3,6 +3,8 @@
 //   cllavioctl [-c FILE] check                 validate (same as cllavio-milter -n)
 //   cllavioctl [-c FILE] messages [--org ID] [--json] [--limit N]
 //   cllavioctl [-c FILE] show QUEUEID
+//   cllavioctl [-c FILE] rewrite --org ID [--rcpt ADDR]... [--report FILE] < in.eml > out.eml
+//   cllavioctl [-c FILE] token verify URL_OR_TOKEN
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -23,6 +25,9 @@ void usage(std::FILE* f) {
                "  messages [--org ID] [--json] [--limit N]\n"
                "                               list recorded messages, oldest first (--json: one object per line)\n"
                "  show QUEUEID                 print the record(s) of a Postfix queue id as JSON\n"
+               "  rewrite --org ID [--from ADDR] [--rcpt ADDR]... [--report FILE] [--message-id HEX]\n"
+               "                               write stdin's message as the milter would send it\n"
+               "  token verify URL_OR_TOKEN    check a tracking token and print what it carries\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -56,6 +61,8 @@ int main(int argc, char** argv) {
     if (cmd == "check" && args.empty()) return conf::check_config(config_path, stdout, stderr);
     if (cmd == "messages") return cli::cmd_messages(config_path, args);
     if (cmd == "show") return cli::cmd_show(config_path, args);
+    if (cmd == "rewrite") return cli::cmd_rewrite(config_path, args);
+    if (cmd == "token") return cli::cmd_token(config_path, args);
     if (cmd == "config-reference" && args.empty()) {
       std::fputs(conf::render_reference().c_str(), stdout);
       return 0;

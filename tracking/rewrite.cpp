@@ -229,4 +229,29 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   return r;
 }
 
+std::string apply_header_edits(std::string_view header, const std::vector<HeaderEdit>& edits) {
+  std::string out(header);
+  const std::string nl(eol_str(detect_eol(header, Eol::crlf)));
+  for (const HeaderEdit& e : edits) {
+    std::vector<HeaderField> fields;
+    std::size_t end = 0;
+    if (!parse_header_block(out, out.size() + 1, fields, end)) break;
+    if (e.op == HeaderEdit::Op::add) {
+      std::size_t at = fields.empty() ? 0 : fields.back().end;
+      out.insert(at, e.name + ": " + e.value + nl);
+      continue;
+    }
+    int seen = 0;
+    for (const HeaderField& f : fields) {
+      if (!iequal(f.name, e.name) || ++seen != e.occurrence) continue;
+      if (e.op == HeaderEdit::Op::remove)
+        out.erase(f.begin, f.end - f.begin);
+      else
+        out.replace(f.begin, f.end - f.begin, e.name + ": " + e.value + nl);
+      break;
+    }
+  }
+  return out;
+}
+
 }  // namespace cllavio::tracking

@@ -83,4 +83,9 @@ struct RewriteResult {
 RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, const RewriteLimits& limits,
                       const TokenCodec& codec);
 
+// Applies header edits to a raw header block the way the MTA would (for previews and
+// tests); other bytes are kept. New fields go after the last one, with the block's
+// own line ending.
+std::string apply_header_edits(std::string_view header, const std::vector<HeaderEdit>& edits);
+
 }  // namespace cllavio::tracking
