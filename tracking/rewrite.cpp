@@ -21,7 +21,16 @@ bool has_prefix_ci(std::string_view s, std::string_view prefix) {
   return true;
 }
 
-bool iequal(std::string_view a, std::string_view b) { return a.size() == b.size() && has_prefix_ci(a, b); }
+bool iequal(std::string_view a, std::string_view b) {
+  if (a.size() != b.size()) return false;
+  for (std::size_t i = 0; i < a.size(); ++i) {
+    char x = a[i], y = b[i];
+    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
+    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
+    if (x != y) return false;
+  }
+  return true;
+}
 
 std::size_t longest_line(std::string_view s) {
   std::size_t longest = 0, pos = 0;

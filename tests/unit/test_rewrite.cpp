@@ -273,3 +273,14 @@ BOOST_AUTO_TEST_CASE(nothing_to_do_is_not_a_skip) {
   BOOST_TEST(!r.changed);
   BOOST_TEST(r.skipped.empty());
 }
+
+BOOST_AUTO_TEST_CASE(header_edits_apply_to_raw_headers) {
+  std::string h = "Subject: x\r\nContent-Transfer-Encoding: 7bit\r\nX-Cllavio-Track: off\r\nx-cllavio-track: on\r\n\r\n";
+  std::string out = apply_header_edits(
+      h, {{HeaderEdit::Op::remove, "X-Cllavio-Track", 2, {}},
+          {HeaderEdit::Op::remove, "X-CLLAVIO-TRACK", 1, {}},
+          {HeaderEdit::Op::change, "Content-Transfer-Encoding", 1, "quoted-printable"},
+          {HeaderEdit::Op::add, "X-Added", 0, "yes"}});
+  BOOST_TEST(out == "Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\nX-Added: yes\r\n\r\n");
+  BOOST_TEST(apply_header_edits("A: 1\nB: 2\n\n", {{HeaderEdit::Op::add, "C", 0, "3"}}) == "A: 1\nB: 2\nC: 3\n\n");
+}
