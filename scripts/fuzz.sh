@@ -7,8 +7,9 @@ root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-20}
 build=$root/build-fuzz
 cmake -S "$root" -B "$build" -DCLLAVIO_FUZZ=ON -DCMAKE_CXX_COMPILER=clang++ -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
-cmake --build "$build" -j"$(nproc)" --target fuzz_config fuzz_socket_spec fuzz_network fuzz_address fuzz_record
-for f in config socket_spec network address record; do
+targets="config socket_spec network address record mime encoding html rewrite token"
+cmake --build "$build" -j"$(nproc)" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done)
+for f in $targets; do
   work=$(mktemp -d)
   cp "$root/tests/fuzz/corpus/$f/"* "$work/"
   echo "== fuzz_$f (${secs}s)"
