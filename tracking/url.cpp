@@ -29,6 +29,7 @@ std::string_view to_string(Skip s) {
     case Skip::unsubscribe: return "unsubscribe";
     case Skip::opt_out: return "opt_out";
     case Skip::max_links: return "max_links";
+    case Skip::too_long: return "too_long";
     case Skip::none: break;
   }
   return "none";
@@ -75,6 +76,7 @@ std::string url_host(std::string_view url) {
 
 Skip classify_url(std::string_view url, const UrlContext& ctx) {
   if (url.empty()) return Skip::relative;
+  if (url.size() > kMaxTrackedUrl) return Skip::too_long;
   for (std::string_view p : {"{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%", "${"})
     if (url.find(p) != std::string_view::npos) return Skip::placeholder;
   if (url.front() == '#') return Skip::fragment;

@@ -14,7 +14,11 @@
 namespace cllavio::tracking {
 
 enum class Skip { none, scheme, fragment, relative, unparsable, placeholder, tracking_domain, unsubscribe, opt_out,
-                  max_links };
+                  max_links, too_long };
+
+// Longer destinations are not tracked: the token would exceed what browsers and servers
+// reliably accept in a URL.
+inline constexpr std::size_t kMaxTrackedUrl = 4096;
 std::string_view to_string(Skip);
 
 // What a browser navigates to: leading and trailing spaces and controls dropped, tabs

@@ -37,6 +37,8 @@ BOOST_AUTO_TEST_CASE(what_is_tracked_and_why_not) {
   BOOST_TEST(why("https://x.example/{%url%}") == "placeholder");
   BOOST_TEST(why("https://T.Acme.Example/c/abc") == "tracking_domain");
   BOOST_TEST(why("https://x.example/unsub", {"https://x.example/unsub"}) == "unsubscribe");
+  BOOST_TEST(why("https://x.example/" + std::string(4096, 'a')) == "too_long");
+  BOOST_TEST(why("https://x.example/" + std::string(4000, 'a')) == "none");
 }
 
 BOOST_AUTO_TEST_CASE(hosts) {
