@@ -82,6 +82,7 @@ class Harness:
         it with a [table] header (keys before any header would land in [log]).
     postfix_main: extra/overriding main.cf parameters {name: value} (extension).
     sink_dump: False: the sink only counts messages (sink_counters()), dumps nothing (benchmarks).
+    secrets: TOML text of the secrets file (tracking keys); written mode 0600 for the milter user.
     milter_command: run this milter instead of cllavio-milter: an argv list in which "{socket}"
         is replaced by the libmilter address (it must print "ready: listening on").
     settings: {"table.key": value} overriding or adding keys of the milter's main file
@@ -90,7 +91,7 @@ class Harness:
 
     def __init__(self, *, milter="unix", default_action="tempfail", sasl=False, unknown="accept",
                  orgs=None, milter_user="nobody", extra_main="", postfix_main=None, settings=None,
-                 milter_command=None, sink_dump=True):
+                 milter_command=None, sink_dump=True, secrets=None):
         if milter not in ("unix", "inet", None):
             raise ValueError(f"milter must be 'unix', 'inet' or None, not {milter!r}")
         self.milter_kind = milter
@@ -101,6 +102,7 @@ class Harness:
         self.milter_user = milter_user
         self.extra_main = extra_main or ""
         self.settings = dict(settings or {})
+        self.secrets = secrets
         self.milter_command = milter_command
         self.sink_dump = sink_dump
         self.postfix_main = dict(postfix_main or {})
@@ -356,6 +358,13 @@ service anvil {{
             "orgs": {"dir": "orgs.d", "unknown": self.unknown},
             "log": {"target": "stderr", "level": "info"},
         }
+        if self.secrets is not None:
+            secrets_path = os.path.join(self.cllavio_dir, "secrets.toml")
+            _write(secrets_path, self.secrets, mode=0o600)
+            if self.milter_user:  # readable by the unprivileged milter for reloads
+                pw = pwd.getpwnam(self.milter_user)
+                os.chown(secrets_path, pw.pw_uid, pw.pw_gid)
+            tables["secrets"] = {"file": "secrets.toml"}
         for dotted, value in self.settings.items():
             table, key = dotted.split(".", 1)
             tables.setdefault(table, {})[key] = value
