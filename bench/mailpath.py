@@ -9,10 +9,15 @@ interleaved in every repetition; medians over repetitions are printed, with rati
 Postfix alone in the same repetition (paired, so drift of the shared machine between repetitions
 cancels), the milters' CPU per message and cllavio-milter's peak RSS.
 
-    python3 bench/mailpath.py [--reps 5] [--count 2000] [--sessions 10] [--sizes 5,50]
+    python3 bench/mailpath.py [--suite passthrough|tracking|all] [--reps 5] [--count 2000]
+                              [--sessions 10] [--sizes 5,50]
 
-Configurations: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter
-milter, unix socket), cllavio-unix, cllavio-inet. Needs root; build first (scripts/build.sh).
+passthrough: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter milter,
+unix socket), cllavio-unix, cllavio-inet; newsletter-like mail of an org without tracking.
+tracking: HTML mail with about 10 links per KiB (5 KiB: ~50 links, 50 KiB: ~500) through one
+cllavio-milter, sent for an org without tracking ("untracked") and for an org with opens and
+clicks on ("tracked"), plus Postfix alone; the ratio that matters is tracked / untracked.
+Needs root; build first (scripts/build.sh).
 """
 
 import argparse
@@ -26,6 +31,21 @@ sys.path.insert(0, os.path.join(ROOT, "tests", "integration"))
 import harness  # noqa: E402
 
 ORG = 'id = "bench"\ndomains = ["bench.example"]\nnetworks = ["127.0.0.0/8"]\n'
+ORG_TRACKED = ('id = "track"\ndomains = ["track.example"]\nnetworks = ["127.0.0.0/8"]\n'
+               '[tracking]\nopens = true\nclicks = true\ndomain = "t.track.example"\n')
+KEY = '[[tracking_key]]\nid = "bench"\nsecret = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"\n'
+
+
+def tracked_message(size_kb: int) -> bytes:
+    """An HTML newsletter of about size_kb KiB with a link every ~100 bytes."""
+    head = ("From: News <news@track.example>\r\nTo: <rcpt@example.net>\r\nSubject: benchmark\r\n"
+            "Date: Mon, 02 Jan 2023 10:00:00 +0000\r\nMessage-ID: <bench@track.example>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n")
+    lines, n = [], 0
+    while len(head) + sum(map(len, lines)) < size_kb * 1024 - 40:
+        lines.append(f'<a href="https://shop.example.com/p/{n}?utm_source=nl&amp;id={n}">Item {n}</a><br>\r\n')
+        n += 1
+    return (head + "".join(lines) + "</body></html>\r\n").encode()
 
 
 def message(size_kb: int) -> bytes:
@@ -61,13 +81,13 @@ def peak_rss_kb(pid: int) -> int:
     return 0
 
 
-def run_once(h, path: str, count: int, sessions: int) -> tuple[float, float | None]:
+def run_once(h, path: str, count: int, sessions: int, sender: str) -> tuple[float, float | None]:
     """msg/s until the sink has all messages, and milter CPU ms per message (None without milter)."""
     base = h.sink_counters()["mesg"]
     pid = h.milter_proc.pid if h.milter_proc else None
     cpu0 = cpu_ticks(pid) if pid else 0
     t0 = time.monotonic()
-    r = h.smtp_source(count=count, sessions=sessions, file=path, sender="news@bench.example",
+    r = h.smtp_source(count=count, sessions=sessions, file=path, sender=sender,
                       rcpt="rcpt@example.net", timeout=600)
     if r.returncode != 0:
         raise RuntimeError(f"smtp-source failed: {r.stderr[-500:]}")
@@ -82,67 +102,109 @@ def run_once(h, path: str, count: int, sessions: int) -> tuple[float, float | No
     return count / elapsed, cpu_ms
 
 
-def main():
-    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--reps", type=int, default=5)
-    ap.add_argument("--count", type=int, default=2000)
-    ap.add_argument("--sessions", type=int, default=10)
-    ap.add_argument("--sizes", default="5,50", help="message sizes in KiB, comma separated")
-    args = ap.parse_args()
-    sizes = [int(s) for s in args.sizes.split(",")]
-    null_milter = os.environ.get("CLLAVIO_NULL_MILTER", os.path.join(ROOT, "build", "bench", "null-milter"))
+def report(title, configs, sizes, results, cpu, args, base_name):
+    print(f"\n{title}: {args.count} messages, {args.sessions} sessions, {args.reps} interleaved repetitions, "
+          f"{os.cpu_count()} CPUs; medians")
+    print(f"x {base_name}: median over repetitions of (rate / {base_name}'s rate in the same repetition)")
+    print(f"{'size':>6} {'configuration':<14} {'msg/s':>8} {'x ' + base_name:>12} {'milter ms/msg':>14}")
+    for kb in sizes:
+        base = results[(base_name, kb)]
+        for name in configs:
+            med = statistics.median(results[(name, kb)])
+            ratio = statistics.median(r / b for r, b in zip(results[(name, kb)], base))
+            c = f"{statistics.median(cpu[(name, kb)]):.2f}" if cpu[(name, kb)] else "-"
+            print(f"{kb:>4}KB {name:<14} {med:8.1f} {ratio:12.2f} {c:>14}")
 
+
+def measure(runs, sizes, args):
+    """runs: {name: (harness, {kb: file}, sender)}; interleaved repetitions."""
+    results = {(n, kb): [] for n in runs for kb in sizes}
+    cpu = {(n, kb): [] for n in runs for kb in sizes}
+    for name, (h, files, sender) in runs.items():  # warm-up, not measured
+        run_once(h, files[sizes[0]], 100, args.sessions, sender)
+    for rep in range(args.reps):
+        for kb in sizes:
+            for name, (h, files, sender) in runs.items():
+                rate, cpu_ms = run_once(h, files[kb], args.count, args.sessions, sender)
+                results[(name, kb)].append(rate)
+                if cpu_ms is not None:
+                    cpu[(name, kb)].append(cpu_ms)
+                print(f"rep {rep + 1} {kb:>3} KB {name:<13} {rate:7.1f} msg/s"
+                      + (f"  milter cpu {cpu_ms:.2f} ms/msg" if cpu_ms is not None else ""), flush=True)
+    return results, cpu
+
+
+def write_files(h, make, sizes, prefix):
+    files = {}
+    for kb in sizes:
+        files[kb] = os.path.join(h.tmp_dir, f"{prefix}-{kb}k.eml")
+        with open(files[kb], "wb") as f:
+            f.write(make(kb))
+    return files
+
+
+COMMON = dict(default_action="tempfail", sink_dump=False,
+              postfix_main={"smtpd_client_connection_count_limit": "0", "smtpd_client_connection_rate_limit": "0"})
+
+
+def passthrough_suite(args, sizes):
+    null_milter = os.environ.get("CLLAVIO_NULL_MILTER", os.path.join(ROOT, "build", "bench", "null-milter"))
     configs = {
         "postfix": dict(milter=None),
         "null": dict(milter="unix", milter_command=[null_milter, "{socket}"]),
         "cllavio-unix": dict(milter="unix"),
         "cllavio-inet": dict(milter="inet"),
     }
-    common = dict(orgs={"bench": ORG}, default_action="tempfail", sink_dump=False,
-                  postfix_main={"smtpd_client_connection_count_limit": "0", "smtpd_client_connection_rate_limit": "0"})
     harnesses = {}
     try:
         for name, kw in configs.items():
-            harnesses[name] = harness.Harness(**common, **kw)
+            harnesses[name] = harness.Harness(orgs={"bench": ORG}, **COMMON, **kw)
             harnesses[name].start()
-        files = {}
-        for kb in sizes:
-            files[kb] = os.path.join(harnesses["postfix"].tmp_dir, f"bench-{kb}k.eml")
-            with open(files[kb], "wb") as f:
-                f.write(message(kb))
-        # Warm-up: one short run each, not measured.
-        for name, h in harnesses.items():
-            run_once(h, files[sizes[0]], 100, args.sessions)
-        results = {(n, kb): [] for n in configs for kb in sizes}
-        cpu = {(n, kb): [] for n in configs for kb in sizes}
-        for rep in range(args.reps):
-            for kb in sizes:
-                for name, h in harnesses.items():
-                    rate, cpu_ms = run_once(h, files[kb], args.count, args.sessions)
-                    results[(name, kb)].append(rate)
-                    if cpu_ms is not None:
-                        cpu[(name, kb)].append(cpu_ms)
-                    print(f"rep {rep + 1} {kb:>3} KB {name:<13} {rate:7.1f} msg/s"
-                          + (f"  milter cpu {cpu_ms:.2f} ms/msg" if cpu_ms is not None else ""), flush=True)
+        runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
+        results, cpu = measure(runs, sizes, args)
         rss = {n: peak_rss_kb(harnesses[n].milter_proc.pid) for n in ("null", "cllavio-unix", "cllavio-inet")}
-        rec = len(harnesses["cllavio-unix"].ctl_messages())
-
-        print(f"\n{args.count} messages, {args.sessions} sessions, {args.reps} interleaved repetitions, "
-              f"{os.cpu_count()} CPUs; medians")
-        print("x postfix: median over repetitions of (rate / Postfix alone's rate in the same repetition)")
-        print(f"{'size':>6} {'configuration':<14} {'msg/s':>8} {'x postfix':>10} {'milter ms/msg':>14}")
-        for kb in sizes:
-            base = results[("postfix", kb)]
-            for name in configs:
-                med = statistics.median(results[(name, kb)])
-                ratio = statistics.median(r / b for r, b in zip(results[(name, kb)], base))
-                c = f"{statistics.median(cpu[(name, kb)]):.2f}" if cpu[(name, kb)] else "-"
-                print(f"{kb:>4}KB {name:<14} {med:8.1f} {ratio:10.2f} {c:>14}")
-        print(f"peak RSS: " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items()))
-        print(f"records written by cllavio-unix: {rec}")
+        report("pass-through", configs, sizes, results, cpu, args, "postfix")
+        print("peak RSS: " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items()))
     finally:
         for h in harnesses.values():
             h.close()
+
+
+def tracking_suite(args, sizes):
+    alone = harness.Harness(orgs={"bench": ORG}, milter=None, **COMMON)
+    tracked = harness.Harness(orgs={"bench": ORG, "track": ORG_TRACKED}, milter="unix", secrets=KEY, **COMMON)
+    try:
+        alone.start()
+        tracked.start()
+        runs = {
+            "postfix": (alone, write_files(alone, tracked_message, sizes, "html"), "news@bench.example"),
+            "untracked": (tracked, write_files(tracked, tracked_message, sizes, "html"), "news@bench.example"),
+            "tracked": (tracked, write_files(tracked, tracked_message, sizes, "html"), "news@track.example"),
+        }
+        results, cpu = measure(runs, sizes, args)
+        report("tracking", runs, sizes, results, cpu, args, "untracked")
+        rec = tracked.ctl_messages("--org", "track", "--limit", "1")
+        links = len(rec[0]["tracking"]["links"]) if rec else 0
+        print(f"links tracked per message at {sizes[-1]} KB: {links}; "
+              f"cllavio peak RSS {peak_rss_kb(tracked.milter_proc.pid) / 1024:.1f} MB")
+    finally:
+        tracked.close()
+        alone.close()
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--suite", choices=["passthrough", "tracking", "all"], default="all")
+    ap.add_argument("--reps", type=int, default=5)
+    ap.add_argument("--count", type=int, default=2000)
+    ap.add_argument("--sessions", type=int, default=10)
+    ap.add_argument("--sizes", default="5,50", help="message sizes in KiB, comma separated")
+    args = ap.parse_args()
+    sizes = [int(s) for s in args.sizes.split(",")]
+    if args.suite in ("passthrough", "all"):
+        passthrough_suite(args, sizes)
+    if args.suite in ("tracking", "all"):
+        tracking_suite(args, sizes)
 
 
 if __name__ == "__main__":

@@ -1,5 +1,7 @@
 #include "tracking/mime.hpp"
 
+#include <string.h>
+
 namespace cllavio::tracking {
 
 namespace {
@@ -229,8 +231,14 @@ class Walker {
   // line inside [range_begin, range_end).
   Delimiter find_delimiter(const std::string& dash, std::size_t from, std::size_t range_begin,
                            std::size_t range_end) const {
-    std::string_view range = body_.substr(0, range_end);
-    for (std::size_t p = range.find(dash, from); p != std::string_view::npos; p = range.find(dash, p + 1)) {
+    // glibc's memmem skips on the whole needle; a first-character scan stops at every '-',
+    // and CSS is full of them.
+    auto next_match = [&](std::size_t at) -> std::size_t {
+      if (at >= range_end) return std::string_view::npos;
+      const void* hit = ::memmem(body_.data() + at, range_end - at, dash.data(), dash.size());
+      return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - body_.data()) : std::string_view::npos;
+    };
+    for (std::size_t p = next_match(from); p != std::string_view::npos; p = next_match(p + 1)) {
       if (p != range_begin && body_[p - 1] != '\n') continue;
       std::size_t q = p + dash.size();
       bool close = q + 1 < range_end && body_[q] == '-' && body_[q + 1] == '-';

@@ -125,16 +125,15 @@ bool apply_patches(std::string_view src, std::vector<Patch>& patches, std::strin
     if (i > 0 && patches[i].begin < patches[i - 1].end) return false;  // overlap
     extra += patches[i].text.size();
   }
-  std::string result;
-  result.reserve(src.size() + extra);
+  out.clear();  // keeps its capacity: callers reuse buffers
+  out.reserve(src.size() + extra);
   std::size_t pos = 0;
   for (const Patch& p : patches) {
-    result.append(src.substr(pos, p.begin - pos));
-    result.append(p.text);
+    out.append(src.substr(pos, p.begin - pos));
+    out.append(p.text);
     pos = p.end;
   }
-  result.append(src.substr(pos));
-  out = std::move(result);
+  out.append(src.substr(pos));
   return true;
 }
 

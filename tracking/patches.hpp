@@ -35,7 +35,8 @@ struct PartContext {
 std::vector<Patch> html_patches(std::string_view html, PartContext& ctx);
 std::vector<Patch> text_patches(std::string_view text, PartContext& ctx);
 
-// Sorts the patches and splices them into `src`; false (out untouched) when two overlap.
+// Sorts the patches and splices them into `out` (cleared first; `src` must not alias it);
+// false (out untouched) when two overlap.
 bool apply_patches(std::string_view src, std::vector<Patch>& patches, std::string& out);
 
 }  // namespace cllavio::tracking

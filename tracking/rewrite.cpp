@@ -45,6 +45,9 @@ std::size_t longest_line(std::string_view s) {
   return longest;
 }
 
+// Inline PGP in a text part ("-----BEGIN PGP MESSAGE-----", "... SIGNED MESSAGE-----").
+bool has_inline_pgp(std::string_view raw) { return raw.find("-----BEGIN PGP ") != std::string_view::npos; }
+
 bool has_8bit_or_nul(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c == '\0' || static_cast<unsigned char>(c) >= 0x80; });
 }
@@ -71,24 +74,48 @@ bool rewritable_text(const Part& p, const TrackingPolicy& policy) {
 
 struct ChangedPart {
   int index;
-  std::string content;     // new encoded content
-  bool now_qp = false;     // Content-Transfer-Encoding became quoted-printable
+  std::string_view content;  // new encoded content (in a Scratch buffer)
+  bool now_qp = false;       // Content-Transfer-Encoding became quoted-printable
 };
 
-// Encodes `decoded` for the part's transfer encoding; switches 7bit/8bit to QP when a
-// line would exceed 998 octets (or 7bit would carry 8-bit bytes).
-ChangedPart encode_part(int index, const Part& p, const std::string& decoded, Eol eol) {
+// Per-thread buffers reused from message to message: fresh large allocations cost
+// page faults on every message. Oversized ones are released after use.
+struct Scratch {
+  std::string decoded;
+  std::vector<std::string> patched, encoded;  // one pair per changed part
+  void trim() {
+    constexpr std::size_t kKeep = 1 << 20;
+    auto shrink = [](std::string& s) {
+      if (s.capacity() > kKeep) std::string().swap(s);
+    };
+    shrink(decoded);
+    for (auto& s : patched) shrink(s);
+    for (auto& s : encoded) shrink(s);
+  }
+};
+
+Scratch& scratch() {
+  thread_local Scratch s;
+  return s;
+}
+
+// Encodes the patched content for the part's transfer encoding into `encoded`; switches
+// 7bit/8bit to QP when a line would exceed 998 octets (or 7bit would carry 8-bit bytes).
+ChangedPart encode_part(int index, const Part& p, const std::string& patched, std::string& encoded, Eol eol) {
   ChangedPart c{index, {}, false};
+  encoded.clear();
   if (p.encoding == "base64") {
-    base64_encode(decoded, eol, c.content);
+    base64_encode(patched, eol, encoded);
   } else if (p.encoding == "quoted-printable") {
-    qp_encode(decoded, eol, c.content);
-  } else if (longest_line(decoded) > kMaxLine || (p.encoding == "7bit" && has_8bit_or_nul(decoded))) {
-    qp_encode(decoded, eol, c.content);
+    qp_encode(patched, eol, encoded);
+  } else if (longest_line(patched) > kMaxLine || (p.encoding == "7bit" && has_8bit_or_nul(patched))) {
+    qp_encode(patched, eol, encoded);
     c.now_qp = true;
   } else {
-    c.content = decoded;
+    c.content = patched;
+    return c;
   }
+  c.content = encoded;
   return c;
 }
 
@@ -104,23 +131,40 @@ RewriteResult skip(RewriteResult r, std::string why) {
   return r;
 }
 
-// Splices the changed parts (and their new Content-Transfer-Encoding lines) into the body.
+// Splices the changed parts (and their new Content-Transfer-Encoding lines) into the body,
+// writing the output once.
 std::string assemble(std::string_view body, const MimeTree& tree, const std::vector<ChangedPart>& changed, Eol eol) {
-  std::vector<Patch> edits;
+  struct Piece {
+    std::size_t begin, end;
+    std::string_view text;
+  };
+  const std::string cte = "Content-Transfer-Encoding: quoted-printable" + std::string(eol_str(eol));
+  std::vector<Piece> pieces;
+  std::size_t size = body.size();
   for (const ChangedPart& c : changed) {
     const Part& p = tree.parts[c.index];
-    edits.push_back({p.body_begin, p.body_end, c.content});
+    pieces.push_back({p.body_begin, p.body_end, c.content});
+    size += c.content.size() + cte.size();
     if (!c.now_qp || c.index == 0) continue;  // part 0's header is the message header
-    std::string line = "Content-Transfer-Encoding: quoted-printable" + std::string(eol_str(eol));
     if (const HeaderField* f = find_field(p.headers, "Content-Transfer-Encoding"))
-      edits.push_back({f->begin, f->end, line});
+      pieces.push_back({f->begin, f->end, cte});
     else if (!p.headers.empty())
-      edits.push_back({p.headers.back().end, p.headers.back().end, line});
+      pieces.push_back({p.headers.back().end, p.headers.back().end, cte});
     else
-      edits.push_back({p.header_begin, p.header_begin, line});
+      pieces.push_back({p.header_begin, p.header_begin, cte});
   }
+  std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
+    return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
+  });
   std::string out;
-  apply_patches(body, edits, out);  // ranges of distinct parts never overlap
+  out.reserve(size);
+  std::size_t pos = 0;
+  for (const Piece& piece : pieces) {  // ranges of distinct leaf parts never overlap
+    out.append(body.substr(pos, piece.begin - pos));
+    out.append(piece.text);
+    pos = piece.end;
+  }
+  out.append(body.substr(pos));
   return out;
 }
 
@@ -188,7 +232,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
         has_prefix_ci(p.type.charset, "ucs-") || has_prefix_ci(p.type.charset, "unicode"))
       return skip(std::move(r), "charset " + p.type.charset);
     std::string_view raw = in.body.substr(p.body_begin, p.body_end - p.body_begin);
-    if (raw.find("-----BEGIN PGP ") != std::string_view::npos) return skip(std::move(r), "pgp");
+    if (has_inline_pgp(raw)) return skip(std::move(r), "pgp");
     targets.push_back(static_cast<int>(i));
   }
   // HTML first: links opted out there stay untracked in the text alternative too.
@@ -200,23 +244,35 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   PartContext ctx{in, policy, limits, codec, UrlContext{policy.domain, &unsubscribe}, r, {}, 1, {}};
 
   std::vector<ChangedPart> changed;
+  Scratch& buf = scratch();
+  struct Trim {
+    Scratch& s;
+    ~Trim() { s.trim(); }
+  } trim_after{buf};
   for (int i : targets) {
     const Part& p = tree.parts[i];
     std::string_view raw = in.body.substr(p.body_begin, p.body_end - p.body_begin);
-    std::string decoded;
+    std::string_view decoded = raw;  // 7bit/8bit/binary: the bytes themselves
     if (p.encoding == "quoted-printable") {
-      qp_decode(raw, decoded);
+      buf.decoded.clear();
+      qp_decode(raw, buf.decoded);
+      decoded = buf.decoded;
     } else if (p.encoding == "base64") {
-      if (!base64_decode(raw, decoded)) return skip(std::move(r), "malformed: bad base64 in part " + std::to_string(i));
-    } else {
-      decoded.assign(raw);
+      buf.decoded.clear();
+      if (!base64_decode(raw, buf.decoded))
+        return skip(std::move(r), "malformed: bad base64 in part " + std::to_string(i));
+      decoded = buf.decoded;
     }
     std::vector<Patch> patches =
         p.type.subtype == "html" ? html_patches(decoded, ctx) : text_patches(decoded, ctx);
     if (patches.empty()) continue;
-    std::string patched;
-    if (!apply_patches(decoded, patches, patched)) return skip(std::move(r), "self_check: overlapping patches");
-    changed.push_back(encode_part(i, p, patched, detect_eol(raw, message_eol)));
+    std::size_t k = changed.size();
+    if (buf.patched.size() <= k) {
+      buf.patched.resize(k + 1);
+      buf.encoded.resize(k + 1);
+    }
+    if (!apply_patches(decoded, patches, buf.patched[k])) return skip(std::move(r), "self_check: overlapping patches");
+    changed.push_back(encode_part(i, p, buf.patched[k], buf.encoded[k], detect_eol(raw, message_eol)));
   }
   if (changed.empty()) {
     r.skipped = "";

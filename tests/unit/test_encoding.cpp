@@ -115,3 +115,14 @@ BOOST_AUTO_TEST_CASE(base64_round_trips_every_length) {
     BOOST_TEST(dec == s);
   }
 }
+
+BOOST_AUTO_TEST_CASE(qp_encode_of_long_literal_runs_crosses_its_buffer_safely) {
+  // Long runs of literal bytes cross the encoder's internal buffer many times.
+  for (std::size_t len : {4000u, 4095u, 4096u, 4097u, 20000u, 100000u}) {
+    std::string s(len, 'a');
+    s[len / 2] = '=';
+    std::string enc = qpe(s);
+    BOOST_TEST(longest(enc) <= 76u);
+    BOOST_TEST(qpd(enc) == s);
+  }
+}
