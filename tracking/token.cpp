@@ -1,8 +1,9 @@
 #include "tracking/token.hpp"
 
+#include <openssl/core_names.h>
 #include <openssl/crypto.h>
 #include <openssl/evp.h>
-#include <openssl/hmac.h>
+#include <openssl/params.h>
 
 #include <stdexcept>
 
@@ -40,14 +41,6 @@ bool get_bytes(std::string_view in, std::size_t& pos, std::size_t len, std::stri
   return true;
 }
 
-std::string mac(const std::string& secret, std::string_view data) {
-  unsigned char md[EVP_MAX_MD_SIZE];
-  unsigned int len = 0;
-  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(data.data()),
-       data.size(), md, &len);
-  return std::string(reinterpret_cast<const char*>(md), kMacBytes);
-}
-
 std::string base64url(std::string_view bytes) {
   std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
   int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
@@ -79,7 +72,38 @@ bool unbase64url(std::string_view text, std::string& out) {
 
 }  // namespace
 
-TokenCodec::TokenCodec(std::vector<TrackingKey> keys) : keys_(std::move(keys)) {}
+TokenCodec::TokenCodec(std::vector<TrackingKey> keys) : keys_(std::move(keys)) {
+  EVP_MAC* hmac = EVP_MAC_fetch(nullptr, "HMAC", nullptr);
+  if (hmac == nullptr) throw std::runtime_error("OpenSSL has no HMAC");
+  char digest[] = "SHA256";
+  OSSL_PARAM params[] = {OSSL_PARAM_construct_utf8_string(OSSL_MAC_PARAM_DIGEST, digest, 0), OSSL_PARAM_construct_end()};
+  for (const auto& k : keys_) {
+    EVP_MAC_CTX* ctx = EVP_MAC_CTX_new(hmac);
+    if (ctx == nullptr ||
+        EVP_MAC_init(ctx, reinterpret_cast<const unsigned char*>(k.secret.data()), k.secret.size(), params) != 1) {
+      EVP_MAC_CTX_free(ctx);
+      EVP_MAC_free(hmac);
+      throw std::runtime_error("cannot key HMAC-SHA256");
+    }
+    macs_.push_back(ctx);
+  }
+  EVP_MAC_free(hmac);
+}
+
+TokenCodec::~TokenCodec() {
+  for (void* ctx : macs_) EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx));
+}
+
+std::string TokenCodec::mac(std::size_t key, std::string_view data) const {
+  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(static_cast<EVP_MAC_CTX*>(macs_[key]));
+  unsigned char md[EVP_MAX_MD_SIZE];
+  std::size_t len = 0;
+  bool ok = ctx != nullptr && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+            EVP_MAC_final(ctx, md, &len, sizeof md) == 1 && len >= kMacBytes;
+  EVP_MAC_CTX_free(ctx);
+  if (!ok) throw std::runtime_error("HMAC-SHA256 failed");
+  return std::string(reinterpret_cast<const char*>(md), kMacBytes);
+}
 
 std::string TokenCodec::sign(const TokenData& t) const {
   if (keys_.empty()) throw std::logic_error("no tracking key to sign with");
@@ -101,7 +125,7 @@ std::string TokenCodec::sign(const TokenData& t) const {
     put_varint(b, t.url.size());
     b += t.url;
   }
-  b += mac(k.secret, b);
+  b += mac(0, b);
   return base64url(b);
 }
 
@@ -126,12 +150,12 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
   std::size_t pos = 2;
   std::size_t kid_len = static_cast<unsigned char>(b[pos++]);
   if (!get_bytes(b, pos, kid_len, t.key_id)) return std::string("not a token (truncated)");
-  const TrackingKey* key = nullptr;
-  for (const auto& k : keys_)
-    if (k.id == t.key_id) key = &k;
-  if (key == nullptr) return std::string("unknown key id");
+  std::size_t key = keys_.size();
+  for (std::size_t i = 0; i < keys_.size(); ++i)
+    if (keys_[i].id == t.key_id) key = i;
+  if (key == keys_.size()) return std::string("unknown key id");
   std::string_view signed_part(b.data(), b.size() - kMacBytes);
-  std::string expected = mac(key->secret, signed_part);
+  std::string expected = mac(key, signed_part);
   if (CRYPTO_memcmp(expected.data(), b.data() + signed_part.size(), kMacBytes) != 0)
     return std::string("bad signature");
   // Authentic from here on; still parse defensively.

@@ -40,6 +40,9 @@ struct TokenData {
 class TokenCodec {
  public:
   explicit TokenCodec(std::vector<TrackingKey> keys);  // keys[0] signs; may be empty (then sign() throws)
+  ~TokenCodec();
+  TokenCodec(const TokenCodec&) = delete;
+  TokenCodec& operator=(const TokenCodec&) = delete;
 
   std::string sign(const TokenData& t) const;
   // "https://DOMAIN/o/TOKEN" or ".../c/TOKEN"
@@ -52,7 +55,12 @@ class TokenCodec {
   bool can_sign() const { return !keys_.empty(); }
 
  private:
+  std::string mac(std::size_t key, std::string_view data) const;
+
   std::vector<TrackingKey> keys_;
+  // One HMAC-SHA256 context per key, keyed once; each MAC works on a copy (cheap, and
+  // thread-safe: the originals are never used directly).
+  std::vector<void*> macs_;
 };
 
 // "https://host/o/TOKEN" -> {'o', TOKEN}; nullopt for anything else.
