@@ -313,45 +313,39 @@ std::string decode_entities(std::string_view v) {
 }
 
 void escape_attr(std::string_view value, char quote, std::string& out) {
-  for (char c : value) {
+  // Runs of bytes that need no escaping (all of a tracking URL) are appended at once.
+  auto special = [quote](char c) {
+    switch (c) {
+      case '&': return true;
+      case '"': return quote != '\'';
+      case '\'': return quote != '"';
+      case '<': case '>': case '=': case '`': case ' ': case '\t': case '\n': case '\r': case '\f':
+        return quote == 0;
+      default: return false;
+    }
+  };
+  out.reserve(out.size() + value.size());
+  std::size_t run = 0;
+  for (std::size_t i = 0; i < value.size(); ++i) {
+    char c = value[i];
+    if (!special(c)) continue;
+    out.append(value.substr(run, i - run));
+    run = i + 1;
     switch (c) {
       case '&': out += "&amp;"; break;
-      case '"':
-        if (quote != '\'') out += "&quot;";
-        else out.push_back(c);
-        break;
-      case '\'':
-        if (quote != '"') out += "&#39;";
-        else out.push_back(c);
-        break;
-      case '<':
-        if (quote == 0) out += "&lt;";
-        else out.push_back(c);
-        break;
-      case '>':
-        if (quote == 0) out += "&gt;";
-        else out.push_back(c);
-        break;
-      case '=':
-        if (quote == 0) out += "&#61;";
-        else out.push_back(c);
-        break;
-      case '`':
-        if (quote == 0) out += "&#96;";
-        else out.push_back(c);
-        break;
-      case ' ': case '\t': case '\n': case '\r': case '\f':
-        if (quote == 0) {
-          out += "&#";
-          out += std::to_string(static_cast<int>(c));
-          out += ';';
-        } else {
-          out.push_back(c);
-        }
-        break;
-      default: out.push_back(c);
+      case '"': out += "&quot;"; break;
+      case '\'': out += "&#39;"; break;
+      case '<': out += "&lt;"; break;
+      case '>': out += "&gt;"; break;
+      case '=': out += "&#61;"; break;
+      case '`': out += "&#96;"; break;
+      default:
+        out += "&#";
+        out += std::to_string(static_cast<int>(c));
+        out += ';';
     }
   }
+  out.append(value.substr(run));
 }
 
 }  // namespace cllavio::tracking

@@ -95,12 +95,28 @@ TokenCodec::~TokenCodec() {
 }
 
 std::string TokenCodec::mac(std::size_t key, std::string_view data) const {
-  EVP_MAC_CTX* ctx = EVP_MAC_CTX_dup(static_cast<EVP_MAC_CTX*>(macs_[key]));
+  // Each thread keys its own copy once, then re-initializes it per MAC (same key).
+  struct Copies {
+    const TokenCodec* owner = nullptr;
+    std::vector<EVP_MAC_CTX*> ctx;
+    ~Copies() { reset(); }
+    void reset() {
+      for (EVP_MAC_CTX* c : ctx) EVP_MAC_CTX_free(c);
+      ctx.clear();
+    }
+  };
+  thread_local Copies copies;
+  if (copies.owner != this || copies.ctx.size() != macs_.size()) {
+    copies.reset();
+    copies.owner = this;
+    for (void* m : macs_) copies.ctx.push_back(EVP_MAC_CTX_dup(static_cast<EVP_MAC_CTX*>(m)));
+  }
+  EVP_MAC_CTX* ctx = copies.ctx[key];
   unsigned char md[EVP_MAX_MD_SIZE];
   std::size_t len = 0;
-  bool ok = ctx != nullptr && EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
+  bool ok = ctx != nullptr && EVP_MAC_init(ctx, nullptr, 0, nullptr) == 1 &&
+            EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
             EVP_MAC_final(ctx, md, &len, sizeof md) == 1 && len >= kMacBytes;
-  EVP_MAC_CTX_free(ctx);
   if (!ok) throw std::runtime_error("HMAC-SHA256 failed");
   return std::string(reinterpret_cast<const char*>(md), kMacBytes);
 }
