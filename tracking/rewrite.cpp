@@ -1,5 +1,7 @@
 #include "tracking/rewrite.hpp"
 
+#include <string.h>
+
 #include <algorithm>
 
 #include "tracking/encoding.hpp"
@@ -46,7 +48,11 @@ std::size_t longest_line(std::string_view s) {
 }
 
 // Inline PGP in a text part ("-----BEGIN PGP MESSAGE-----", "... SIGNED MESSAGE-----").
-bool has_inline_pgp(std::string_view raw) { return raw.find("-----BEGIN PGP ") != std::string_view::npos; }
+// memmem, not string_view::find: that one stops at every '-', and CSS is full of them.
+bool has_inline_pgp(std::string_view raw) {
+  constexpr std::string_view kMark = "-----BEGIN PGP ";
+  return ::memmem(raw.data(), raw.size(), kMark.data(), kMark.size()) != nullptr;
+}
 
 bool has_8bit_or_nul(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return c == '\0' || static_cast<unsigned char>(c) >= 0x80; });

@@ -103,6 +103,30 @@ BOOST_AUTO_TEST_CASE(base64_rules) {
   BOOST_TEST(out == std::string(100, 'a'));
 }
 
+BOOST_AUTO_TEST_CASE(base64_line_shapes_off_the_fast_path_decode_the_same) {
+  // The per-line decoder takes whole 4-character groups per line; every other shape
+  // goes through the streaming decoder and must still decode (or fail) the same way.
+  std::string out = "keep:";
+  BOOST_TEST(base64_decode("aGVsbG8gd29y\nbGQ=\n", out));  // appends
+  BOOST_TEST(out == "keep:hello world");
+  out.clear();
+  BOOST_TEST(base64_decode("aGVsbG8gd2\r\n9ybGQ=\r\n", out));  // groups split across lines
+  BOOST_TEST(out == "hello world");
+  out.clear();
+  BOOST_TEST(base64_decode("aGVs bG8g\td29y bGQ=", out));  // blanks inside a line
+  BOOST_TEST(out == "hello world");
+  out.clear();
+  BOOST_TEST(base64_decode("aGVsbG8=  \r\n\r\n\r\n", out));  // trailing blanks and empty lines
+  BOOST_TEST(out == "hello");
+  out.clear();
+  BOOST_TEST(base64_decode("aGk=\n", out));
+  BOOST_TEST(out == "hi");
+  BOOST_TEST(!base64_decode("aGk=\naGk=\n", out));      // data after the padding
+  BOOST_TEST(!base64_decode("aGVsbG8=aGk=\n", out));     // padding inside a line
+  BOOST_TEST(!base64_decode("====\n", out));
+  BOOST_TEST(!base64_decode("aGVs\nbG8*\n", out));       // not in the alphabet, second line
+}
+
 BOOST_AUTO_TEST_CASE(base64_round_trips_every_length) {
   std::mt19937 rng(7);
   for (std::size_t len = 0; len < 200; ++len) {
