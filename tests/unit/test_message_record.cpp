@@ -70,3 +70,30 @@ BOOST_AUTO_TEST_CASE(id_and_time_formatting) {
   BOOST_TEST(format_time_us(0) == "1970-01-01T00:00:00.000000Z");
   BOOST_TEST(format_time_us(-1) == "1969-12-31T23:59:59.999999Z");
 }
+
+BOOST_AUTO_TEST_CASE(tracking_outcome_round_trips_and_displays_the_link_table) {
+  MessageRecord r = sample();
+  r.tracking.status = "tracked";
+  r.tracking.pixels = 1;
+  r.tracking.links_kept = 2;
+  r.tracking.per_recipient = true;
+  for (std::uint32_t i = 1; i <= 500; ++i)
+    r.tracking.links.push_back({i, "https://shop.example/p/" + std::to_string(i) + "?a=1&b=2"});
+  MessageRecord back = decode(encode(r));
+  back.id = r.id;
+  BOOST_TEST((back == r));
+  // Stored as parallel arrays, shown to people as objects.
+  auto stored = to_json(r);
+  BOOST_TEST(stored["tracking"]["link_index"].size() == 500u);
+  BOOST_TEST(stored["tracking"]["link_url"][499] == "https://shop.example/p/500?a=1&b=2");
+  BOOST_TEST(!stored["tracking"].contains("links"));
+  auto shown = display_json(r);
+  BOOST_TEST(shown["tracking"]["links"][0]["index"] == 1);
+  BOOST_TEST(shown["tracking"]["links"][0]["url"] == "https://shop.example/p/1?a=1&b=2");
+}
+
+BOOST_AUTO_TEST_CASE(link_table_arrays_of_different_lengths_are_corrupt) {
+  auto j = nlohmann::json{{"tracking", {{"status", "tracked"}, {"link_index", {1, 2}}, {"link_url", {"https://a.example/"}}}}};
+  auto bytes = nlohmann::json::to_cbor(j);
+  BOOST_CHECK_THROW(decode(std::string(bytes.begin(), bytes.end())), nlohmann::json::exception);
+}
