@@ -37,13 +37,13 @@ KEY = '[[tracking_key]]\nid = "bench"\nsecret = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5
 
 
 def tracked_message(size_kb: int) -> bytes:
-    """An HTML newsletter of about size_kb KiB with a link every ~100 bytes."""
+    """An HTML newsletter of about size_kb KiB with a link every ~100 bytes (50 KiB: ~500 links)."""
     head = ("From: News <news@track.example>\r\nTo: <rcpt@example.net>\r\nSubject: benchmark\r\n"
             "Date: Mon, 02 Jan 2023 10:00:00 +0000\r\nMessage-ID: <bench@track.example>\r\nMIME-Version: 1.0\r\n"
             "Content-Type: text/html; charset=utf-8\r\n\r\n<html><body>\r\n")
     lines, n = [], 0
     while len(head) + sum(map(len, lines)) < size_kb * 1024 - 40:
-        lines.append(f'<a href="https://shop.example.com/p/{n}?utm_source=nl&amp;id={n}">Item {n}</a><br>\r\n')
+        lines.append(f'<a href="https://shop.example.com/p/{n}?utm_source=nl&amp;id={n}">Item {n}</a> new today<br>\r\n')
         n += 1
     return (head + "".join(lines) + "</body></html>\r\n").encode()
 

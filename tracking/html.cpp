@@ -1,5 +1,7 @@
 #include "tracking/html.hpp"
 
+#include <array>
+
 #include <cctype>
 #include <cstdint>
 #include <cstring>
@@ -312,24 +314,34 @@ std::string decode_entities(std::string_view v) {
   return out;
 }
 
+namespace {
+
+// Bytes escape_attr must replace, per quoting style: '&' always, the quote itself (and,
+// for safety, the other quote when the style is unknown), and in unquoted values
+// everything that would end the value or confuse a parser.
+struct AttrSpecials {
+  std::array<bool, 256> dq{}, sq{}, unq{};
+  constexpr AttrSpecials() {
+    dq['&'] = sq['&'] = unq['&'] = true;
+    dq['"'] = unq['"'] = true;
+    sq['\''] = unq['\''] = true;
+    for (unsigned char c : {'<', '>', '=', '`', ' ', '\t', '\n', '\r', '\f'}) unq[c] = true;
+  }
+};
+constexpr AttrSpecials kAttrSpecials;
+
+}  // namespace
+
 void escape_attr(std::string_view value, char quote, std::string& out) {
+  const std::array<bool, 256>& special =
+      quote == '"' ? kAttrSpecials.dq : quote == '\'' ? kAttrSpecials.sq : kAttrSpecials.unq;
   // Runs of bytes that need no escaping (all of a tracking URL) are appended at once.
-  auto special = [quote](char c) {
-    switch (c) {
-      case '&': return true;
-      case '"': return quote != '\'';
-      case '\'': return quote != '"';
-      case '<': case '>': case '=': case '`': case ' ': case '\t': case '\n': case '\r': case '\f':
-        return quote == 0;
-      default: return false;
-    }
-  };
   out.reserve(out.size() + value.size());
   std::size_t run = 0;
   for (std::size_t i = 0; i < value.size(); ++i) {
     char c = value[i];
-    if (!special(c)) continue;
-    out.append(value.substr(run, i - run));
+    if (!special[static_cast<unsigned char>(c)]) continue;
+    out.append(value.data() + run, i - run);
     run = i + 1;
     switch (c) {
       case '&': out += "&amp;"; break;
@@ -345,7 +357,7 @@ void escape_attr(std::string_view value, char quote, std::string& out) {
         out += ';';
     }
   }
-  out.append(value.substr(run));
+  out.append(value.data() + run, value.size() - run);
 }
 
 }  // namespace cllavio::tracking

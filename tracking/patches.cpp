@@ -17,51 +17,40 @@ std::optional<TokenData> our_token(std::string_view url, const TokenCodec& codec
   return std::nullopt;
 }
 
-// Decides one link. Returns the new destination text to write, or nullopt to leave the
-// bytes as they are. `restored` is set when the link was one of our old click tokens.
-std::optional<std::string> decide_link(std::string url, std::string_view opt_out, PartContext& ctx) {
+// Decides one link: true when its bytes become `dest` (a tracked link, or one of our
+// old click tokens restored to its destination), false to leave them as they are.
+bool decide_link(std::string url, std::string_view opt_out, PartContext& ctx, std::string& dest) {
   bool restored = false;
   if (auto old = our_token(url, ctx.codec, TokenKind::click)) {
     url = old->url;
     restored = true;
     ++ctx.result.old_links_restored;
   }
-  std::string why;
+  std::string_view why;
   if (!opt_out.empty()) {
     why = "opt_out";
     ctx.opted_out.push_back(url);
   } else if (!ctx.policy.clicks) {
     why = "clicks_off";
   } else if (Skip s = classify_url(url, ctx.urls); s != Skip::none) {
-    why = std::string(to_string(s));
+    why = to_string(s);
   } else if (ctx.result.links.size() >= ctx.limits.max_links) {
-    why = std::string(to_string(Skip::max_links));
+    why = to_string(Skip::max_links);
   }
   if (!why.empty()) {
-    ctx.result.kept.push_back({url, why});
-    if (restored) return url;  // an old tracked link always goes back to its destination
-    return std::nullopt;
+    if (restored) dest = url;  // an old tracked link always goes back to its destination
+    ctx.result.kept.push_back({std::move(url), std::string(why)});
+    return restored;
   }
-  TokenData t;
-  t.kind = TokenKind::click;
-  t.org = ctx.in.org;
-  t.message = ctx.in.message_id;
-  t.recipient = ctx.in.recipient;
-  t.link = ctx.next_link++;
-  t.url = url;
-  ctx.result.links.push_back({t.link, url});
-  return ctx.codec.url(t, ctx.policy.domain);
+  std::uint32_t link = ctx.next_link++;
+  dest.clear();
+  ctx.signer.append_url(ctx.policy.domain, TokenKind::click, link, url, dest);
+  ctx.result.links.push_back({link, std::move(url)});
+  return true;
 }
 
 const std::string& open_url(PartContext& ctx) {
-  if (ctx.open_url.empty()) {
-    TokenData t;
-    t.kind = TokenKind::open;
-    t.org = ctx.in.org;
-    t.message = ctx.in.message_id;
-    t.recipient = ctx.in.recipient;
-    ctx.open_url = ctx.codec.url(t, ctx.policy.domain);
-  }
+  if (ctx.open_url.empty()) ctx.signer.append_url(ctx.policy.domain, TokenKind::open, 0, {}, ctx.open_url);
   return ctx.open_url;
 }
 
@@ -79,12 +68,12 @@ std::vector<Patch> html_patches(std::string_view html, PartContext& ctx) {
     }
   }
 
+  std::string dest;
   for (const LinkSite& link : scan.links) {
     std::string_view raw = html.substr(link.href.begin, link.href.end - link.href.begin);
-    std::string url = clean_url(decode_entities(raw));
-    if (auto dest = decide_link(std::move(url), link.opt_out, ctx)) {
+    if (decide_link(clean_url(decode_entities(raw)), link.opt_out, ctx, dest)) {
       Patch p{link.href.begin, link.href.end, {}};
-      escape_attr(*dest, link.href.quote, p.text);
+      escape_attr(dest, link.href.quote, p.text);
       patches.push_back(std::move(p));
     }
   }
@@ -109,7 +98,8 @@ std::vector<Patch> text_patches(std::string_view text, PartContext& ctx) {
   for (auto [begin, end] : find_text_urls(text)) {
     std::string url(text.substr(begin, end - begin));
     bool opted_out = std::find(ctx.opted_out.begin(), ctx.opted_out.end(), url) != ctx.opted_out.end();
-    if (auto dest = decide_link(url, opted_out ? "html" : "", ctx)) patches.push_back({begin, end, std::move(*dest)});
+    std::string dest;
+    if (decide_link(std::move(url), opted_out ? "html" : "", ctx, dest)) patches.push_back({begin, end, std::move(dest)});
   }
   return patches;
 }

@@ -24,7 +24,8 @@ struct PartContext {
   const RewriteInput& in;
   const TrackingPolicy& policy;
   const RewriteLimits& limits;
-  const TokenCodec& codec;
+  const TokenCodec& codec;    // verifies our old tokens
+  const MessageSigner& signer;  // signs this message's tokens
   UrlContext urls;
   RewriteResult& result;
   std::vector<std::string> opted_out;  // destinations opted out in HTML: not tracked in text either

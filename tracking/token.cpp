@@ -5,6 +5,7 @@
 #include <openssl/evp.h>
 #include <openssl/params.h>
 
+#include <cstring>
 #include <stdexcept>
 
 namespace cllavio::tracking {
@@ -41,13 +42,23 @@ bool get_bytes(std::string_view in, std::size_t& pos, std::size_t len, std::stri
   return true;
 }
 
-std::string base64url(std::string_view bytes) {
-  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
-  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+// Appends base64url without padding.
+void append_base64url(std::string_view bytes, std::string& out) {
+  const std::size_t start = out.size();
+  out.resize(start + (bytes.size() + 2) / 3 * 4 + 1);
+  int len = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data() + start),
                             reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
-  out.resize(static_cast<std::size_t>(len));
-  while (!out.empty() && out.back() == '=') out.pop_back();
-  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  out.resize(start + static_cast<std::size_t>(len));
+  while (out.size() > start && out.back() == '=') out.pop_back();
+  for (std::size_t i = start; i < out.size(); ++i) {
+    char& c = out[i];
+    c = c == '+' ? '-' : c == '/' ? '_' : c;
+  }
+}
+
+std::string base64url(std::string_view bytes) {
+  std::string out;
+  append_base64url(bytes, out);
   return out;
 }
 
@@ -94,7 +105,7 @@ TokenCodec::~TokenCodec() {
   for (void* ctx : macs_) EVP_MAC_CTX_free(static_cast<EVP_MAC_CTX*>(ctx));
 }
 
-std::string TokenCodec::mac(std::size_t key, std::string_view data) const {
+void TokenCodec::mac(std::size_t key, std::string_view data, unsigned char out[kMacBytes]) const {
   // Each thread keys its own copy once, then re-initializes it per MAC (same key).
   struct Copies {
     const TokenCodec* owner = nullptr;
@@ -118,39 +129,60 @@ std::string TokenCodec::mac(std::size_t key, std::string_view data) const {
             EVP_MAC_update(ctx, reinterpret_cast<const unsigned char*>(data.data()), data.size()) == 1 &&
             EVP_MAC_final(ctx, md, &len, sizeof md) == 1 && len >= kMacBytes;
   if (!ok) throw std::runtime_error("HMAC-SHA256 failed");
-  return std::string(reinterpret_cast<const char*>(md), kMacBytes);
+  std::memcpy(out, md, kMacBytes);
+}
+
+MessageSigner::MessageSigner(const TokenCodec& codec, std::string_view org, std::uint64_t message,
+                             const std::optional<std::string>& recipient)
+    : codec_(codec) {
+  if (codec.keys_.empty()) throw std::logic_error("no tracking key to sign with");
+  const TrackingKey& k = codec.keys_.front();
+  if (k.id.size() > 255 || org.size() > 255) throw std::invalid_argument("key id or org too long for a token");
+  shared_.reserve(16 + k.id.size() + org.size() + (recipient ? recipient->size() : 0));
+  shared_.push_back(static_cast<char>(k.id.size()));
+  shared_ += k.id;
+  shared_.push_back(static_cast<char>(org.size()));
+  shared_ += org;
+  for (int i = 7; i >= 0; --i) shared_.push_back(static_cast<char>((message >> (8 * i)) & 0xff));
+  put_varint(shared_, recipient ? recipient->size() : 0);
+  if (recipient) shared_ += *recipient;
+}
+
+void MessageSigner::append_token(TokenKind kind, std::uint32_t link, std::string_view url, std::string& out) const {
+  thread_local std::string b;  // reused: no allocation per token once warm
+  b.clear();
+  b.push_back(static_cast<char>(kVersion));
+  b.push_back(static_cast<char>(kind));
+  b += shared_;
+  put_varint(b, link);
+  if (kind == TokenKind::click) {
+    put_varint(b, url.size());
+    b += url;
+  }
+  unsigned char tag[kMacBytes];
+  codec_.mac(0, b, tag);
+  b.append(reinterpret_cast<const char*>(tag), kMacBytes);
+  append_base64url(b, out);
+}
+
+void MessageSigner::append_url(std::string_view domain, TokenKind kind, std::uint32_t link, std::string_view url,
+                               std::string& out) const {
+  out += "https://";
+  out += domain;
+  out += kind == TokenKind::open ? "/o/" : "/c/";
+  append_token(kind, link, url, out);
 }
 
 std::string TokenCodec::sign(const TokenData& t) const {
-  if (keys_.empty()) throw std::logic_error("no tracking key to sign with");
-  const TrackingKey& k = keys_.front();
-  if (k.id.size() > 255 || t.org.size() > 255) throw std::invalid_argument("key id or org too long for a token");
-  std::string b;
-  b.reserve(48 + t.org.size() + t.url.size() + (t.recipient ? t.recipient->size() : 0));
-  b.push_back(static_cast<char>(kVersion));
-  b.push_back(static_cast<char>(t.kind));
-  b.push_back(static_cast<char>(k.id.size()));
-  b += k.id;
-  b.push_back(static_cast<char>(t.org.size()));
-  b += t.org;
-  for (int i = 7; i >= 0; --i) b.push_back(static_cast<char>((t.message >> (8 * i)) & 0xff));
-  put_varint(b, t.recipient ? t.recipient->size() : 0);
-  if (t.recipient) b += *t.recipient;
-  put_varint(b, t.link);
-  if (t.kind == TokenKind::click) {
-    put_varint(b, t.url.size());
-    b += t.url;
-  }
-  b += mac(0, b);
-  return base64url(b);
+  std::string out;
+  MessageSigner(*this, t.org, t.message, t.recipient).append_token(t.kind, t.link, t.url, out);
+  return out;
 }
 
 std::string TokenCodec::url(const TokenData& t, std::string_view domain) const {
-  std::string u = "https://";
-  u.append(domain);
-  u += t.kind == TokenKind::open ? "/o/" : "/c/";
-  u += sign(t);
-  return u;
+  std::string out;
+  MessageSigner(*this, t.org, t.message, t.recipient).append_url(domain, t.kind, t.link, t.url, out);
+  return out;
 }
 
 std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) const {
@@ -171,8 +203,9 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
     if (keys_[i].id == t.key_id) key = i;
   if (key == keys_.size()) return std::string("unknown key id");
   std::string_view signed_part(b.data(), b.size() - kMacBytes);
-  std::string expected = mac(key, signed_part);
-  if (CRYPTO_memcmp(expected.data(), b.data() + signed_part.size(), kMacBytes) != 0)
+  unsigned char expected[kMacBytes];
+  mac(key, signed_part, expected);
+  if (CRYPTO_memcmp(expected, b.data() + signed_part.size(), kMacBytes) != 0)
     return std::string("bad signature");
   // Authentic from here on; still parse defensively.
   std::string_view body = signed_part;
