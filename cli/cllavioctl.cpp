@@ -5,6 +5,7 @@
 //   cllavioctl [-c FILE] show QUEUEID
 //   cllavioctl [-c FILE] rewrite --org ID [--rcpt ADDR]... [--report FILE] < in.eml > out.eml
 //   cllavioctl [-c FILE] token verify URL_OR_TOKEN
+//   cllavioctl [-c FILE] tracking stats [--org ID] [--since 24h] [--json]
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -28,6 +29,8 @@ void usage(std::FILE* f) {
                "  rewrite --org ID [--from ADDR] [--rcpt ADDR]... [--report FILE] [--message-id HEX]\n"
                "                               write stdin's message as the milter would send it\n"
                "  token verify URL_OR_TOKEN    check a tracking token and print what it carries\n"
+               "  tracking stats [--org ID] [--since 24h|7d] [--json]\n"
+               "                               per org: messages tracked, unchanged, skipped (by reason)\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -63,6 +66,8 @@ int main(int argc, char** argv) {
     if (cmd == "show") return cli::cmd_show(config_path, args);
     if (cmd == "rewrite") return cli::cmd_rewrite(config_path, args);
     if (cmd == "token") return cli::cmd_token(config_path, args);
+    if (cmd == "tracking" && !args.empty() && args[0] == "stats")
+      return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {
       std::fputs(conf::render_reference().c_str(), stdout);
       return 0;

@@ -19,5 +19,6 @@ int cmd_messages(const std::string& config_path, const Args& args);
 int cmd_show(const std::string& config_path, const Args& args);
 int cmd_rewrite(const std::string& config_path, const Args& args);
 int cmd_token(const std::string& config_path, const Args& args);
+int cmd_tracking_stats(const std::string& config_path, const Args& args);
 
 }  // namespace cllavio::cli

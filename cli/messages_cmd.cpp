@@ -1,6 +1,8 @@
-// cllavioctl messages / show: read the message log.
+// cllavioctl messages / show / tracking stats: read the message log.
+#include <chrono>
 #include <cstdio>
 #include <deque>
+#include <map>
 #include <memory>
 
 #include "cli/commands.hpp"
@@ -53,7 +55,89 @@ void print_text(const store::MessageRecord& r) {
               r.reason.empty() ? "" : " reason=", store::printable(r.reason).c_str());
 }
 
+// "90s", "15m", "24h", "7d" -> microseconds; 0 when malformed.
+std::uint64_t parse_duration_us(const std::string& s) {
+  if (s.size() < 2 || s.size() > 8) return 0;  // up to 9999999d
+  std::uint64_t unit = 0;
+  switch (s.back()) {
+    case 's': unit = 1; break;
+    case 'm': unit = 60; break;
+    case 'h': unit = 3600; break;
+    case 'd': unit = 86400; break;
+    default: return 0;
+  }
+  std::string digits = s.substr(0, s.size() - 1);
+  if (digits.find_first_not_of("0123456789") != std::string::npos) return 0;
+  return std::stoull(digits) * unit * 1000000ull;
+}
+
+// What the tracking step did to an org's mail: every skip is counted by its reason.
+struct TrackingCounts {
+  std::uint64_t messages = 0, tracked = 0, unchanged = 0, skipped = 0, untracked_org = 0;
+  std::uint64_t links = 0, links_kept = 0, pixels = 0;
+  std::map<std::string, std::uint64_t> reasons;  // reason (before any ':' detail) -> count
+
+  void add(const store::TrackingOutcome& t) {
+    ++messages;
+    if (t.status == "tracked") ++tracked;
+    else if (t.status == "unchanged") ++unchanged;
+    else if (t.status == "skipped") ++skipped, ++reasons[t.skipped.substr(0, t.skipped.find(':'))];
+    else ++untracked_org;
+    links += t.links.size();
+    links_kept += t.links_kept;
+    pixels += t.pixels;
+  }
+  nlohmann::ordered_json json(const std::string& org) const {
+    return {{"org", org}, {"messages", messages}, {"tracked", tracked}, {"unchanged", unchanged},
+            {"skipped", skipped}, {"not_tracking", untracked_org}, {"links_rewritten", links},
+            {"links_kept", links_kept}, {"pixels", pixels}, {"skip_reasons", reasons}};
+  }
+};
+
 }  // namespace
+
+int cmd_tracking_stats(const std::string& config_path, const Args& args) {
+  std::string only_org;
+  bool json = false;
+  std::uint64_t since_us = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--org" && i + 1 < args.size()) {
+      only_org = args[++i];
+    } else if (args[i] == "--since" && i + 1 < args.size() && (since_us = parse_duration_us(args[++i])) != 0) {
+    } else {
+      std::fprintf(stderr, "usage: cllavioctl [-c FILE] tracking stats [--org ID] [--since 24h|7d|...] [--json]\n");
+      return kExitUsage;
+    }
+  }
+  auto st = open_store(config_path);
+  if (!st) return kExitUnavailable;
+  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
+                       std::chrono::system_clock::now().time_since_epoch()).count();
+  const std::int64_t from = since_us == 0 ? 0 : now - static_cast<std::int64_t>(since_us);
+  std::map<std::string, TrackingCounts> per_org;
+  st->scan([&](const store::MessageRecord& r) {
+    std::string org = r.org.empty() ? "unknown" : r.org;
+    if (r.received_at_us < from || (!only_org.empty() && org != only_org) || r.action != "accept") return true;
+    per_org[org].add(r.tracking);
+    return true;
+  });
+  for (const auto& [org, c] : per_org) {
+    if (json) {
+      std::printf("%s\n", c.json(org).dump(-1, ' ', false, kReplace).c_str());
+      continue;
+    }
+    std::printf("%s: %llu accepted: %llu tracked, %llu unchanged, %llu skipped, %llu not tracking; "
+                "%llu links rewritten, %llu kept, %llu pixels\n",
+                store::printable(org).c_str(), (unsigned long long)c.messages, (unsigned long long)c.tracked,
+                (unsigned long long)c.unchanged, (unsigned long long)c.skipped, (unsigned long long)c.untracked_org,
+                (unsigned long long)c.links, (unsigned long long)c.links_kept, (unsigned long long)c.pixels);
+    for (const auto& [why, n] : c.reasons)
+      std::printf("  skipped %-24s %llu\n", store::printable(why).c_str(), (unsigned long long)n);
+  }
+  return kExitOk;
+}
 
 int cmd_messages(const std::string& config_path, const Args& args) {
   std::string org;

@@ -2,7 +2,8 @@
 """A local demo: a private Postfix on 127.0.0.1 with cllavio-milter attached (unix socket,
 built-in defaults plus local paths), smtp-sink as the next hop and a private SASL account.
 Sends a few messages the way an organization's mail clients and servers would, then shows
-what arrived, what the milter logged and what it recorded.
+what arrived (the HTML newsletter with its links and pixel tracked, the rest byte-identical),
+what the milter logged and what it recorded.
 
     python3 scripts/demo.py          # run, show, stop
     python3 scripts/demo.py --keep   # stay up and print how to send it mail (Ctrl-C stops)
@@ -10,7 +11,12 @@ what arrived, what the milter logged and what it recorded.
 Run through scripts/demo.sh, which installs and builds first. Needs root (Postfix).
 """
 
+import base64
+import email
+import email.policy
+import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -26,7 +32,13 @@ domains = ["example.com"]
 sasl_users = ["@example.com"]     # every login of example.com
 networks = ["127.0.0.1/32",       # local applications submitting with sendmail
             "127.0.0.2/32"]       # stands in for the org's Exchange smarthost
+[tracking]                        # open and click tracking for this org's HTML mail
+opens = true
+clicks = true
+domain = "t.example.com"
 """
+# A fresh signing key per demo run (in production: openssl rand -base64 32, file mode 0600).
+SECRETS = f'[[tracking_key]]\nid = "demo"\nsecret = "{base64.b64encode(os.urandom(32)).decode()}"\n'
 
 
 def section(title):
@@ -36,7 +48,7 @@ def section(title):
 def main():
     keep = "--keep" in sys.argv[1:]
     with harness.Harness(milter="unix", sasl=True, orgs={"example": ORG}, default_action="accept",
-                         milter_user="nobody") as h:
+                         milter_user="nobody", secrets=SECRETS) as h:
         h.add_sasl_user("alice@example.com", "demo-password")
         section("running")
         print(f"Postfix smtpd   127.0.0.1:{h.smtp_port}   (config {h.etc_dir}, log {h.maillog_path})")
@@ -45,12 +57,13 @@ def main():
         section("milter configuration (everything else is the built-in default)")
         print(open(h.config_path).read().strip())
         print(f"--- orgs.d/example.toml\n{ORG.strip()}")
+        print("--- secrets.toml (mode 0600): one tracking key, id \"demo\"")
 
         sent = {
             "demo-1@example.com": ("a mail client, SMTP AUTH as alice@example.com",
                                    plain_message("demo-1@example.com", sender="alice@example.com"),
                                    dict(auth=("alice@example.com", "demo-password"))),
-            "demo-2@example.com": ("the org's smarthost 127.0.0.2, no AUTH (network + sender domain)",
+            "demo-2@example.com": ("the org's smarthost 127.0.0.2, no AUTH (network + sender domain), HTML",
                                    multipart_message("demo-2@example.com", sender="news@example.com"),
                                    dict(extra_args=["--local-interface", "127.0.0.2"])),
             "demo-3@elsewhere.example": ("a sender of no known organization ([orgs] unknown = accept)",
@@ -73,12 +86,29 @@ def main():
 
         got = h.wait_delivered(4, timeout=60)
         section("what arrived at the next hop")
+        tracked = None
         for d in got:
             msgid = d.header("Message-ID")
             original = sent.get(msgid.strip("<>"), (None, None, None))[1] if msgid else None
-            same = "byte-identical to what was sent" if original == d.body_after_received() else \
-                "(Postfix added Date/From to the sendmail submission)"
+            if original == d.body_after_received():
+                same = "byte-identical to what was sent (no HTML to track)"
+            elif original is None:
+                same = "(Postfix added Date/From to the sendmail submission)"
+            else:
+                same = "tracked: HTML part rewritten, every other part byte-identical"
+                tracked = d
             print(f"{d.queue_id}  from=<{d.sender}>  {msgid}  {len(d.raw)} bytes  {same}")
+
+        if tracked is None:
+            print("FAILED: the HTML message was not tracked")
+            return 1
+        section("the tracked HTML part as delivered, and its tokens verified")
+        msg = email.message_from_bytes(tracked.body_after_received(), policy=email.policy.default)
+        html = next(p for p in msg.walk() if p.get_content_type() == "text/html").get_content()
+        print(html.strip())
+        for url in re.findall(r'(?:href|src)="(https://t\.example\.com/[oc]/[A-Za-z0-9_-]+)"', html):
+            info = json.loads(h.ctl("token", "verify", url).stdout)
+            print(f"cllavioctl token verify {url[:48]}...\n    -> {json.dumps(info)}")
 
         section("milter log")
         for line in h.milter_log().splitlines():
@@ -86,8 +116,8 @@ def main():
                 print(line)
         section("cllavioctl messages")
         print(h.ctl("messages").stdout.rstrip())
-        section(f"cllavioctl show {got[0].queue_id}")
-        print(h.ctl("show", got[0].queue_id).stdout.rstrip())
+        section(f"cllavioctl show {tracked.queue_id}  (the tracked message: link table and token ids)")
+        print(h.ctl("show", tracked.queue_id).stdout.rstrip())
 
         if keep:
             section("staying up (Ctrl-C stops everything)")

@@ -139,6 +139,31 @@ class Tracking(HarnessCase):
         self.assertIdentical(d, sent)
         self.assertEqual(self.record(d.queue_id)["tracking"]["status"], "unchanged")
 
+    def test_stats_count_every_outcome_and_skip_reason(self):
+        signed = newsletter("nl-8@acme.example", "DKIM-Signature: v=1; d=acme.example; s=s1; bh=A; b=B\r\n")
+        self.submit(signed)
+        self.submit(newsletter("nl-9@acme.example"))
+        for msgid in ("nl-8@acme.example", "nl-9@acme.example"):
+            self.record(self.delivered_one(msgid).queue_id)
+        stats = {s["org"]: s for s in map(json.loads, self.h.ctl("tracking", "stats", "--json").stdout.splitlines())}
+        acme = stats["acme"]
+        # The same counts, independently from the records (other tests of this class may have run first).
+        recs = [r for r in self.h.ctl_messages() if r["org"] == "acme" and r["action"] == "accept"]
+        status = [r.get("tracking", {}).get("status", "") for r in recs]
+        self.assertEqual(acme["messages"], len(recs))
+        self.assertEqual((acme["tracked"], acme["unchanged"], acme["skipped"]),
+                         (status.count("tracked"), status.count("unchanged"), status.count("skipped")))
+        self.assertGreaterEqual(acme["tracked"], 1)
+        self.assertEqual(acme["skip_reasons"].get("dkim_signed"),
+                         sum(1 for r in recs if r.get("tracking", {}).get("skipped") == "dkim_signed"))
+        self.assertGreaterEqual(acme["skip_reasons"]["dkim_signed"], 1)
+        self.assertEqual(acme["links_rewritten"], sum(len(r.get("tracking", {}).get("links", [])) for r in recs))
+        self.assertEqual(self.h.ctl("tracking", "stats", "--since", "bogus", check=False).returncode, 64)
+        text = self.h.ctl("tracking", "stats", "--org", "acme", "--since", "1d").stdout
+        self.assertIn("acme: ", text)
+        self.assertIn("skipped dkim_signed", text)
+        self.assertNotIn("globex", text)
+
 
 if __name__ == "__main__":
     unittest.main()
