@@ -236,7 +236,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
     if (!rewritable_text(p, policy) || !encoding_known(p.encoding)) continue;
     if (has_prefix_ci(p.type.charset, "utf-16") || has_prefix_ci(p.type.charset, "utf-32") ||
         has_prefix_ci(p.type.charset, "ucs-") || has_prefix_ci(p.type.charset, "unicode"))
-      return skip(std::move(r), "charset " + p.type.charset);
+      return skip(std::move(r), "charset: " + p.type.charset);
     std::string_view raw = in.body.substr(p.body_begin, p.body_end - p.body_begin);
     if (has_inline_pgp(raw)) return skip(std::move(r), "pgp");
     targets.push_back(static_cast<int>(i));

@@ -185,7 +185,7 @@ BOOST_AUTO_TEST_CASE(never_touched) {
   expect_skip("Content-Type: multipart/encrypted; boundary=s\r\n", "--s\r\n\r\nx\r\n--s--\r\n", "encrypted");
   expect_skip("Content-Type: application/pkcs7-mime; smime-type=enveloped-data\r\n", "MIAGCSqGSIb3", "smime");
   expect_skip(kHtmlHeader, "-----BEGIN PGP SIGNED MESSAGE-----\r\n" + html, "pgp");
-  expect_skip("Content-Type: text/html; charset=UTF-16LE\r\n", html, "charset utf-16le");
+  expect_skip("Content-Type: text/html; charset=UTF-16LE\r\n", html, "charset: utf-16le");
   expect_skip("Content-Type: multipart/mixed; boundary=b\r\n", "--b\r\n\r\n" + html, "malformed");
   expect_skip(kHtmlHeader + "X-Cllavio-Track: off\r\n", html, "opted_out");
   RewriteLimits small;
