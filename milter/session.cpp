@@ -1,4 +1,5 @@
 #include "milter/session.hpp"
+#include "tracking/ascii.hpp"
 
 #include "milter/tracking_step.hpp"
 #include "policy/address.hpp"
@@ -7,20 +8,11 @@
 
 namespace cllavio::milter {
 
+using tracking::iequals;
+
 namespace {
 
 constexpr std::size_t kMaxMessageIdBytes = 998;
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::string_view trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t' || s.front() == '\r' || s.front() == '\n'))

@@ -1,4 +1,5 @@
 #include "tracking/html.hpp"
+#include "tracking/ascii.hpp"
 
 #include <array>
 
@@ -10,14 +11,6 @@ namespace cllavio::tracking {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool iequals(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i)
-    if (lower(a[i]) != lower(b[i])) return false;
-  return true;
-}
 
 bool istarts_at(std::string_view s, std::size_t pos, std::string_view prefix) {
   return pos + prefix.size() <= s.size() && iequals(s.substr(pos, prefix.size()), prefix);
@@ -256,7 +249,7 @@ std::size_t decode_one(std::string_view v, std::size_t i, std::string& out) {
     std::size_t start = j;
     std::uint32_t cp = 0;
     while (j < n && (hex ? std::isxdigit(static_cast<unsigned char>(v[j])) != 0 : digit(v[j]))) {
-      int d = digit(v[j]) ? v[j] - '0' : (lower(v[j]) - 'a' + 10);
+      int d = digit(v[j]) ? v[j] - '0' : (ascii_lower(v[j]) - 'a' + 10);
       if (cp <= 0x10FFFF) cp = cp * (hex ? 16 : 10) + static_cast<std::uint32_t>(d);
       ++j;
     }

@@ -1,4 +1,5 @@
 #include "tracking/rewrite.hpp"
+#include "tracking/ascii.hpp"
 
 #include <string.h>
 
@@ -13,26 +14,6 @@ namespace {
 
 constexpr std::size_t kMaxLine = 998;
 
-bool has_prefix_ci(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i) {
-    char c = s[i];
-    if (c >= 'A' && c <= 'Z') c = static_cast<char>(c - 'A' + 'a');
-    if (c != prefix[i]) return false;
-  }
-  return true;
-}
-
-bool iequal(std::string_view a, std::string_view b) {
-  if (a.size() != b.size()) return false;
-  for (std::size_t i = 0; i < a.size(); ++i) {
-    char x = a[i], y = b[i];
-    if (x >= 'A' && x <= 'Z') x = static_cast<char>(x - 'A' + 'a');
-    if (y >= 'A' && y <= 'Z') y = static_cast<char>(y - 'A' + 'a');
-    if (x != y) return false;
-  }
-  return true;
-}
 
 std::size_t longest_line(std::string_view s) {
   std::size_t longest = 0, pos = 0;
@@ -133,7 +114,7 @@ RewriteResult skip(RewriteResult r, std::string why) {
   r.kept.clear();
   r.parts_changed = r.pixels = r.old_pixels_removed = r.old_links_restored = 0;
   // Only the removal of X-Cllavio-Track survives a skip.
-  std::erase_if(r.header_edits, [](const HeaderEdit& e) { return !iequal(e.name, "x-cllavio-track"); });
+  std::erase_if(r.header_edits, [](const HeaderEdit& e) { return !iequals(e.name, "x-cllavio-track"); });
   return r;
 }
 
@@ -213,9 +194,9 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   bool opted_out = false;
   int occurrences = 0;
   for (const auto& f : headers)
-    if (iequal(f.name, "x-cllavio-track")) {
+    if (iequals(f.name, "x-cllavio-track")) {
       ++occurrences;
-      if (iequal(f.value(), "off")) opted_out = true;
+      if (iequals(f.value(), "off")) opted_out = true;
     }
   for (int i = occurrences; i >= 1; --i) r.header_edits.push_back({HeaderEdit::Op::remove, "X-Cllavio-Track", i, {}});
   if (opted_out) return skip(std::move(r), "opted_out");
@@ -234,8 +215,8 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
     const Part& p = tree.parts[i];
     if (std::string why = untouchable(p); !why.empty()) return skip(std::move(r), why);
     if (!rewritable_text(p, policy) || !encoding_known(p.encoding)) continue;
-    if (has_prefix_ci(p.type.charset, "utf-16") || has_prefix_ci(p.type.charset, "utf-32") ||
-        has_prefix_ci(p.type.charset, "ucs-") || has_prefix_ci(p.type.charset, "unicode"))
+    if (istarts_with(p.type.charset, "utf-16") || istarts_with(p.type.charset, "utf-32") ||
+        istarts_with(p.type.charset, "ucs-") || istarts_with(p.type.charset, "unicode"))
       return skip(std::move(r), "charset: " + p.type.charset);
     std::string_view raw = in.body.substr(p.body_begin, p.body_end - p.body_begin);
     if (has_inline_pgp(raw)) return skip(std::move(r), "pgp");
@@ -315,7 +296,7 @@ std::string apply_header_edits(std::string_view header, const std::vector<Header
     }
     int seen = 0;
     for (const HeaderField& f : fields) {
-      if (!iequal(f.name, e.name) || ++seen != e.occurrence) continue;
+      if (!iequals(f.name, e.name) || ++seen != e.occurrence) continue;
       if (e.op == HeaderEdit::Op::remove)
         out.erase(f.begin, f.end - f.begin);
       else

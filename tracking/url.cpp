@@ -1,4 +1,5 @@
 #include "tracking/url.hpp"
+#include "tracking/ascii.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -7,14 +8,6 @@ namespace cllavio::tracking {
 
 namespace {
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
-
-bool istarts(std::string_view s, std::string_view prefix) {
-  if (s.size() < prefix.size()) return false;
-  for (std::size_t i = 0; i < prefix.size(); ++i)
-    if (lower(s[i]) != prefix[i]) return false;
-  return true;
-}
 
 }  // namespace
 
@@ -65,7 +58,7 @@ std::string url_host(std::string_view url) {
   if (host.empty()) return {};
   std::string out;
   for (char c : host) {
-    char l = lower(c);
+    char l = ascii_lower(c);
     bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '.' || l == '_' || l == '%' ||
               l == '[' || l == ']' || l == ':' || static_cast<unsigned char>(c) >= 0x80;
     if (!ok) return {};
@@ -80,7 +73,7 @@ Skip classify_url(std::string_view url, const UrlContext& ctx) {
   for (std::string_view p : {"{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%", "${"})
     if (url.find(p) != std::string_view::npos) return Skip::placeholder;
   if (url.front() == '#') return Skip::fragment;
-  bool http = istarts(url, "http://"), https = istarts(url, "https://");
+  bool http = istarts_with(url, "http://"), https = istarts_with(url, "https://");
   if (!http && !https) {
     std::size_t colon = url.find(':');
     std::size_t slash = url.find_first_of("/?#");
@@ -103,7 +96,7 @@ std::vector<std::string> list_unsubscribe_urls(std::string_view v) {
     std::size_t close = v.find('>', i + 1);
     if (close == std::string_view::npos) break;
     std::string url = clean_url(v.substr(i + 1, close - i - 1));
-    if (istarts(url, "http://") || istarts(url, "https://")) out.push_back(std::move(url));
+    if (istarts_with(url, "http://") || istarts_with(url, "https://")) out.push_back(std::move(url));
     i = close + 1;
   }
   return out;
@@ -114,7 +107,7 @@ std::vector<std::pair<std::size_t, std::size_t>> find_text_urls(std::string_view
   std::size_t i = 0;
   while ((i = t.find("http", i)) != std::string_view::npos) {
     std::string_view rest = t.substr(i);
-    std::size_t scheme = istarts(rest, "https://") ? 8 : istarts(rest, "http://") ? 7 : 0;
+    std::size_t scheme = istarts_with(rest, "https://") ? 8 : istarts_with(rest, "http://") ? 7 : 0;
     bool word_start = i == 0 || !(std::isalnum(static_cast<unsigned char>(t[i - 1])) || t[i - 1] == '/');
     if (scheme == 0 || !word_start) {
       i += 4;
