@@ -74,11 +74,26 @@ def cpu_ticks(pid: int) -> int:
 
 
 def peak_rss_kb(pid: int) -> int:
+    return memory_kb(pid).get("VmHWM", 0)
+
+
+def memory_kb(pid: int) -> dict:
+    """VmHWM (peak RSS), RssAnon (heap, stacks) and RssFile (mapped files: libraries and the
+    LMDB store's pages read through its memory map, which grows with the store and is page
+    cache the kernel can reclaim)."""
+    out = {}
     with open(f"/proc/{pid}/status") as f:
         for line in f:
-            if line.startswith("VmHWM:"):
-                return int(line.split()[1])
-    return 0
+            key, _, value = line.partition(":")
+            if key in ("VmHWM", "RssAnon", "RssFile"):
+                out[key] = int(value.split()[0])
+    return out
+
+
+def describe_memory(pid: int) -> str:
+    m = memory_kb(pid)
+    return (f"peak RSS {m.get('VmHWM', 0) / 1024:.1f} MB (at the end: heap {m.get('RssAnon', 0) / 1024:.1f} MB, "
+            f"mapped libraries and store {m.get('RssFile', 0) / 1024:.1f} MB)")
 
 
 def run_once(h, path: str, count: int, sessions: int, sender: str) -> tuple[float, float | None]:
@@ -186,7 +201,7 @@ def tracking_suite(args, sizes):
         rec = tracked.ctl_messages("--org", "track", "--limit", "1")
         links = len(rec[0]["tracking"]["links"]) if rec else 0
         print(f"links tracked per message at {sizes[-1]} KB: {links}; "
-              f"cllavio peak RSS {peak_rss_kb(tracked.milter_proc.pid) / 1024:.1f} MB")
+              f"cllavio {describe_memory(tracked.milter_proc.pid)}")
     finally:
         tracked.close()
         alone.close()
