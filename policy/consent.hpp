@@ -1,0 +1,47 @@
+// Recipient consent: the states a recipient can be in per organization, and the
+// decisions that follow from them. Pure; the states themselves live in the store
+// (store/consent_store.hpp), written by cllavioctl, imports and (later) the API.
+//
+//   granted       the recipient agreed to be tracked
+//   revoked       the recipient withdrew consent: never tracked
+//   unsubscribed  the recipient left the org's mailings: never tracked, and refused
+//                 by campaign streams that suppress unsubscribed recipients
+//   none          nothing recorded: tracked only where the stream's consent is "implied"
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "policy/stream.hpp"
+
+namespace cllavio::policy {
+
+enum class ConsentState { none, granted, revoked, unsubscribed };
+std::string_view to_string(ConsentState);
+std::optional<ConsentState> parse_consent_state(std::string_view);  // granted | revoked | unsubscribed
+
+struct Consent {
+  ConsentState state = ConsentState::none;
+  std::int64_t at_us = 0;  // when it was given, revoked or unsubscribed
+  std::string source;      // cli | import | api | unsubscribe
+  friend bool operator==(const Consent&, const Consent&) = default;
+};
+
+// May this recipient's copy be tracked under this stream's consent model?
+bool may_track(ConsentMode mode, ConsentState state);
+
+// Is this recipient refused by this stream (campaign + suppress_unsubscribed)?
+bool suppressed(const Stream& stream, ConsentState state);
+
+// Tracking of a whole message: one body goes to every recipient, so it is tracked only
+// when every recipient may be tracked.
+struct TrackingConsent {
+  bool allowed = false;
+  std::size_t refused = 0;  // recipients that may not be tracked
+};
+TrackingConsent consent_for_message(ConsentMode mode, const std::vector<ConsentState>& recipients);
+
+}  // namespace cllavio::policy
