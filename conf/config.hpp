@@ -15,6 +15,7 @@
 
 #include "conf/socket_spec.hpp"
 #include "policy/decision.hpp"
+#include "policy/org_policy.hpp"
 #include "policy/org_index.hpp"
 #include "tracking/rewrite.hpp"
 #include "tracking/token.hpp"
@@ -69,10 +70,26 @@ struct Config {
   SecretsSettings secrets;
   tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
-  std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking]
+  std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking] (when some stream tracks)
+  std::map<std::string, policy::OrgPolicy> policies;         // org id -> streams and quota (every org)
   std::shared_ptr<const tracking::TokenCodec> tokens;         // from the secrets file's keys
 
-  // The org's tracking policy; a disabled one when it has none.
+  // The org's streams and quota; an empty policy (one default stream, no quota) when unknown.
+  const policy::OrgPolicy& policy_for(const std::string& org) const {
+    static const policy::OrgPolicy none = [] {
+      policy::OrgPolicy p;
+      p.streams.fallback.name = "default";
+      return p;
+    }();
+    auto it = policies.find(org);
+    return it == policies.end() ? none : it->second;
+  }
+  // Something in this configuration may reply to RCPT TO / edit messages (negotiation).
+  bool any_rcpt_checks = false;
+  bool any_modifications = false;
+
+  // The org's tracking policy (host, pixel, text links; opens/clicks of the default
+  // stream); a disabled one when it has none.
   const tracking::TrackingPolicy& tracking_for(const std::string& org) const {
     static const tracking::TrackingPolicy off;
     auto it = tracking.find(org);

@@ -205,8 +205,11 @@ LoadResult load_config(const std::string& path) {
     if (diags.size() == before || !lo.org.id.empty()) loaded.push_back(std::move(lo));
   }
   check_claims(loaded, diags);
+  std::map<std::string, policy::OrgPolicy> policies;
   for (const auto& lo : loaded) {
     const auto& t = lo.org.tracking;
+    OrgTrackingSwitches sw{t.opens, t.clicks, !t.domain.empty(), !secrets.tracking_keys.empty()};
+    policies[lo.org.id] = build_org_policy(lo.org.policy, sw, lo.file, lo.lines, diags);
     if (!t.opens && !t.clicks) continue;
     unsigned line = lo.line(t.opens ? "tracking.opens" : "tracking.clicks");
     if (t.domain.empty())
@@ -235,9 +238,13 @@ LoadResult load_config(const std::string& path) {
     for (const auto& n : lo.org.networks) o.networks.push_back(*policy::parse_network(n));
     o.trust_sender_domain = lo.org.trust_sender_domain;
     orgs.push_back(std::move(o));
-    if (lo.org.tracking.enabled()) cfg->tracking.emplace(lo.org.id, lo.org.tracking);
+    const policy::OrgPolicy& op = policies[lo.org.id];
+    if (op.any_tracking() || op.any_list_unsubscribe()) cfg->tracking.emplace(lo.org.id, lo.org.tracking);
+    cfg->any_rcpt_checks = cfg->any_rcpt_checks || op.needs_rcpt_checks();
+    cfg->any_modifications = cfg->any_modifications || op.may_modify();
   }
   cfg->orgs = policy::OrgIndex(std::move(orgs));
+  cfg->policies = std::move(policies);
   cfg->tokens = std::make_shared<const tracking::TokenCodec>(std::move(secrets.tracking_keys));
   result.config = std::move(cfg);
   return result;

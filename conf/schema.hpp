@@ -14,6 +14,7 @@
 #include <cstdint>
 #include <functional>
 #include <map>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <utility>
@@ -38,7 +39,7 @@ class Reporter {
   void error(const toml::node& at, std::string message) { error_at(at.source().begin.line, std::move(message)); }
   void error_at(unsigned line, std::string message) { out_.push_back({file_, line, prefix_ + message}); }
   // A reporter whose messages start with "key: ".
-  Reporter for_key(const std::string& key) const { return Reporter(file_, out_, key + ": "); }
+  Reporter for_key(const std::string& key) const { return Reporter(file_, out_, prefix_ + key + ": "); }
 
  private:
   std::string file_;
@@ -56,6 +57,8 @@ struct Key {
   bool required = false;
   std::function<void(T&)> reset;
   std::function<void(const toml::node&, T&, const KeyContext&, Reporter&)> set;
+  // For arrays of tables: the element's keys for the reference ({path, type, default, allowed, doc}).
+  std::vector<std::vector<std::string>> rows = {};
 };
 
 std::string toml_type_name(const toml::node& n);
@@ -76,12 +79,13 @@ class Schema {
       if (k.reset) k.reset(target);
   }
 
-  void apply(const toml::table& root, T& target, const KeyContext& ctx, Reporter& rep) const {
+  // `line`: where a missing required key is reported (the table's line; 0 for a file).
+  void apply(const toml::table& root, T& target, const KeyContext& ctx, Reporter& rep, unsigned line = 0) const {
     std::vector<std::string> seen;
     walk(root, "", target, ctx, rep, seen);
     for (const auto& k : keys_)
       if (k.required && std::find(seen.begin(), seen.end(), k.path) == seen.end())
-        rep.error_at(0, "missing required key '" + k.path + "'");
+        rep.error_at(line, "missing required key '" + k.path + "'");
   }
 
  private:
@@ -247,6 +251,71 @@ Key<T> string_list_key(std::string path, Access<T, std::vector<std::string>> acc
       }
       if (ctx.lines) (*ctx.lines)[key_path + "[" + std::to_string(out.size()) + "]"] = el.source().begin.line;
       out.push_back(std::move(v));
+    }
+    acc(t) = std::move(out);
+  };
+  return k;
+}
+
+// The key of a part (Inner) of a larger file (Outer), as a key of the larger file.
+template <class Outer, class Inner>
+Key<Outer> lift(const Key<Inner>& k, Inner Outer::*part) {
+  Key<Outer> out{k.path, k.type, k.default_text, k.allowed, k.doc, k.required, {}, {}, k.rows};
+  if (k.reset) out.reset = [r = k.reset, part](Outer& o) { r(o.*part); };
+  out.set = [s = k.set, part](const toml::node& n, Outer& o, const KeyContext& ctx, Reporter& rep) {
+    s(n, o.*part, ctx, rep);
+  };
+  return out;
+}
+
+// A boolean that may stay unset (its default comes from elsewhere, named in default_text).
+template <class T>
+Key<T> optional_bool_key(std::string path, Access<T, std::optional<bool>> acc, std::string default_text,
+                         std::string doc) {
+  Key<T> k{std::move(path), "boolean", std::move(default_text), "true | false", std::move(doc), false, {}, {}};
+  k.reset = [acc](T& t) { acc(t) = std::nullopt; };
+  k.set = [acc](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
+    const auto* b = n.as_boolean();
+    if (b == nullptr) return rep.error(n, "expected true or false, found " + toml_type_name(n));
+    acc(t) = b->get();
+  };
+  return k;
+}
+
+// An array of tables (`[[path]]` or `path = [{...}, ...]`), each element checked against
+// `sub` with its own defaults, unknown-key and required-key errors. Element i's keys are
+// recorded in ctx.lines as "path[i].key", the element itself as "path[i]".
+template <class T, class E>
+Key<T> table_array_key(std::string path, Access<T, std::vector<E>> acc, const Schema<E>& sub, std::string allowed,
+                       std::string doc) {
+  std::string key_path = path;
+  Key<T> k{std::move(path), "array of tables", "[]", std::move(allowed), std::move(doc), false, {}, {}};
+  for (const auto& s : sub.keys())
+    k.rows.push_back({key_path + "[]." + s.path, s.type, s.required ? "(required)" : s.default_text, s.allowed, s.doc});
+  k.reset = [acc](T& t) { acc(t).clear(); };
+  k.set = [acc, &sub, key_path](const toml::node& n, T& t, const KeyContext& ctx, Reporter& rep) {
+    const auto* arr = n.as_array();
+    if (arr == nullptr) return rep.error(n, "expected an array of tables, found " + toml_type_name(n));
+    std::vector<E> out;
+    for (std::size_t i = 0; i < arr->size(); ++i) {
+      const toml::node& el = *arr->get(i);
+      const auto* tbl = el.as_table();
+      if (tbl == nullptr) {
+        rep.error(el, "element " + std::to_string(i + 1) + ": expected a table, found " + toml_type_name(el));
+        continue;
+      }
+      E e;
+      sub.apply_defaults(e);
+      LineMap lines;
+      KeyContext sub_ctx{ctx.base_dir, &lines};
+      Reporter el_rep = rep.for_key("element " + std::to_string(i + 1));
+      sub.apply(*tbl, e, sub_ctx, el_rep, el.source().begin.line);
+      if (ctx.lines) {
+        std::string at = key_path + "[" + std::to_string(i) + "]";
+        (*ctx.lines)[at] = el.source().begin.line;
+        for (const auto& [kp, line] : lines) (*ctx.lines)[at + "." + kp] = line;
+      }
+      out.push_back(std::move(e));
     }
     acc(t) = std::move(out);
   };

@@ -188,8 +188,9 @@ const Schema<Config>& main_schema() {
 
 const Schema<OrgFile>& org_schema() {
   static const Schema<OrgFile> schema(
-      {"tracking"},
-      {
+      {"tracking", "quota"},
+      [] {
+      std::vector<Key<OrgFile>> keys{
           [] {
             auto k = string_key<OrgFile>(
                 "id", [](OrgFile& o) -> std::string& { return o.id; }, "",
@@ -279,7 +280,10 @@ const Schema<OrgFile>& org_schema() {
                             true,
                             "Leave messages that already carry a DKIM-Signature or ARC-Seal alone: changing them "
                             "would break the signature."),
-      });
+      };
+      for (const auto& k : org_policy_keys()) keys.push_back(lift(k, &OrgFile::policy));
+      return keys;
+      }());
   return schema;
 }
 
@@ -369,6 +373,10 @@ void render_table(std::string& out, const Schema<T>& schema) {
     std::string def = k.required ? "(required)" : k.default_text.empty() ? "(unset)" : "`" + k.default_text + "`";
     out += "| `" + k.path + "` | " + cell(k.type) + " | " + cell(def) + " | " + cell(k.allowed) + " | " + cell(k.doc) +
            " |\n";
+    for (const auto& r : k.rows) {
+      std::string d = r[2] == "(required)" ? r[2] : r[2].empty() ? "(unset)" : "`" + r[2] + "`";
+      out += "| `" + r[0] + "` | " + cell(r[1]) + " | " + cell(d) + " | " + cell(r[3]) + " | " + cell(r[4]) + " |\n";
+    }
   }
 }
 

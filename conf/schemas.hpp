@@ -8,6 +8,7 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "conf/org_policy_schema.hpp"
 #include "conf/schema.hpp"
 
 namespace cllavio::conf {
@@ -21,6 +22,7 @@ struct OrgFile {
   std::vector<std::string> networks;    // canonical "addr/prefix"
   bool trust_sender_domain = false;
   tracking::TrackingPolicy tracking;    // [tracking]
+  OrgPolicyFile policy;                 // tracking.consent, [[stream]], [quota]
 };
 
 // The secrets file ([secrets] file): tracking keys; later API credentials.

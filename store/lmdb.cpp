@@ -83,6 +83,16 @@ void put(Txn& txn, MDB_dbi dbi, std::string_view key, std::string_view value, un
   check(mdb_put(txn.get(), dbi, &k, &v, flags), "mdb_put");
 }
 
+bool del(Txn& txn, MDB_dbi dbi, std::string_view key) {
+  MDB_val k = val(key);
+  int rc = mdb_del(txn.get(), dbi, &k, nullptr);
+  if (rc == MDB_NOTFOUND) return false;
+  check(rc, "mdb_del");
+  return true;
+}
+
+void Cursor::del() { check(mdb_cursor_del(cur_, 0), "mdb_cursor_del"); }
+
 Be64 be64(std::uint64_t v) {
   Be64 b;
   for (int i = 7; i >= 0; --i) {

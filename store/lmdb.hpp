@@ -83,6 +83,7 @@ class Cursor {
 
   // false at MDB_NOTFOUND; throws on other errors.
   bool get(MDB_val& key, MDB_val& val, MDB_cursor_op op);
+  void del();  // the entry under the cursor
 
  private:
   MDB_cursor* cur_ = nullptr;
@@ -91,6 +92,7 @@ class Cursor {
 // Returns false at MDB_NOTFOUND.
 bool get(Txn& txn, MDB_dbi dbi, std::string_view key, std::string_view& out);
 void put(Txn& txn, MDB_dbi dbi, std::string_view key, std::string_view val, unsigned flags = 0);
+bool del(Txn& txn, MDB_dbi dbi, std::string_view key);  // false when absent
 
 inline MDB_val val(std::string_view s) { return MDB_val{s.size(), const_cast<char*>(s.data())}; }
 inline std::string_view view(const MDB_val& v) { return {static_cast<const char*>(v.mv_data), v.mv_size}; }

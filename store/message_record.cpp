@@ -28,6 +28,9 @@ void put_fields(Json& j, const MessageRecord& r, bool compact_links) {
   j["recipient_count"] = r.recipient_count;
   j["message_id"] = r.message_id;
   j["size"] = r.size;
+  if (!r.stream.empty()) j["stream"] = r.stream;
+  if (!r.suppressed.empty()) j["suppressed"] = r.suppressed;
+  if (r.quota_charged_at_us != 0) j["quota_charged_at_us"] = r.quota_charged_at_us;
   if (!r.tracking.status.empty()) {
     Json t = Json::object();
     t["status"] = r.tracking.status;
@@ -78,6 +81,9 @@ MessageRecord from_json(const json& j) {
   str("message_id", r.message_id);
   str("action", r.action);
   str("reason", r.reason);
+  str("stream", r.stream);
+  if (auto it = j.find("suppressed"); it != j.end()) r.suppressed = it->get<std::vector<std::string>>();
+  if (auto it = j.find("quota_charged_at_us"); it != j.end()) r.quota_charged_at_us = it->get<std::int64_t>();
   if (auto it = j.find("recipients"); it != j.end()) r.recipients = it->get<std::vector<std::string>>();
   if (auto it = j.find("size"); it != j.end()) r.size = it->get<std::uint64_t>();
   r.recipient_count = r.recipients.size();

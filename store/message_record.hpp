@@ -49,6 +49,9 @@ struct MessageRecord {
   std::int64_t received_at_us = 0;   // unix time in microseconds (MAIL FROM)
   std::string action;                // accept | reject | tempfail
   std::string reason;                // why, when not a plain accept
+  std::string stream;                // the org's stream ("default" or a [[stream]] name); "" for no org
+  std::vector<std::string> suppressed;  // recipients refused or removed as unsubscribed
+  std::int64_t quota_charged_at_us = 0; // when the message was charged to the org's quota; 0: not charged
   TrackingOutcome tracking;
 
   friend bool operator==(const MessageRecord&, const MessageRecord&) = default;

@@ -98,7 +98,7 @@ std::uint64_t Store::allocate_id() {
   }
 }
 
-std::uint64_t Store::append(MessageRecord& rec) {
+std::uint64_t Store::append(MessageRecord& rec, const std::function<void(lmdb::Txn&)>& also) {
   if (!committer_) throw lmdb::Error("store opened read-only", EACCES);
   if (rec.id == 0) rec.id = allocate_id();
   auto key = lmdb::be64(rec.id);
@@ -106,6 +106,7 @@ std::uint64_t Store::append(MessageRecord& rec) {
   committer_->run([&](lmdb::Txn& txn) {
     lmdb::put(txn, messages_, lmdb::view(key), value, MDB_NOOVERWRITE);
     if (!rec.queue_id.empty()) lmdb::put(txn, by_queue_, rec.queue_id, lmdb::view(key));
+    if (also) also(txn);
   });
   return rec.id;
 }

@@ -4,8 +4,8 @@
 //   meta       "schema" -> version; refuses a store written by a newer schema
 //   messages   8-byte big-endian message id -> CBOR MessageRecord
 //   by_queue   Postfix queue id -> message ids (dupsort, big-endian: time order)
-// Later work adds quota, consent and outbox databases to the same environment so
-// that one write transaction at end of message covers them all.
+// store/policy_store.hpp adds consent, audit and quota databases to the same
+// environment, so that one write transaction at end of message covers them all.
 //
 // Contract: append() is atomic (its own nested transaction inside a group commit
 // shared with concurrent appends, see store/group_commit.hpp) and returns once
@@ -56,7 +56,9 @@ class Store {
   // A new message id: max(now in microseconds, last id + 1). The milter takes one before
   // the rewrite (tokens carry it) and appends the record with it at end of message.
   std::uint64_t allocate_id();
-  std::uint64_t append(MessageRecord& rec);  // uses rec.id, or allocates one when 0
+  // Uses rec.id, or allocates one when 0. `also` runs in the same transaction (the
+  // quota charge and, later, the outbox event): all of it commits, or none.
+  std::uint64_t append(MessageRecord& rec, const std::function<void(lmdb::Txn&)>& also = {});
   std::optional<MessageRecord> get(std::uint64_t id) const;
   std::vector<MessageRecord> find_by_queue_id(std::string_view queue_id) const;
   // Records in id order starting at from_id; stops when fn returns false.
@@ -68,6 +70,9 @@ class Store {
   std::vector<std::string> files() const { return {file_, file_ + "-lock"}; }
   int stale_readers_cleared() const { return env_->stale_readers_cleared(); }
   const GroupCommitter& committer() const { return *committer_; }  // not for read-only stores
+  lmdb::Env& env() const { return *env_; }
+  bool read_only() const { return committer_ == nullptr; }
+  std::int64_t now_us() const { return now_us_(); }
 
  private:
   std::string file_;

@@ -295,3 +295,90 @@ BOOST_AUTO_TEST_CASE(secrets_file_permissions_and_contents) {
   auto missing = load_config(setup(dir, "[secrets]\nfile = \"nope.toml\"\n"));
   BOOST_TEST(has(missing, "secrets.file '" + (dir / "nope.toml") + "': No such file or directory"), all(missing));
 }
+
+// ---- streams, consent, quota ------------------------------------------------------
+
+namespace {
+const std::string kStreamsOrg =
+    "id = \"acme\"\ndomains = [\"acme.example\"]\n"
+    "[tracking]\nopens = true\nclicks = false\ndomain = \"t.acme.example\"\nconsent = \"implied\"\n"
+    "[[stream]]\nname = \"campaigns\"\nsenders = [\"news@ACME.example\", \"marketing*@acme.example\"]\n"
+    "kind = \"campaign\"\ntracking = { opens = true, clicks = true }\nconsent = \"required\"\n"
+    "list_unsubscribe = true\n"
+    "[[stream]]\nname = \"alerts\"\nsenders = [\"@alerts.acme.example\"]\n"
+    "[quota]\nmessages = [{ per = \"1m\", max = 60 }, { per = \"1d\", max = 10000 }]\n"
+    "recipients = [{ per = \"1h\", max = 5000 }]\nmax_recipients_per_message = 100\naction = \"reject\"\n";
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(streams_and_quota_are_loaded_with_their_defaults) {
+  TmpDir dir;
+  secrets(dir, kKey);
+  auto r = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n", {{"acme.toml", kStreamsOrg}}));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  const auto& p = r.config->policy_for("acme");
+  BOOST_REQUIRE(p.streams.streams.size() == 2u);
+  const auto& c = p.streams.streams[0];
+  BOOST_TEST(c.name == "campaigns");
+  BOOST_TEST(c.senders[0] == "news@acme.example");
+  BOOST_TEST((c.kind == cllavio::policy::StreamKind::campaign));
+  BOOST_TEST((c.opens && c.clicks));
+  BOOST_TEST((c.consent == cllavio::policy::ConsentMode::required));
+  BOOST_TEST(c.suppress_unsubscribed);  // default for campaign streams
+  BOOST_TEST(c.list_unsubscribe);
+  const auto& a = p.streams.streams[1];
+  BOOST_TEST((a.kind == cllavio::policy::StreamKind::personal));
+  BOOST_TEST((a.opens && !a.clicks));                                      // the org's [tracking]
+  BOOST_TEST((a.consent == cllavio::policy::ConsentMode::implied));        // the org's tracking.consent
+  BOOST_TEST(!a.suppress_unsubscribed);
+  BOOST_TEST(p.streams.fallback.name == "default");
+  BOOST_TEST((p.streams.fallback.consent == cllavio::policy::ConsentMode::implied));
+  BOOST_TEST(p.quota.messages.size() == 2u);
+  BOOST_TEST(p.quota.messages[1].per_s == 86400);
+  BOOST_TEST(p.quota.messages[1].max == 10000u);
+  BOOST_TEST(p.quota.recipients[0].per_s == 3600);
+  BOOST_TEST(p.quota.max_recipients_per_message == 100u);
+  BOOST_TEST((p.quota.action == cllavio::policy::QuotaAction::reject));
+  BOOST_TEST(r.config->any_rcpt_checks);
+  BOOST_TEST(r.config->any_modifications);
+  // An org without any of it: one default stream, no quota, consent required.
+  BOOST_TEST(r.config->policy_for("nobody").quota.empty());
+}
+
+BOOST_AUTO_TEST_CASE(default_consent_is_required) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "", {{"a.toml", "id = \"a\"\n"}}));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  BOOST_TEST((r.config->policy_for("a").streams.fallback.consent == cllavio::policy::ConsentMode::required));
+  BOOST_TEST(!r.config->any_rcpt_checks);
+  BOOST_TEST(!r.config->any_modifications);
+}
+
+BOOST_AUTO_TEST_CASE(stream_and_quota_mistakes_name_file_and_line) {
+  TmpDir dir;
+  secrets(dir, kKey);
+  std::string org =
+      "id = \"acme\"\n"                                                       // 1
+      "[[stream]]\n"                                                          // 2
+      "name = \"p\"\n"                                                        // 3
+      "suppress_unsubscribed = true\n"                                        // 4
+      "[[stream]]\n"                                                          // 5
+      "name = \"p\"\n"                                                        // 6
+      "[[stream]]\n"                                                          // 7
+      "senders = [\"nobody\"]\n"                                              // 8
+      "colour = \"red\"\n"                                                    // 9
+      "[[stream]]\n"                                                          // 10
+      "name = \"c\"\nkind = \"campaign\"\ntracking = { opens = true }\n"       // 11-13
+      "[quota]\n"                                                             // 14
+      "messages = [{ per = \"1w\", max = 5 }, { max = 0, per = \"1m\" }]\n";  // 15
+  auto r = load_config(setup(dir, "", {{"acme.toml", org}}));
+  BOOST_TEST(r.config == nullptr);
+  std::string f = dir / "orgs.d/acme.toml";
+  BOOST_TEST(has(r, f + ":4: stream \"p\": suppress_unsubscribed applies to campaign streams only"), all(r));
+  BOOST_TEST(has(r, f + ":5: stream \"p\" is declared twice (first at line 2)"), all(r));
+  BOOST_TEST(has(r, f + ":8: stream: element 3: senders: a sender pattern needs '@'"), all(r));
+  BOOST_TEST(has(r, f + ":9: stream: element 3: unknown key 'colour'"), all(r));
+  BOOST_TEST(has(r, f + ":7: stream: element 3: missing required key 'name'"), all(r));
+  BOOST_TEST(has(r, f + ":10: stream \"c\": tracking or list_unsubscribe needs tracking.domain"), all(r));
+  BOOST_TEST(has(r, f + ":15: quota.messages: element 1: per: invalid window \"1w\""), all(r));
+  BOOST_TEST(has(r, f + ":15: quota.messages: element 2: max: value 0 out of range"), all(r));
+}

@@ -1,0 +1,203 @@
+#include "conf/org_policy_schema.hpp"
+
+#include <map>
+
+namespace cllavio::conf {
+
+namespace {
+
+using policy::ConsentMode;
+using policy::StreamKind;
+
+std::string check_stream_name(std::string& v, const KeyContext&) {
+  bool ok = !v.empty() && v.size() <= 64;
+  for (char c : v) ok = ok && ((c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_' || c == '.');
+  if (!ok) return "invalid stream name " + toml_quote(v) + "; use 1..64 of a-z 0-9 . _ -";
+  if (v == "default") return "stream name \"default\" is reserved for the org's default stream";
+  return "";
+}
+
+const Schema<StreamFile>& stream_schema() {
+  static const Schema<StreamFile> schema(
+      {"tracking"},
+      {
+          [] {
+            auto k = string_key<StreamFile>("name", [](StreamFile& s) -> std::string& { return s.name; }, "",
+                                            "Stream name; also what `X-Cllavio-Stream: NAME` selects.",
+                                            check_stream_name, "1..64 of `a-z 0-9 . _ -`, not `default`");
+            k.required = true;
+            return k;
+          }(),
+          string_list_key<StreamFile>(
+              "senders", [](StreamFile& s) -> std::vector<std::string>& { return s.senders; },
+              "Envelope senders of this stream: `news@acme.example`, `@acme.example` (the whole domain), "
+              "`news*@acme.example` or `news*@` (`*` and `?` glob over the local part).",
+              [](std::string& v) { return policy::check_sender_pattern(v); }, "sender patterns"),
+          enum_key<StreamFile, StreamKind>(
+              "kind", [](StreamFile& s) -> StreamKind& { return s.kind; }, StreamKind::personal,
+              {{"personal", StreamKind::personal}, {"campaign", StreamKind::campaign}},
+              "`campaign`: bulk mail, where unsubscribed recipients are refused and List-Unsubscribe may be "
+              "added; `personal`: person-to-person mail, never blocked by an unsubscribe."),
+          optional_bool_key<StreamFile>("tracking.opens", [](StreamFile& s) -> std::optional<bool>& { return s.opens; },
+                                        "(the org's tracking.opens)", "Open pixel for this stream's mail."),
+          optional_bool_key<StreamFile>("tracking.clicks",
+                                        [](StreamFile& s) -> std::optional<bool>& { return s.clicks; },
+                                        "(the org's tracking.clicks)", "Click tracking for this stream's mail."),
+          [] {
+            auto k = string_key<StreamFile>(
+                "consent", [](StreamFile& s) -> std::string& { return s.consent; }, "",
+                "`required`: track only recipients who granted consent; `implied`: track unless they revoked "
+                "it or unsubscribed.",
+                [](std::string& v, const KeyContext&) -> std::string {
+                  return v == "required" || v == "implied" ? "" : "invalid value " + toml_quote(v) +
+                                                                      "; expected \"required\" | \"implied\"";
+                },
+                "\"required\" | \"implied\"");
+            k.default_text = "(the org's tracking.consent)";
+            return k;
+          }(),
+          optional_bool_key<StreamFile>(
+              "suppress_unsubscribed", [](StreamFile& s) -> std::optional<bool>& { return s.suppress_unsubscribed; },
+              "(true for campaign streams)",
+              "Refuse recipients who unsubscribed from the org's mailings (`550 5.7.1` at RCPT TO). Campaign "
+              "streams only."),
+          bool_key<StreamFile>("list_unsubscribe", [](StreamFile& s) -> bool& { return s.list_unsubscribe; }, false,
+                               "Add `List-Unsubscribe: <https://TRACKING_DOMAIN/u/TOKEN>` and "
+                               "`List-Unsubscribe-Post: List-Unsubscribe=One-Click` (RFC 8058) to messages with one "
+                               "recipient. Campaign streams only; needs tracking.domain and a tracking key."),
+      });
+  return schema;
+}
+
+const Schema<QuotaWindowFile>& window_schema() {
+  static const Schema<QuotaWindowFile> schema(
+      {},
+      {
+          [] {
+            auto k = parsed_key<QuotaWindowFile, std::int64_t>(
+                "per", "string", [](QuotaWindowFile& w) -> std::int64_t& { return w.per_s; }, "1h",
+                "`30s`, `1m`, `1h`, `1d`: 1s..31d", "Window length; the window slides.",
+                [](std::string_view s, const KeyContext&) -> std::variant<std::int64_t, std::string> {
+                  if (auto v = policy::parse_window(s)) return *v;
+                  return "invalid window " + toml_quote(s) + "; expected a number and s, m, h or d (1s..31d)";
+                });
+            k.required = true;
+            return k;
+          }(),
+          [] {
+            auto k = int_key<QuotaWindowFile, std::int64_t>(
+                "max", [](QuotaWindowFile& w) -> std::int64_t& { return w.max; }, 1, 1, 1000000000,
+                "Most messages (or recipients) within any window of that length.");
+            k.required = true;
+            return k;
+          }(),
+      });
+  return schema;
+}
+
+}  // namespace
+
+const std::vector<Key<OrgPolicyFile>>& org_policy_keys() {
+  static const std::vector<Key<OrgPolicyFile>> keys = {
+      enum_key<OrgPolicyFile, ConsentMode>(
+          "tracking.consent", [](OrgPolicyFile& f) -> ConsentMode& { return f.consent; }, ConsentMode::required,
+          {{"required", ConsentMode::required}, {"implied", ConsentMode::implied}},
+          "Consent model of the default stream (and of streams that set none): `required` tracks only "
+          "recipients who granted consent; `implied` tracks unless they revoked it or unsubscribed. A message "
+          "is tracked only when every recipient may be tracked."),
+      table_array_key<OrgPolicyFile, StreamFile>(
+          "stream", [](OrgPolicyFile& f) -> std::vector<StreamFile>& { return f.streams; }, stream_schema(),
+          "`[[stream]]` tables",
+          "Streams that classify this org's mail: the first whose `senders` match the envelope sender, or the "
+          "one named by an `X-Cllavio-Stream` header (removed before delivery); else the default stream "
+          "(personal, the org's [tracking])."),
+      table_array_key<OrgPolicyFile, QuotaWindowFile>(
+          "quota.messages", [](OrgPolicyFile& f) -> std::vector<QuotaWindowFile>& { return f.quota_messages; },
+          window_schema(), "`[{ per = \"1h\", max = 1000 }, ...]`",
+          "Messages accepted per sliding window, counted at end of message (only accepted mail counts)."),
+      table_array_key<OrgPolicyFile, QuotaWindowFile>(
+          "quota.recipients", [](OrgPolicyFile& f) -> std::vector<QuotaWindowFile>& { return f.quota_recipients; },
+          window_schema(), "`[{ per = \"1h\", max = 5000 }, ...]`",
+          "Recipients per sliding window, reserved at RCPT TO and charged with their message; an aborted or "
+          "refused transaction gives them back."),
+      int_key<OrgPolicyFile, std::int64_t>(
+          "quota.max_recipients_per_message",
+          [](OrgPolicyFile& f) -> std::int64_t& { return f.max_recipients_per_message; }, 0, 0, 100000,
+          "RCPTs past this number get `452 4.5.3 Too many recipients` (clients send the rest in another "
+          "transaction). 0: no limit."),
+      enum_key<OrgPolicyFile, policy::QuotaAction>(
+          "quota.action", [](OrgPolicyFile& f) -> policy::QuotaAction& { return f.quota_action; },
+          policy::QuotaAction::defer, {{"defer", policy::QuotaAction::defer}, {"reject", policy::QuotaAction::reject}},
+          "Over quota: `defer` answers `451 4.7.1 ... retry after HH:MM UTC` (the client retries), `reject` "
+          "answers `550 5.7.1`."),
+  };
+  return keys;
+}
+
+policy::OrgPolicy build_org_policy(const OrgPolicyFile& f, const OrgTrackingSwitches& t, const std::string& file,
+                           const LineMap& lines, Diagnostics& diags) {
+  auto line_of = [&](const std::string& key) {
+    auto it = lines.find(key);
+    return it == lines.end() ? 0u : it->second;
+  };
+  policy::OrgPolicy out;
+  policy::Stream& def = out.streams.fallback;
+  def.name = "default";
+  def.kind = StreamKind::personal;
+  def.opens = t.opens;
+  def.clicks = t.clicks;
+  def.consent = f.consent;
+
+  std::map<std::string, unsigned> names;
+  for (std::size_t i = 0; i < f.streams.size(); ++i) {
+    const StreamFile& sf = f.streams[i];
+    std::string at = "stream[" + std::to_string(i) + "]";
+    unsigned line = line_of(at);
+    if (auto [it, fresh] = names.emplace(sf.name, line); !fresh) {
+      diags.push_back({file, line, "stream " + toml_quote(sf.name) + " is declared twice (first at line " +
+                                       std::to_string(it->second) + ")"});
+      continue;
+    }
+    policy::Stream s;
+    s.name = sf.name;
+    s.senders = sf.senders;
+    s.kind = sf.kind;
+    s.opens = sf.opens.value_or(t.opens);
+    s.clicks = sf.clicks.value_or(t.clicks);
+    s.consent = sf.consent.empty() ? f.consent : sf.consent == "implied" ? ConsentMode::implied : ConsentMode::required;
+    s.suppress_unsubscribed = sf.suppress_unsubscribed.value_or(sf.kind == StreamKind::campaign);
+    s.list_unsubscribe = sf.list_unsubscribe;
+    std::string who = "stream " + toml_quote(s.name) + ": ";
+    if (s.kind == StreamKind::personal && s.suppress_unsubscribed)
+      diags.push_back({file, line_of(at + ".suppress_unsubscribed"),
+                       who + "suppress_unsubscribed applies to campaign streams only (person-to-person mail is "
+                             "never blocked by a newsletter unsubscribe)"});
+    if (s.kind == StreamKind::personal && s.list_unsubscribe)
+      diags.push_back({file, line_of(at + ".list_unsubscribe"), who + "list_unsubscribe applies to campaign streams only"});
+    if ((s.tracks() || s.list_unsubscribe) && !t.has_domain)
+      diags.push_back({file, line, who + "tracking or list_unsubscribe needs tracking.domain"});
+    if ((s.tracks() || s.list_unsubscribe) && !t.has_key)
+      diags.push_back({file, line,
+                       who + "tracking or list_unsubscribe needs a tracking key ([secrets] file with [[tracking_key]])"});
+    out.streams.streams.push_back(std::move(s));
+  }
+
+  auto windows = [&](const std::vector<QuotaWindowFile>& in, const std::string& key) {
+    std::vector<policy::QuotaWindow> v;
+    for (std::size_t i = 0; i < in.size(); ++i) {
+      for (const auto& w : v)
+        if (w.per_s == in[i].per_s)
+          diags.push_back({file, line_of(key + "[" + std::to_string(i) + "]"),
+                           key + ": two windows of " + policy::describe_window(in[i].per_s)});
+      v.push_back({in[i].per_s, static_cast<std::uint64_t>(in[i].max)});
+    }
+    return v;
+  };
+  out.quota.messages = windows(f.quota_messages, "quota.messages");
+  out.quota.recipients = windows(f.quota_recipients, "quota.recipients");
+  out.quota.max_recipients_per_message = static_cast<std::uint32_t>(f.max_recipients_per_message);
+  out.quota.action = f.quota_action;
+  return out;
+}
+
+}  // namespace cllavio::conf
