@@ -145,12 +145,13 @@ int cmd_token(const std::string& config_path, const Args& args) {
   }
   const auto& t = std::get<tracking::TokenData>(r);
   nlohmann::ordered_json j;
-  j["kind"] = t.kind == tracking::TokenKind::open ? "open" : "click";
+  j["kind"] = t.kind == tracking::TokenKind::open ? "open" : t.kind == tracking::TokenKind::click ? "click" : "unsubscribe";
   j["org"] = t.org;
   j["message"] = store::format_id(t.message);
   j["recipient"] = t.recipient ? nlohmann::ordered_json(*t.recipient) : nlohmann::ordered_json(nullptr);
   j["link"] = t.link;
   j["url"] = t.kind == tracking::TokenKind::click ? nlohmann::ordered_json(t.url) : nlohmann::ordered_json(nullptr);
+  if (t.kind == tracking::TokenKind::unsubscribe) j["stream"] = t.url;
   j["key_id"] = t.key_id;
   std::printf("%s\n", j.dump(-1, ' ', false, kReplace).c_str());
   return kExitOk;

@@ -18,6 +18,8 @@ class MilterActions {
   virtual bool change_header(std::string_view name, int occurrence, std::string_view value) = 0;
   virtual bool remove_header(std::string_view name, int occurrence) = 0;
   virtual bool add_header(std::string_view name, std::string_view value) = 0;
+  // The recipient exactly as the MTA gave it at RCPT TO.
+  virtual bool delete_recipient(std::string_view rcpt) = 0;
 };
 
 }  // namespace cllavio::milter

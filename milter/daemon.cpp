@@ -229,6 +229,7 @@ int daemon_main(int argc, char** argv) {
     so.sync = to_store_sync(cfg.store.sync);
     so.exclusive = true;
     rt.store = std::make_unique<store::Store>(so);
+    rt.policy_store = std::make_unique<store::PolicyStore>(*rt.store);
     if (rt.store->stale_readers_cleared() > 0)
       rt.log.notice("store: cleared " + std::to_string(rt.store->stale_readers_cleared()) +
                     " stale reader slot(s) left by a crashed process");

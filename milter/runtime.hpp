@@ -6,6 +6,7 @@
 #pragma once
 
 #include <atomic>
+#include <map>
 #include <memory>
 #include <mutex>
 
@@ -13,6 +14,8 @@
 #include "milter/log.hpp"
 #include "milter/reject_budget.hpp"
 #include "milter/session.hpp"
+#include "policy/quota.hpp"
+#include "store/policy_store.hpp"
 #include "store/store.hpp"
 
 namespace cllavio::milter {
@@ -29,23 +32,50 @@ class Runtime {
   }
 
   Services services() {
-    return Services{[this](store::MessageRecord& r) { return store->append(r); },
+    return Services{[this](store::MessageRecord& r) {
+                      return store->append(r, [&](store::lmdb::Txn& txn) {
+                        // The quota charge commits with the record, or not at all.
+                        if (r.quota_charged_at_us != 0 && r.action == "accept")
+                          policy_store->put_quota_event(txn, r.org, r.quota_charged_at_us, r.id, r.recipient_count,
+                                                        r.quota_charged_at_us - r.quota_window_us);
+                      });
+                    },
                     &log,
                     store::realtime_us,
                     &in_flight,
                     &draining,
                     [this](int per_minute) { return reject_budget.take(per_minute, store::realtime_us()); },
-                    [this] { return store->allocate_id(); }};
+                    [this] { return store->allocate_id(); },
+                    [this](const std::string& org, const std::string& address) {
+                      return policy_store->consent(org, address).state;
+                    },
+                    &quota,
+                    [this](const std::string& org, std::int64_t keep_us) { refresh_quota(org, keep_us); }};
+  }
+
+  // Loads an org's charged messages from the store the first time it is needed, and
+  // again after `cllavioctl quota reset` (the store's epoch for the org changed).
+  void refresh_quota(const std::string& org, std::int64_t keep_us) {
+    std::uint64_t epoch = policy_store->quota_epoch(org);
+    std::lock_guard lock(quota_mu_);
+    auto it = quota_loaded_.find(org);
+    if (it != quota_loaded_.end() && it->second == epoch) return;
+    quota.reload(org, epoch, policy_store->quota_events(org, store::realtime_us() - keep_us));
+    quota_loaded_[org] = epoch;
   }
 
   Logger log;
   std::unique_ptr<store::Store> store;
+  std::unique_ptr<store::PolicyStore> policy_store;  // consent, audit, quota events (same environment)
+  policy::QuotaLedger quota;
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
   std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections
   RejectBudget reject_budget;           // [store] reject_records_per_minute
 
  private:
+  std::mutex quota_mu_;
+  std::map<std::string, std::uint64_t> quota_loaded_;  // org -> store epoch loaded into the ledger
   mutable std::mutex mu_;
   std::shared_ptr<const conf::Config> config_;
 };

@@ -1,4 +1,6 @@
 #include "milter/session.hpp"
+
+#include "milter/session_message.hpp"
 #include "tracking/ascii.hpp"
 
 #include "milter/tracking_step.hpp"
@@ -26,28 +28,6 @@ std::string org_label(const store::MessageRecord& r) { return r.org.empty() ? "u
 
 }  // namespace
 
-// One SMTP transaction. Counts itself in Services::in_flight while it exists, so
-// a SIGTERM drain knows when every message it accepted has been answered.
-struct Connection::Message {
-  explicit Message(std::atomic<int>* counter) : in_flight(counter) {
-    if (in_flight) in_flight->fetch_add(1);
-  }
-  ~Message() {
-    if (in_flight) in_flight->fetch_sub(1);
-  }
-  Message(const Message&) = delete;
-  Message& operator=(const Message&) = delete;
-
-  std::atomic<int>* in_flight;
-  store::MessageRecord rec;
-  std::string failure;  // internal error seen in a step without reply
-  // Tracking: the message as the rewrite needs it, bounded by [tracking] limits.
-  bool track = false;
-  bool truncated = false;
-  std::string header;
-  std::string body;
-};
-
 Connection::Connection(std::shared_ptr<const conf::Config> config, Services services)
     : config_(std::move(config)), svc_(std::move(services)) {}
 
@@ -67,7 +47,7 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
                      "> not processed; on_error=" + std::string(conf::to_string(config_->milter.on_error)));
     return on_error_verdict();
   }
-  auto msg = std::make_unique<Message>(svc_.in_flight);
+  auto msg = std::make_unique<Message>(svc_.in_flight, svc_.quota);
   store::MessageRecord& rec = msg->rec;
   rec.sender = policy::normalize_address(sender);
   rec.sasl_login = std::string(sasl_login);
@@ -92,15 +72,47 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
     }
     return Verdict{d.action == policy::Action::reject ? Step::reject : Step::tempfail, d.reply};
   }
-  msg->track = id.org != nullptr && config_->tracking_for(rec.org).enabled();
+  if (id.org != nullptr) {
+    msg->policy = &config_->policy_for(rec.org);
+    msg->rcpt_stream = &msg->policy->streams.by_sender(rec.sender);
+    // Buffered when any stream of the org may track: a header may still pick the stream.
+    msg->track = config_->tracking.count(rec.org) > 0;
+  }
   msg_ = std::move(msg);
   return {};
 }
 
-void Connection::rcpt(std::string_view recipient) {
-  if (!msg_) return;
-  if (++msg_->rec.recipient_count <= store::MessageRecord::kMaxRecipients)
-    msg_->rec.recipients.push_back(policy::normalize_address(recipient));
+Verdict Connection::rcpt(std::string_view recipient) {
+  if (!msg_) return {};
+  Message& m = *msg_;
+  std::string addr = policy::normalize_address(recipient);
+  if (m.policy != nullptr) {
+    const policy::QuotaPolicy& q = m.policy->quota;
+    if (q.max_recipients_per_message != 0 && m.rec.recipient_count >= q.max_recipients_per_message)
+      return Verdict{Step::tempfail, policy::too_many_recipients_reply(q.max_recipients_per_message)};
+    if (m.rcpt_stream->suppresses() && consent_of(m.rec.org, addr) == policy::ConsentState::unsubscribed) {
+      if (m.rec.suppressed.size() < store::MessageRecord::kMaxRecipients) m.rec.suppressed.push_back(addr);
+      svc_.log->info("NOQUEUE: org=" + m.rec.org + " stream=" + m.rcpt_stream->name + " from=<" +
+                     log_value(m.rec.sender) + "> rcpt=<" + log_value(addr) + "> refused: unsubscribed");
+      return Verdict{Step::reject, policy::unsubscribed_reply(addr, m.rec.org)};
+    }
+    if (!q.recipients.empty() && svc_.quota != nullptr) {
+      if (svc_.refresh_quota) svc_.refresh_quota(m.rec.org, q.longest_s() * 1000000);
+      std::int64_t now = svc_.now_us();
+      if (auto refused = svc_.quota->reserve_recipient(m.rec.org, q, now)) {
+        policy::Reply reply = policy::quota_reply(m.rec.org, *refused, q.action, now);
+        svc_.log->notice("NOQUEUE: org=" + m.rec.org + " from=<" + log_value(m.rec.sender) + "> rcpt=<" +
+                         log_value(addr) + "> refused: " + reply.rcode + " " + reply.text);
+        return Verdict{q.action == policy::QuotaAction::reject ? Step::reject : Step::tempfail, reply};
+      }
+      ++m.reserved;
+    }
+  }
+  if (++m.rec.recipient_count <= store::MessageRecord::kMaxRecipients) {
+    m.rec.recipients.push_back(addr);
+    m.raw_rcpts.emplace_back(recipient);
+  }
+  return {};
 }
 
 void Connection::header(std::string_view name, std::string_view value) {
@@ -113,6 +125,15 @@ void Connection::header(std::string_view name, std::string_view value) {
   msg_->rec.size += name.size() + 1 + value.size() + bare_lf + 2;
   if (msg_->rec.message_id.empty() && iequals(name, "Message-ID"))
     msg_->rec.message_id = std::string(trim(value).substr(0, kMaxMessageIdBytes));
+  if (msg_->policy != nullptr) {
+    if (iequals(name, "X-Cllavio-Stream")) {
+      if (msg_->stream_headers++ == 0) msg_->stream_header = std::string(trim(value).substr(0, 64));
+    } else if (iequals(name, "DKIM-Signature") || iequals(name, "ARC-Seal")) {
+      msg_->signed_header = true;
+    } else if (iequals(name, "List-Unsubscribe")) {
+      msg_->has_list_unsubscribe = true;
+    }
+  }
   if (msg_->track && !msg_->truncated) {
     std::string& h = msg_->header;
     h.append(name).push_back(':');
@@ -150,18 +171,29 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
     svc_.log->log(conf::LogLevel::error, queue_id,
                   "internal error earlier in this message (" + msg->failure +
                       "); on_error=" + std::string(conf::to_string(config_->milter.on_error)));
-  } else if (msg->track && !track(*msg, actions)) {
-    // An edit did not reach the MTA: the message may be half changed. It must not be delivered.
-    v = Verdict{Step::tempfail, {"451", "4.3.0", "Temporary failure in the mail filter, please try again later"}};
-    rec.reason = "milter_action_failed";
-    svc_.log->log(conf::LogLevel::error, queue_id, "Postfix did not take a message change; tempfailing it");
+  } else {
+    bool edits_ok = true;
+    if (msg->policy != nullptr) v = end_policy(*msg, actions, edits_ok);
+    if (v.step == Step::cont && edits_ok && msg->track && !track(*msg, actions)) edits_ok = false;
+    if (!edits_ok) {
+      // An edit did not reach the MTA: the message may be half changed. It must not be delivered.
+      v = Verdict{Step::tempfail, {"451", "4.3.0", "Temporary failure in the mail filter, please try again later"}};
+      rec.reason = "milter_action_failed";
+      svc_.log->log(conf::LogLevel::error, queue_id, "Postfix did not take a message change; tempfailing it");
+    }
   }
-  rec.action = v.step == Step::tempfail ? "tempfail" : "accept";
+  rec.action = v.step == Step::tempfail ? "tempfail" : v.step == Step::reject ? "reject" : "accept";
   std::string qid = rec.queue_id.empty() ? "NOQUEUE" : rec.queue_id;
+  if (rec.action != "accept" && rec.quota_charged_at_us != 0) {
+    svc_.quota->uncharge(rec.org, rec.quota_charged_at_us, rec.recipient_count);  // only accepted mail counts
+    rec.quota_charged_at_us = 0;
+  }
   if (!record(rec, qid)) {
     v = on_error_verdict();
     rec.action = v.step == Step::tempfail ? "tempfail" : "accept";
     rec.reason = "store_error";
+    if (v.step != Step::accept && v.step != Step::cont && rec.quota_charged_at_us != 0)
+      svc_.quota->uncharge(rec.org, rec.quota_charged_at_us, rec.recipient_count);
   }
   log_line(rec, qid);
   return v;
@@ -169,10 +201,18 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
 
 bool Connection::track(Message& msg, MilterActions& actions) {
   store::MessageRecord& rec = msg.rec;
-  if (svc_.allocate_id) rec.id = svc_.allocate_id();  // tokens carry the id the record will have
+  if (svc_.allocate_id && rec.id == 0) rec.id = svc_.allocate_id();  // tokens carry the id the record will have
+  // The org's tracking settings, switched per stream.
+  tracking::TrackingPolicy policy = config_->tracking_for(rec.org);
+  if (msg.policy != nullptr) {
+    const policy::Stream& st = msg.policy->streams.classify(rec.sender, msg.stream_header);
+    policy.opens = st.opens;
+    policy.clicks = st.clicks;
+  }
   tracking::RewriteResult r;
   try {
-    r = track_message(*config_, TrackRequest{msg.header, msg.body, msg.truncated, rec.org, rec.id, &rec.recipients});
+    r = track_message(*config_, TrackRequest{msg.header, msg.body, msg.truncated, rec.org, rec.id, &rec.recipients,
+                                             &policy});
   } catch (const std::exception& e) {
     svc_.log->log(conf::LogLevel::error, rec.queue_id, std::string("tracking failed, message passes unchanged: ") +
                                                            log_safe(e.what()));
@@ -246,6 +286,9 @@ void Connection::log_line(const store::MessageRecord& rec, std::string_view queu
   line += " action=" + rec.action;
   if (!rec.reason.empty()) line += " reason=" + rec.reason;
   if (rec.id != 0) line += " id=" + store::format_id(rec.id);
+  if (!rec.stream.empty() && rec.stream != "default") line += " stream=" + rec.stream;
+  if (!rec.suppressed.empty()) line += " suppressed=" + std::to_string(rec.suppressed.size());
+  if (!rec.list_unsubscribe.empty()) line += " list_unsubscribe=" + rec.list_unsubscribe;
   if (std::string t = describe(rec.tracking); !t.empty()) line.append(" ").append(t);
   if (!note.empty()) line.append(" ").append(note);
   svc_.log->log(conf::LogLevel::info, queue_id, line);

@@ -26,7 +26,9 @@
 #include "conf/config.hpp"
 #include "milter/actions.hpp"
 #include "milter/log.hpp"
+#include "policy/consent.hpp"
 #include "policy/decision.hpp"
+#include "policy/quota.hpp"
 #include "store/message_record.hpp"
 
 namespace cllavio::milter {
@@ -47,6 +49,12 @@ struct Services {
   const std::atomic<bool>* draining = nullptr;    // shutting down: new transactions get on_error
   std::function<bool(int per_minute)> may_record_reject;  // rate limit; empty: always record
   std::function<std::uint64_t()> allocate_id;              // message ids for tokens; empty: the store assigns
+  // Policy: a recipient's consent per org (empty: nothing recorded for anyone), the
+  // quota ledger (null: quotas not enforced) and what keeps it in step with the store
+  // (reloads an org after `cllavioctl quota reset`; keep_us: its longest window).
+  std::function<policy::ConsentState(const std::string& org, const std::string& address)> consent;
+  policy::QuotaLedger* quota = nullptr;
+  std::function<void(const std::string& org, std::int64_t keep_us)> refresh_quota;
 };
 
 class Connection {
@@ -61,7 +69,8 @@ class Connection {
 
   void connect(std::string_view client_name, std::string_view client_addr);
   Verdict mail(std::string_view sender, std::string_view sasl_login);
-  void rcpt(std::string_view recipient);
+  // Recipient limits, suppression of unsubscribed recipients and the recipient quota.
+  Verdict rcpt(std::string_view recipient);
   void header(std::string_view name, std::string_view value);  // value as sent, leading space included
   void body(std::string_view chunk);
   // Records the message and, for an org that tracks, rewrites it through `actions`.
@@ -77,6 +86,11 @@ class Connection {
   Verdict on_error_verdict() const;
   bool record(store::MessageRecord& rec, std::string_view queue_id);  // false: store failed (logged)
   bool track(Message& msg, MilterActions& actions);                    // false: the MTA refused an edit
+  // session_policy.cpp: streams, late suppression, quota charge, header edits.
+  Verdict end_policy(Message& msg, MilterActions& actions, bool& edits_ok);
+  void list_unsubscribe(Message& msg, MilterActions& actions, bool& edits_ok);
+  bool consent_allows_tracking(Message& msg);  // every recipient may be tracked under the stream's model
+  policy::ConsentState consent_of(const std::string& org, const std::string& address) const;
   void log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note = {}) const;
 
   std::shared_ptr<const conf::Config> config_;

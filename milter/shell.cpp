@@ -63,6 +63,10 @@ class SmfiActions : public MilterActions {
     std::string n(name), v = header_value(value);
     return smfi_addheader(ctx_, n.data(), v.data()) == MI_SUCCESS;
   }
+  bool delete_recipient(std::string_view rcpt) override {
+    std::string r(rcpt);
+    return smfi_delrcpt(ctx_, r.data()) == MI_SUCCESS;
+  }
 
  private:
   // With SMFIP_HDR_LEADSPC the MTA takes values as given, so the space after ':' is ours to send.
@@ -140,11 +144,16 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
     // that needs a reply). MAIL always gets a reply: it may reject an unknown
     // sender, and it makes Postfix tell us at once that a transaction started,
     // which the SIGTERM drain relies on to know what is in flight.
+    // RCPT is answered only when some organization has a quota, a recipient limit or
+    // suppression of unsubscribed recipients.
+    const conf::Config& cfg = c->conn.config();
     unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NR_CONN |
-                         SMFIP_NR_RCPT | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
+                         (cfg.any_rcpt_checks ? 0 : SMFIP_NR_RCPT) | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
     c->pflags = want & f1;
-    // Message changes are requested only when some organization tracks.
-    unsigned long actions = c->conn.config().tracking.empty() ? 0 : (SMFIF_CHGBODY | SMFIF_CHGHDRS | SMFIF_ADDHDRS);
+    // Message changes are requested only when some organization tracks or has streams.
+    unsigned long actions = cfg.tracking.empty() && !cfg.any_modifications
+                                ? 0
+                                : (SMFIF_CHGBODY | SMFIF_CHGHDRS | SMFIF_ADDHDRS | SMFIF_DELRCPT);
     *pf0 = f0 & actions;
     *pf1 = c->pflags;
     *pf2 = 0;
@@ -171,8 +180,7 @@ sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
 
 sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) {
   return guarded(ctx, "envrcpt", SMFIP_NR_RCPT, [&](Connection& conn) {
-    conn.rcpt(argv && argv[0] ? argv[0] : "");
-    return Verdict{};
+    return conn.rcpt(argv && argv[0] ? argv[0] : "");
   });
 }
 
@@ -229,7 +237,7 @@ std::string open_milter(Runtime& runtime) {
   struct smfiDesc desc {};
   desc.xxfi_name = const_cast<char*>("cllavio-milter");
   desc.xxfi_version = SMFI_VERSION;
-  desc.xxfi_flags = SMFIF_CHGBODY | SMFIF_CHGHDRS | SMFIF_ADDHDRS;  // narrowed per connection at negotiation
+  desc.xxfi_flags = SMFIF_CHGBODY | SMFIF_CHGHDRS | SMFIF_ADDHDRS | SMFIF_DELRCPT;  // narrowed per connection
   desc.xxfi_connect = cb_connect;
   desc.xxfi_envfrom = cb_envfrom;
   desc.xxfi_envrcpt = cb_envrcpt;

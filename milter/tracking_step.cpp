@@ -11,7 +11,8 @@ tracking::RewriteResult track_message(const conf::Config& cfg, const TrackReques
   in.message_id = req.message_id;
   if (req.recipients != nullptr && req.recipients->size() == 1) in.recipient = req.recipients->front();
   static const tracking::TokenCodec no_keys({});
-  return tracking::rewrite(in, cfg.tracking_for(req.org), cfg.tracking_limits, cfg.tokens ? *cfg.tokens : no_keys);
+  return tracking::rewrite(in, req.policy != nullptr ? *req.policy : cfg.tracking_for(req.org), cfg.tracking_limits,
+                           cfg.tokens ? *cfg.tokens : no_keys);
 }
 
 store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_recipient) {

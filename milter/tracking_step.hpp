@@ -24,6 +24,7 @@ struct TrackRequest {
   std::string org;
   std::uint64_t message_id = 0;
   const std::vector<std::string>* recipients = nullptr;
+  const tracking::TrackingPolicy* policy = nullptr;  // the stream's switches; null: the org's [tracking]
 };
 
 tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req);

@@ -37,4 +37,18 @@ TrackingConsent consent_for_message(ConsentMode mode, const std::vector<ConsentS
   return c;
 }
 
+Reply unsubscribed_reply(std::string_view address, std::string_view org) {
+  std::string_view cut = address.substr(0, 200);
+  std::string shown = "<" + std::string(cut) + (cut.size() < address.size() ? "...>" : ">");
+  for (char& c : shown) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '%') c = '?';
+  }
+  return Reply{"550", "5.7.1", shown + " unsubscribed from " + std::string(org) + " mailings"};
+}
+
+Reply all_unsubscribed_reply(std::string_view org) {
+  return Reply{"550", "5.7.1", "Every recipient unsubscribed from " + std::string(org) + " mailings"};
+}
+
 }  // namespace cllavio::policy

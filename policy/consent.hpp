@@ -15,6 +15,7 @@
 #include <string_view>
 #include <vector>
 
+#include "policy/decision.hpp"
 #include "policy/stream.hpp"
 
 namespace cllavio::policy {
@@ -43,5 +44,10 @@ struct TrackingConsent {
   std::size_t refused = 0;  // recipients that may not be tracked
 };
 TrackingConsent consent_for_message(ConsentMode mode, const std::vector<ConsentState>& recipients);
+
+// 550 5.7.1 <addr> unsubscribed from ORG mailings (the address made printable, cut to 200 bytes).
+Reply unsubscribed_reply(std::string_view address, std::string_view org);
+// 550 5.7.1 when a header picked a suppressing stream and every recipient had unsubscribed.
+Reply all_unsubscribed_reply(std::string_view org);
 
 }  // namespace cllavio::policy

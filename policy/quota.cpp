@@ -127,7 +127,8 @@ std::optional<std::int64_t> SlidingLog::fits_at(bool rcpts, std::int64_t now_us,
 
 Reply quota_reply(std::string_view org, const QuotaRefusal& r, QuotaAction action, std::int64_t now_us) {
   std::string text = "Sending quota of " + std::string(org) + " exceeded (" + std::to_string(r.window.max) +
-                     (r.recipients ? " recipients" : " messages") + " per " + describe_window(r.window.per_s) + ")";
+                     (r.recipients ? " recipient" : " message") +
+                     (r.window.max == 1 ? "" : "s") + " per " + describe_window(r.window.per_s) + ")";
   if (action == QuotaAction::reject) return Reply{"550", "5.7.1", text};
   if (r.retry_at_us) text += "; retry after " + utc_minute(*r.retry_at_us, now_us);
   return Reply{"451", "4.7.1", text};
@@ -168,7 +169,7 @@ void QuotaLedger::release_recipients(const std::string& org, std::uint64_t n) {
 
 std::optional<QuotaRefusal> QuotaLedger::charge_message(const std::string& org, const QuotaPolicy& p,
                                                         std::uint64_t rcpts, std::int64_t now_us,
-                                                        std::int64_t* charged_at_us) {
+                                                        std::int64_t* charged_at_us, std::uint64_t release) {
   std::lock_guard lock(mu_);
   OrgState& st = state(org);
   st.log.expire(now_us, p.longest_s() * kUs);
@@ -177,7 +178,7 @@ std::optional<QuotaRefusal> QuotaLedger::charge_message(const std::string& org, 
       return QuotaRefusal{false, w, st.log.fits_at(false, now_us, w.per_s * kUs, w.max, 1)};
   std::int64_t t = st.log.add(now_us, rcpts);
   if (charged_at_us) *charged_at_us = t;
-  st.reserved -= std::min(st.reserved, rcpts);
+  st.reserved -= std::min(st.reserved, release);
   return std::nullopt;
 }
 

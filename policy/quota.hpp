@@ -109,11 +109,13 @@ class QuotaLedger {
   // recipient window (counting what is charged and what others have reserved).
   std::optional<QuotaRefusal> reserve_recipient(const std::string& org, const QuotaPolicy& p, std::int64_t now_us);
   void release_recipients(const std::string& org, std::uint64_t n);
-  // End of message: charge one message with `rcpts` recipients (reserved before) when
-  // it fits every message window; the reservations become charged. On refusal nothing
-  // changes (the caller releases its reservations). Returns the charge time.
+  // End of message: charge one message with `rcpts` recipients when it fits every
+  // message window, and in the same step give back the caller's `release` reserved
+  // recipients (the charged ones now count as charged). On refusal nothing changes (the
+  // caller still holds its reservations). Sets the charge time.
   std::optional<QuotaRefusal> charge_message(const std::string& org, const QuotaPolicy& p, std::uint64_t rcpts,
-                                             std::int64_t now_us, std::int64_t* charged_at_us);
+                                             std::int64_t now_us, std::int64_t* charged_at_us,
+                                             std::uint64_t release = 0);
   // The charged message was not accepted after all (a later step failed).
   void uncharge(const std::string& org, std::int64_t charged_at_us, std::uint64_t rcpts);
 

@@ -52,6 +52,8 @@ struct MessageRecord {
   std::string stream;                // the org's stream ("default" or a [[stream]] name); "" for no org
   std::vector<std::string> suppressed;  // recipients refused or removed as unsubscribed
   std::int64_t quota_charged_at_us = 0; // when the message was charged to the org's quota; 0: not charged
+  std::string list_unsubscribe;      // "added", or why not ("several_recipients", "present", "signed")
+  std::int64_t quota_window_us = 0;  // not stored: the org's longest window (older quota events are pruned)
   TrackingOutcome tracking;
 
   friend bool operator==(const MessageRecord&, const MessageRecord&) = default;

@@ -155,7 +155,7 @@ void MessageSigner::append_token(TokenKind kind, std::uint32_t link, std::string
   b.push_back(static_cast<char>(kind));
   b += shared_;
   put_varint(b, link);
-  if (kind == TokenKind::click) {
+  if (kind != TokenKind::open) {  // clicks: the destination; unsubscribes: the stream
     put_varint(b, url.size());
     b += url;
   }
@@ -169,7 +169,7 @@ void MessageSigner::append_url(std::string_view domain, TokenKind kind, std::uin
                                std::string& out) const {
   out += "https://";
   out += domain;
-  out += kind == TokenKind::open ? "/o/" : "/c/";
+  out += kind == TokenKind::open ? "/o/" : kind == TokenKind::click ? "/c/" : "/u/";
   append_token(kind, link, url, out);
 }
 
@@ -193,7 +193,7 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
   if (static_cast<unsigned char>(b[0]) != kVersion) return std::string("unsupported token version");
   TokenData t;
   char kind = b[1];
-  if (kind != 'o' && kind != 'c') return std::string("not a token (bad kind)");
+  if (kind != 'o' && kind != 'c' && kind != 'u') return std::string("not a token (bad kind)");
   t.kind = static_cast<TokenKind>(kind);
   std::size_t pos = 2;
   std::size_t kid_len = static_cast<unsigned char>(b[pos++]);
@@ -222,7 +222,7 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
   }
   if (!get_varint(body, pos, link) || link > 0xffffffffu) return std::string("not a token (bad link)");
   t.link = static_cast<std::uint32_t>(link);
-  if (t.kind == TokenKind::click) {
+  if (t.kind != TokenKind::open) {
     if (!get_varint(body, pos, len) || len > kMaxField || !get_bytes(body, pos, len, t.url))
       return std::string("not a token (bad url)");
   }
@@ -236,7 +236,8 @@ std::optional<std::pair<TokenKind, std::string_view>> split_tracking_url(std::st
   std::size_t slash = rest.find('/');
   if (slash == std::string_view::npos || slash == 0) return std::nullopt;
   std::string_view path = rest.substr(slash);
-  if (path.size() < 4 || path[0] != '/' || path[2] != '/' || (path[1] != 'o' && path[1] != 'c')) return std::nullopt;
+  if (path.size() < 4 || path[0] != '/' || path[2] != '/' || (path[1] != 'o' && path[1] != 'c' && path[1] != 'u'))
+    return std::nullopt;
   std::string_view token = path.substr(3);
   if (token.empty() || token.find_first_of("/?#") != std::string_view::npos) return std::nullopt;
   return std::make_pair(static_cast<TokenKind>(path[1]), token);

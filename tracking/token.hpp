@@ -2,7 +2,8 @@
 //
 // TOKEN is base64url (no padding) of:
 //   version(1)=1 | kind(1) 'o'|'c' | len(1) key id | len(1) org | message id (8, big-endian)
-//   | varint len + recipient (0: none) | varint link index | [click: varint len + URL]
+//   | varint len + recipient (0: none) | varint link index
+//   | [click: varint len + URL; unsubscribe ('u'): varint len + stream name]
 //   | first 16 bytes of HMAC-SHA256(key, everything before)
 // The first configured key signs; every configured key verifies (rotation). A token
 // is accepted only if its key id is known and its MAC matches (constant-time), so a
@@ -24,7 +25,9 @@ struct TrackingKey {
   std::string secret;  // raw bytes, at least 32
 };
 
-enum class TokenKind : char { open = 'o', click = 'c' };
+// Unsubscribe tokens (List-Unsubscribe: https://DOMAIN/u/TOKEN) carry the stream name
+// where clicks carry the destination.
+enum class TokenKind : char { open = 'o', click = 'c', unsubscribe = 'u' };
 
 struct TokenData {
   TokenKind kind = TokenKind::open;
@@ -32,7 +35,7 @@ struct TokenData {
   std::uint64_t message = 0;
   std::optional<std::string> recipient;  // only when the message has exactly one
   std::uint32_t link = 0;                // link index (clicks); 0 for opens
-  std::string url;                       // destination (clicks)
+  std::string url;                       // destination (clicks); stream name (unsubscribes)
   std::string key_id;                    // filled by verify()
   friend bool operator==(const TokenData&, const TokenData&) = default;
 };

@@ -105,7 +105,7 @@ BOOST_AUTO_TEST_CASE(recipients_are_reserved_then_charged_or_released) {
   BOOST_TEST(!r->retry_at_us);  // held by reservations, not charges: no time to promise
   ledger.release_recipients("a", 2);  // transaction 2 aborted
   std::int64_t at;
-  BOOST_TEST(!ledger.charge_message("a", p, 3, T0 + S, &at));  // transaction 1 accepted
+  BOOST_TEST(!ledger.charge_message("a", p, 3, T0 + S, &at, 3));  // transaction 1 accepted
   BOOST_TEST(ledger.reserved("a") == 0u);
   BOOST_TEST(!ledger.reserve_recipient("a", p, T0 + 2 * S));
   BOOST_TEST(!ledger.reserve_recipient("a", p, T0 + 2 * S));
@@ -178,5 +178,5 @@ BOOST_AUTO_TEST_CASE(reload_replaces_history_and_keeps_reservations) {
   ledger.reload("a", 7, {});  // cllavioctl quota reset
   BOOST_TEST(ledger.epoch("a") == 7u);
   BOOST_TEST(ledger.reserved("a") == 1u);
-  BOOST_TEST(!ledger.charge_message("a", p, 1, T0, &at));
+  BOOST_TEST(!ledger.charge_message("a", p, 1, T0, &at, 1));
 }
