@@ -32,7 +32,7 @@ import harness  # noqa: E402
 
 ORG = 'id = "bench"\ndomains = ["bench.example"]\nnetworks = ["127.0.0.0/8"]\n'
 ORG_TRACKED = ('id = "track"\ndomains = ["track.example"]\nnetworks = ["127.0.0.0/8"]\n'
-               '[tracking]\nopens = true\nclicks = true\ndomain = "t.track.example"\n')
+               '[tracking]\nopens = true\nclicks = true\ndomain = "t.track.example"\nconsent = "implied"\n')
 KEY = '[[tracking_key]]\nid = "bench"\nsecret = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"\n'
 
 

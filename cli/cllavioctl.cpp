@@ -6,6 +6,9 @@
 //   cllavioctl [-c FILE] rewrite --org ID [--rcpt ADDR]... [--report FILE] < in.eml > out.eml
 //   cllavioctl [-c FILE] token verify URL_OR_TOKEN
 //   cllavioctl [-c FILE] tracking stats [--org ID] [--since 24h] [--json]
+//   cllavioctl [-c FILE] consent grant|revoke|unsubscribe|show ORG ADDR | import ORG FILE.csv | export ORG
+//   cllavioctl [-c FILE] quota show ORG [--json] | quota reset ORG
+//   cllavioctl [-c FILE] audit [--since 24h] [--json]
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -31,6 +34,14 @@ void usage(std::FILE* f) {
                "  token verify URL_OR_TOKEN    check a tracking token and print what it carries\n"
                "  tracking stats [--org ID] [--since 24h|7d] [--json]\n"
                "                               per org: messages tracked, unchanged, skipped (by reason)\n"
+               "  consent grant|revoke|unsubscribe ORG ADDRESS [--source SOURCE]\n"
+               "                               record a recipient's consent (audited)\n"
+               "  consent show ORG ADDRESS     a recipient's consent as JSON\n"
+               "  consent import ORG FILE.csv  address,state[,timestamp] lines; bad lines are reported\n"
+               "  consent export ORG           CSV of every recorded recipient\n"
+               "  quota show ORG [--json]      usage of every quota window\n"
+               "  quota reset ORG              forget what the org has sent (audited)\n"
+               "  audit [--since 24h] [--json] consent changes and quota resets\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -66,6 +77,9 @@ int main(int argc, char** argv) {
     if (cmd == "show") return cli::cmd_show(config_path, args);
     if (cmd == "rewrite") return cli::cmd_rewrite(config_path, args);
     if (cmd == "token") return cli::cmd_token(config_path, args);
+    if (cmd == "consent") return cli::cmd_consent(config_path, args);
+    if (cmd == "quota") return cli::cmd_quota(config_path, args);
+    if (cmd == "audit") return cli::cmd_audit(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {

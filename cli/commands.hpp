@@ -3,8 +3,11 @@
 // fields) is a contract documented in README.md.
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
+
+#include "store/store.hpp"
 
 namespace cllavio::cli {
 
@@ -15,10 +18,18 @@ constexpr int kExitUnavailable = 69;   // EX_UNAVAILABLE: store cannot be opened
 
 using Args = std::vector<std::string>;
 
+// The configured store, without creating it (the daemon does); read-only unless
+// `writable` (consent and quota changes, which LMDB serializes with the daemon's
+// writes). Prints the reason and returns null when it cannot be opened.
+std::unique_ptr<store::Store> open_store(const std::string& config_path, bool writable = false);
+
 int cmd_messages(const std::string& config_path, const Args& args);
 int cmd_show(const std::string& config_path, const Args& args);
 int cmd_rewrite(const std::string& config_path, const Args& args);
 int cmd_token(const std::string& config_path, const Args& args);
 int cmd_tracking_stats(const std::string& config_path, const Args& args);
+int cmd_consent(const std::string& config_path, const Args& args);
+int cmd_quota(const std::string& config_path, const Args& args);
+int cmd_audit(const std::string& config_path, const Args& args);
 
 }  // namespace cllavio::cli

@@ -15,33 +15,6 @@ namespace {
 
 constexpr auto kReplace = nlohmann::ordered_json::error_handler_t::replace;
 
-// Opens the configured store without creating it; prints the reason on failure.
-std::unique_ptr<store::Store> open_store(const std::string& config_path) {
-  auto loaded = conf::load_config(config_path);
-  auto cfg = loaded.config;
-  if (!cfg && loaded.main_only) {
-    // An org file being edited must not lock the admin out of the message log.
-    std::fprintf(stderr, "cllavioctl: warning: %zu problem(s) in organization files (see cllavioctl check)\n",
-                 loaded.errors.size());
-    cfg = loaded.main_only;
-  }
-  if (!cfg) {
-    for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
-    return nullptr;
-  }
-  try {
-    store::StoreOptions so;
-    so.dir = cfg->store.path;
-    so.map_size_mb = cfg->store.map_size_mb;
-    so.create = false;
-    so.read_only = true;
-    return std::make_unique<store::Store>(so);
-  } catch (const std::exception& e) {
-    std::fprintf(stderr, "cllavioctl: %s\n", e.what());
-    return nullptr;
-  }
-}
-
 void print_text(const store::MessageRecord& r) {
   std::string rcpts;
   for (std::size_t i = 0; i < r.recipients.size() && i < 3; ++i) rcpts += (i ? "," : "") + r.recipients[i];

@@ -36,6 +36,7 @@ networks = ["127.0.0.1/32",       # local applications submitting with sendmail
 opens = true
 clicks = true
 domain = "t.example.com"
+consent = "implied"             # track unless a recipient revoked consent or unsubscribed
 """
 # A fresh signing key per demo run (in production: openssl rand -base64 32, file mode 0600).
 SECRETS = f'[[tracking_key]]\nid = "demo"\nsecret = "{base64.b64encode(os.urandom(32)).decode()}"\n'

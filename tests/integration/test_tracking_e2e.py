@@ -19,6 +19,7 @@ networks = ["{ACME_NET}/32", "127.0.0.1/32"]
 opens = true
 clicks = true
 domain = "t.acme.example"
+consent = "implied"
 """
 
 TEXT = "Hello, this week's news: https://acme.example/news (plain part, not tracked).\r\n"

@@ -1,0 +1,308 @@
+// cllavioctl consent / quota / audit: the admin's side of recipient consent and quotas.
+// Every change is written with its audit entry in one store transaction and logged to
+// syslog (facility mail), so who changed what stays on record.
+#include <syslog.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <cstdlib>
+#include <ctime>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "cli/commands.hpp"
+#include "conf/loader.hpp"
+#include "policy/address.hpp"
+#include "store/message_record.hpp"
+#include "store/policy_store.hpp"
+
+namespace cllavio::cli {
+
+namespace {
+
+constexpr auto kReplace = nlohmann::ordered_json::error_handler_t::replace;
+
+std::int64_t now_us() {
+  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
+      .count();
+}
+
+std::string actor() {
+  std::string a = "cllavioctl uid=" + std::to_string(::getuid());
+  if (const char* sudo = std::getenv("SUDO_USER")) a += " sudo_user=" + store::printable(sudo);
+  return a;
+}
+
+void to_syslog(const std::string& line) {
+  ::openlog("cllavioctl", LOG_PID, LOG_MAIL);
+  ::syslog(LOG_NOTICE, "%s", line.c_str());
+  ::closelog();
+}
+
+// The configuration, for the org list and quota windows; org-file problems only warn.
+std::shared_ptr<const conf::Config> load(const std::string& path) {
+  auto r = conf::load_config(path);
+  if (!r.config && r.main_only) {
+    std::fprintf(stderr, "cllavioctl: warning: %zu problem(s) in organization files (see cllavioctl check)\n",
+                 r.errors.size());
+    return r.main_only;
+  }
+  if (!r.config)
+    for (const auto& d : r.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
+  return r.config;
+}
+
+bool known_org(const conf::Config& cfg, const std::string& org) {
+  if (cfg.policies.count(org) || cfg.policies.empty()) return true;  // empty: org files could not be read
+  std::fprintf(stderr, "cllavioctl: no organization '%s' in the configuration\n", store::printable(org).c_str());
+  return false;
+}
+
+// "bob@Example.NET" -> "bob@example.net"; "" when it is not an address.
+std::string address_arg(const std::string& raw) {
+  std::string a = policy::normalize_address(raw);
+  std::size_t at = a.rfind('@');
+  if (at == std::string::npos || at == 0 || at + 1 >= a.size() || a.size() > 320) return {};
+  for (char c : a)
+    if (static_cast<unsigned char>(c) <= ' ' || c == '<' || c == '>' || c == ',' || c == 0x7f) return {};
+  return a;
+}
+
+// RFC 3339 UTC ("2026-11-29T10:00:00Z", fraction allowed) or unix seconds -> unix us.
+std::optional<std::int64_t> parse_time(std::string s) {
+  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 12)
+    return std::stoll(s) * 1000000;
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) return std::nullopt;
+  std::string rest = end;
+  if (!rest.empty() && rest[0] == '.') rest = rest.substr(rest.find_first_not_of("0123456789", 1) == std::string::npos
+                                                                ? rest.size()
+                                                                : rest.find_first_not_of("0123456789", 1));
+  if (rest != "Z" && rest != "+00:00") return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000000;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
+  std::size_t b = s.find_first_not_of(" \t");
+  return b == std::string::npos ? "" : s.substr(b);
+}
+
+nlohmann::ordered_json consent_json(const std::string& org, const std::string& addr, const policy::Consent& c) {
+  nlohmann::ordered_json j{{"org", org}, {"address", addr}, {"state", policy::to_string(c.state)}};
+  j["at"] = c.at_us ? nlohmann::ordered_json(store::format_time_us(c.at_us)) : nlohmann::ordered_json(nullptr);
+  j["source"] = c.source;
+  return j;
+}
+
+int usage_consent() {
+  std::fprintf(stderr,
+               "usage: cllavioctl [-c FILE] consent grant|revoke|unsubscribe ORG ADDRESS [--source SOURCE]\n"
+               "       cllavioctl [-c FILE] consent show ORG ADDRESS\n"
+               "       cllavioctl [-c FILE] consent import ORG FILE.csv     (address,state[,timestamp])\n"
+               "       cllavioctl [-c FILE] consent export ORG\n");
+  return kExitUsage;
+}
+
+int consent_import(store::PolicyStore& ps, const std::string& org, const std::string& file) {
+  std::ifstream in(file);
+  if (!in) {
+    std::fprintf(stderr, "cllavioctl: cannot read %s\n", file.c_str());
+    return kExitNotFound;
+  }
+  std::vector<store::PolicyStore::ImportRow> rows;
+  std::string line;
+  std::size_t n = 0, bad = 0;
+  const std::int64_t now = now_us();
+  while (std::getline(in, line)) {
+    ++n;
+    line = trim(line);
+    if (line.empty() || line[0] == '#') continue;
+    std::vector<std::string> f;
+    for (std::size_t pos = 0;;) {
+      std::size_t comma = line.find(',', pos);
+      f.push_back(trim(line.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
+      if (comma == std::string::npos) break;
+      pos = comma + 1;
+    }
+    if (n == 1 && f[0] == "address") continue;  // a header line
+    auto problem = [&](const std::string& why) {
+      std::fprintf(stderr, "%s:%zu: %s\n", file.c_str(), n, why.c_str());
+      ++bad;
+    };
+    if (f.size() < 2 || f.size() > 3) {
+      problem("expected address,state[,timestamp]");
+      continue;
+    }
+    std::string addr = address_arg(f[0]);
+    auto state = policy::parse_consent_state(f[1]);
+    std::optional<std::int64_t> at = f.size() == 3 && !f[2].empty() ? parse_time(f[2]) : std::optional(now);
+    if (addr.empty()) {
+      problem("not an address: " + store::printable(f[0]));
+    } else if (!state) {
+      problem("state must be granted, revoked or unsubscribed, not " + store::printable(f[1]));
+    } else if (!at) {
+      problem("timestamp must be RFC 3339 UTC (2026-11-29T10:00:00Z) or unix seconds: " + store::printable(f[2]));
+    } else {
+      rows.push_back({addr, policy::Consent{*state, *at, "import"}});
+    }
+  }
+  auto r = ps.import_consent(org, rows, actor());
+  to_syslog("consent import org=" + org + " file=" + store::printable(file) + " changed=" + std::to_string(r.changed) +
+            " unchanged=" + std::to_string(r.unchanged) + " older=" + std::to_string(r.older) +
+            " bad_lines=" + std::to_string(bad) + " by " + actor());
+  nlohmann::ordered_json j{{"org", org}, {"changed", r.changed}, {"unchanged", r.unchanged},
+                           {"kept_newer", r.older}, {"bad_lines", bad}};
+  std::printf("%s\n", j.dump().c_str());
+  return bad == 0 ? kExitOk : kExitNotFound;
+}
+
+}  // namespace
+
+int cmd_consent(const std::string& config_path, const Args& args) {
+  if (args.size() < 2) return usage_consent();
+  const std::string& op = args[0];
+  const std::string& org = args[1];
+  auto cfg = load(config_path);
+  if (!cfg) return kExitUnavailable;
+  if (!known_org(*cfg, org)) return kExitUsage;
+  bool change = op == "grant" || op == "revoke" || op == "unsubscribe";
+  if (change || op == "show") {
+    std::string source = "cli";
+    if (args.size() == 5 && args[3] == "--source") source = args[4];
+    if (args.size() != 3 && !(change && args.size() == 5 && args[3] == "--source")) return usage_consent();
+    std::string addr = address_arg(args[2]);
+    if (addr.empty()) {
+      std::fprintf(stderr, "cllavioctl: not an address: %s\n", store::printable(args[2]).c_str());
+      return kExitUsage;
+    }
+    auto st = open_store(config_path, change);
+    if (!st) return kExitUnavailable;
+    store::PolicyStore ps(*st);
+    if (op == "show") {
+      std::printf("%s\n", consent_json(org, addr, ps.consent(org, addr)).dump(-1, ' ', false, kReplace).c_str());
+      return kExitOk;
+    }
+    policy::ConsentState to = op == "grant" ? policy::ConsentState::granted
+                              : op == "revoke" ? policy::ConsentState::revoked
+                                               : policy::ConsentState::unsubscribed;
+    auto ch = ps.set_consent(org, addr, policy::Consent{to, now_us(), source}, actor(), "consent." + op);
+    std::string line = "consent org=" + org + " address=<" + store::printable(addr) + "> " +
+                       std::string(policy::to_string(ch.before.state)) + " -> " + std::string(policy::to_string(to)) +
+                       " source=" + store::printable(source) + " by " + actor();
+    if (ch.changed) to_syslog(line);
+    std::printf("%s: %s -> %s%s\n", store::printable(addr).c_str(), std::string(policy::to_string(ch.before.state)).c_str(),
+                std::string(policy::to_string(to)).c_str(), ch.changed ? "" : " (unchanged)");
+    return kExitOk;
+  }
+  if (op == "import" && args.size() == 3) {
+    auto st = open_store(config_path, true);
+    if (!st) return kExitUnavailable;
+    store::PolicyStore ps(*st);
+    return consent_import(ps, org, args[2]);
+  }
+  if (op == "export" && args.size() == 2) {
+    auto st = open_store(config_path, false);
+    if (!st) return kExitUnavailable;
+    store::PolicyStore ps(*st);
+    std::printf("address,state,timestamp,source\n");
+    ps.scan_consent(org, [](const std::string& a, const policy::Consent& c) {
+      std::printf("%s,%s,%s,%s\n", store::printable(a).c_str(), std::string(policy::to_string(c.state)).c_str(),
+                  c.at_us ? store::format_time_us(c.at_us).c_str() : "", store::printable(c.source).c_str());
+      return true;
+    });
+    return kExitOk;
+  }
+  return usage_consent();
+}
+
+int cmd_quota(const std::string& config_path, const Args& args) {
+  bool json = args.size() == 3 && args[2] == "--json";
+  if (args.size() < 2 || (args.size() > 2 && !json) || (args[0] != "show" && args[0] != "reset")) {
+    std::fprintf(stderr, "usage: cllavioctl [-c FILE] quota show ORG [--json] | quota reset ORG\n");
+    return kExitUsage;
+  }
+  const std::string& org = args[1];
+  auto cfg = load(config_path);
+  if (!cfg) return kExitUnavailable;
+  if (!known_org(*cfg, org)) return kExitUsage;
+  auto st = open_store(config_path, args[0] == "reset");
+  if (!st) return kExitUnavailable;
+  store::PolicyStore ps(*st);
+  if (args[0] == "reset") {
+    std::size_t removed = ps.reset_quota(org, actor());
+    to_syslog("quota reset org=" + org + " removed=" + std::to_string(removed) + " by " + actor());
+    std::printf("%s: quota reset (%zu charged messages forgotten)\n", org.c_str(), removed);
+    return kExitOk;
+  }
+  const policy::QuotaPolicy& q = cfg->policy_for(org).quota;
+  std::int64_t now = now_us();
+  policy::QuotaLedger ledger;
+  ledger.reload(org, 0, ps.quota_events(org, now - q.longest_s() * 1000000));
+  nlohmann::ordered_json windows = nlohmann::ordered_json::array();
+  for (const auto& u : ledger.usage(org, q, now)) {
+    windows.push_back({{"kind", u.recipients ? "recipients" : "messages"},
+                       {"per", policy::describe_window(u.window.per_s)},
+                       {"used", u.used},
+                       {"max", u.window.max}});
+    if (!json)
+      std::printf("%-10s per %-10s %10llu / %llu\n", u.recipients ? "recipients" : "messages",
+                  policy::describe_window(u.window.per_s).c_str(), (unsigned long long)u.used,
+                  (unsigned long long)u.window.max);
+  }
+  if (json) {
+    nlohmann::ordered_json j{{"org", org}, {"windows", windows},
+                             {"max_recipients_per_message", q.max_recipients_per_message},
+                             {"action", q.action == policy::QuotaAction::reject ? "reject" : "defer"}};
+    std::printf("%s\n", j.dump().c_str());
+  } else if (windows.empty()) {
+    std::printf("%s: no quota configured\n", org.c_str());
+  }
+  return kExitOk;
+}
+
+int cmd_audit(const std::string& config_path, const Args& args) {
+  bool json = false;
+  std::int64_t since = 0;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      json = true;
+    } else if (args[i] == "--since" && i + 1 < args.size()) {
+      auto t = parse_time(args[i + 1]);
+      std::string d = args[++i];
+      if (!t && d.size() >= 2 && d.size() <= 8 && d.find_first_not_of("0123456789", 0) == d.size() - 1) {
+        std::int64_t unit = d.back() == 's' ? 1 : d.back() == 'm' ? 60 : d.back() == 'h' ? 3600 : d.back() == 'd' ? 86400 : 0;
+        if (unit) t = now_us() - std::stoll(d.substr(0, d.size() - 1)) * unit * 1000000;
+      }
+      if (!t) {
+        std::fprintf(stderr, "cllavioctl audit: --since takes 24h, 7d, ... or an RFC 3339 time\n");
+        return kExitUsage;
+      }
+      since = *t;
+    } else {
+      std::fprintf(stderr, "usage: cllavioctl [-c FILE] audit [--since 24h|7d|2026-11-29T00:00:00Z] [--json]\n");
+      return kExitUsage;
+    }
+  }
+  auto st = open_store(config_path);
+  if (!st) return kExitUnavailable;
+  store::PolicyStore ps(*st);
+  ps.scan_audit(since, [&](const store::AuditEntry& e) {
+    if (json) {
+      nlohmann::ordered_json j{{"at", store::format_time_us(e.at_us)}, {"actor", e.actor}, {"action", e.action},
+                               {"org", e.org}, {"address", e.address}, {"from", e.from}, {"to", e.to},
+                               {"source", e.source}, {"detail", e.detail}};
+      std::printf("%s\n", j.dump(-1, ' ', false, kReplace).c_str());
+    } else {
+      std::string what = e.address.empty() ? e.detail : "<" + e.address + "> " + e.from + " -> " + e.to;
+      std::printf("%s %-20s %-12s %s (%s)\n", store::format_time_us(e.at_us).substr(0, 19).c_str(), e.action.c_str(),
+                  e.org.c_str(), store::printable(what).c_str(), store::printable(e.actor).c_str());
+    }
+    return true;
+  });
+  return kExitOk;
+}
+
+}  // namespace cllavio::cli
