@@ -13,7 +13,10 @@ cancels), the milters' CPU per message and cllavio-milter's peak RSS.
                               [--sessions 10] [--sizes 5,50]
 
 passthrough: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter milter,
-unix socket), cllavio-unix, cllavio-inet; newsletter-like mail of an org without tracking.
+unix socket), cllavio-unix, cllavio-inet; newsletter-like mail of an org without tracking;
+cllavio-policy: the same through the unix socket for an org whose mail is a campaign stream
+under quotas (RCPT answered, consent read per recipient, the quota charged with the record):
+the policy's cost is its CPU per message next to cllavio-unix's.
 tracking: HTML mail with about 10 links per KiB (5 KiB: ~50 links, 50 KiB: ~500) through one
 cllavio-milter, sent for an org without tracking ("untracked") and for an org with opens and
 clicks on ("tracked"), plus Postfix alone; the ratio that matters is tracked / untracked.
@@ -33,6 +36,11 @@ import harness  # noqa: E402
 ORG = 'id = "bench"\ndomains = ["bench.example"]\nnetworks = ["127.0.0.0/8"]\n'
 ORG_TRACKED = ('id = "track"\ndomains = ["track.example"]\nnetworks = ["127.0.0.0/8"]\n'
                '[tracking]\nopens = true\nclicks = true\ndomain = "t.track.example"\nconsent = "implied"\n')
+# The same org with policy: its mail is a campaign stream (each recipient's consent is read
+# at RCPT TO for suppression) under message and recipient quotas that never run out.
+ORG_POLICY = ORG + ('[[stream]]\nname = "campaigns"\nsenders = ["news@bench.example"]\nkind = "campaign"\n'
+                    '[quota]\nmessages = [{ per = "1m", max = 1000000 }, { per = "1d", max = 100000000 }]\n'
+                    'recipients = [{ per = "1h", max = 100000000 }]\nmax_recipients_per_message = 1000\n')
 KEY = '[[tracking_key]]\nid = "bench"\nsecret = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"\n'
 
 
@@ -169,15 +177,17 @@ def passthrough_suite(args, sizes):
         "null": dict(milter="unix", milter_command=[null_milter, "{socket}"]),
         "cllavio-unix": dict(milter="unix"),
         "cllavio-inet": dict(milter="inet"),
+        "cllavio-policy": dict(milter="unix", orgs={"bench": ORG_POLICY}),
     }
     harnesses = {}
     try:
         for name, kw in configs.items():
-            harnesses[name] = harness.Harness(orgs={"bench": ORG}, **COMMON, **kw)
+            harnesses[name] = harness.Harness(**{"orgs": {"bench": ORG}, **COMMON, **kw})
             harnesses[name].start()
         runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
         results, cpu = measure(runs, sizes, args)
-        rss = {n: peak_rss_kb(harnesses[n].milter_proc.pid) for n in ("null", "cllavio-unix", "cllavio-inet")}
+        rss = {n: peak_rss_kb(harnesses[n].milter_proc.pid)
+               for n in ("null", "cllavio-unix", "cllavio-inet", "cllavio-policy")}
         report("pass-through", configs, sizes, results, cpu, args, "postfix")
         print("peak RSS: " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items()))
     finally:

@@ -3,7 +3,9 @@
 // fields) is a contract documented in README.md.
 #pragma once
 
+#include <cstdint>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -22,6 +24,11 @@ using Args = std::vector<std::string>;
 // `writable` (consent and quota changes, which LMDB serializes with the daemon's
 // writes). Prints the reason and returns null when it cannot be opened.
 std::unique_ptr<store::Store> open_store(const std::string& config_path, bool writable = false);
+
+// RFC 3339 UTC ("2026-11-29T10:00:00Z", a fraction allowed) or unix seconds -> unix us.
+std::optional<std::int64_t> parse_time(const std::string& s);
+// --since: a duration back from now ("90s", "15m", "24h", "7d") or a time as parse_time.
+std::optional<std::int64_t> parse_since(const std::string& s);
 
 int cmd_messages(const std::string& config_path, const Args& args);
 int cmd_show(const std::string& config_path, const Args& args);

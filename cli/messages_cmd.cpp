@@ -28,22 +28,6 @@ void print_text(const store::MessageRecord& r) {
               r.reason.empty() ? "" : " reason=", store::printable(r.reason).c_str());
 }
 
-// "90s", "15m", "24h", "7d" -> microseconds; 0 when malformed.
-std::uint64_t parse_duration_us(const std::string& s) {
-  if (s.size() < 2 || s.size() > 8) return 0;  // up to 9999999d
-  std::uint64_t unit = 0;
-  switch (s.back()) {
-    case 's': unit = 1; break;
-    case 'm': unit = 60; break;
-    case 'h': unit = 3600; break;
-    case 'd': unit = 86400; break;
-    default: return 0;
-  }
-  std::string digits = s.substr(0, s.size() - 1);
-  if (digits.find_first_not_of("0123456789") != std::string::npos) return 0;
-  return std::stoull(digits) * unit * 1000000ull;
-}
-
 // What the tracking step did to an org's mail: every skip is counted by its reason.
 struct TrackingCounts {
   std::uint64_t messages = 0, tracked = 0, unchanged = 0, skipped = 0, untracked_org = 0;
@@ -72,13 +56,19 @@ struct TrackingCounts {
 int cmd_tracking_stats(const std::string& config_path, const Args& args) {
   std::string only_org;
   bool json = false;
-  std::uint64_t since_us = 0;
+  std::int64_t from = 0;
   for (std::size_t i = 0; i < args.size(); ++i) {
     if (args[i] == "--json") {
       json = true;
     } else if (args[i] == "--org" && i + 1 < args.size()) {
       only_org = args[++i];
-    } else if (args[i] == "--since" && i + 1 < args.size() && (since_us = parse_duration_us(args[++i])) != 0) {
+    } else if (args[i] == "--since" && i + 1 < args.size()) {
+      auto t = parse_since(args[++i]);
+      if (!t) {
+        std::fprintf(stderr, "cllavioctl tracking stats: --since takes 24h, 7d, ... or an RFC 3339 time\n");
+        return kExitUsage;
+      }
+      from = *t;
     } else {
       std::fprintf(stderr, "usage: cllavioctl [-c FILE] tracking stats [--org ID] [--since 24h|7d|...] [--json]\n");
       return kExitUsage;
@@ -86,9 +76,6 @@ int cmd_tracking_stats(const std::string& config_path, const Args& args) {
   }
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
-  const auto now = std::chrono::duration_cast<std::chrono::microseconds>(
-                       std::chrono::system_clock::now().time_since_epoch()).count();
-  const std::int64_t from = since_us == 0 ? 0 : now - static_cast<std::int64_t>(since_us);
   std::map<std::string, TrackingCounts> per_org;
   st->scan([&](const store::MessageRecord& r) {
     std::string org = r.org.empty() ? "unknown" : r.org;

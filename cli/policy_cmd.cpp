@@ -69,21 +69,6 @@ std::string address_arg(const std::string& raw) {
   return a;
 }
 
-// RFC 3339 UTC ("2026-11-29T10:00:00Z", fraction allowed) or unix seconds -> unix us.
-std::optional<std::int64_t> parse_time(std::string s) {
-  if (!s.empty() && s.find_first_not_of("0123456789") == std::string::npos && s.size() <= 12)
-    return std::stoll(s) * 1000000;
-  std::tm tm{};
-  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) return std::nullopt;
-  std::string rest = end;
-  if (!rest.empty() && rest[0] == '.') rest = rest.substr(rest.find_first_not_of("0123456789", 1) == std::string::npos
-                                                                ? rest.size()
-                                                                : rest.find_first_not_of("0123456789", 1));
-  if (rest != "Z" && rest != "+00:00") return std::nullopt;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000000;
-}
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
   std::size_t b = s.find_first_not_of(" \t");
@@ -270,12 +255,7 @@ int cmd_audit(const std::string& config_path, const Args& args) {
     if (args[i] == "--json") {
       json = true;
     } else if (args[i] == "--since" && i + 1 < args.size()) {
-      auto t = parse_time(args[i + 1]);
-      std::string d = args[++i];
-      if (!t && d.size() >= 2 && d.size() <= 8 && d.find_first_not_of("0123456789", 0) == d.size() - 1) {
-        std::int64_t unit = d.back() == 's' ? 1 : d.back() == 'm' ? 60 : d.back() == 'h' ? 3600 : d.back() == 'd' ? 86400 : 0;
-        if (unit) t = now_us() - std::stoll(d.substr(0, d.size() - 1)) * unit * 1000000;
-      }
+      auto t = parse_since(args[++i]);
       if (!t) {
         std::fprintf(stderr, "cllavioctl audit: --since takes 24h, 7d, ... or an RFC 3339 time\n");
         return kExitUsage;

@@ -193,15 +193,21 @@ Key<T> int_key(std::string path, Access<T, V> acc, std::int64_t def, std::int64_
   return k;
 }
 
-template <class T>
-Key<T> bool_key(std::string path, Access<T, bool> acc, bool def, std::string doc) {
-  Key<T> k{std::move(path), "boolean", def ? "true" : "false", "true | false", std::move(doc), false, {}, {}};
-  k.reset = [acc, def](T& t) { acc(t) = def; };
-  k.set = [acc](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
+// Sets a bool (or optional<bool>) field from a TOML boolean.
+template <class T, class V>
+auto bool_setter(Access<T, V> acc) {
+  return [acc](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
     const auto* b = n.as_boolean();
     if (b == nullptr) return rep.error(n, "expected true or false, found " + toml_type_name(n));
     acc(t) = b->get();
   };
+}
+
+template <class T>
+Key<T> bool_key(std::string path, Access<T, bool> acc, bool def, std::string doc) {
+  Key<T> k{std::move(path), "boolean", def ? "true" : "false", "true | false", std::move(doc), false, {}, {}};
+  k.reset = [acc, def](T& t) { acc(t) = def; };
+  k.set = bool_setter<T, bool>(acc);
   return k;
 }
 
@@ -274,11 +280,7 @@ Key<T> optional_bool_key(std::string path, Access<T, std::optional<bool>> acc, s
                          std::string doc) {
   Key<T> k{std::move(path), "boolean", std::move(default_text), "true | false", std::move(doc), false, {}, {}};
   k.reset = [acc](T& t) { acc(t) = std::nullopt; };
-  k.set = [acc](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
-    const auto* b = n.as_boolean();
-    if (b == nullptr) return rep.error(n, "expected true or false, found " + toml_type_name(n));
-    acc(t) = b->get();
-  };
+  k.set = bool_setter<T, std::optional<bool>>(acc);
   return k;
 }
 

@@ -123,3 +123,20 @@ BOOST_AUTO_TEST_CASE(tracking_url_shapes) {
   BOOST_TEST(!split_tracking_url("https://t.example/o/"));
   BOOST_TEST(!split_tracking_url("https:///o/abc"));
 }
+
+BOOST_AUTO_TEST_CASE(unsubscribe_tokens_carry_the_stream) {
+  TokenCodec codec({key("2026a", 'k')});
+  TokenData t = click();
+  t.kind = TokenKind::unsubscribe;
+  t.link = 0;
+  t.url = "campaigns";
+  std::string url = codec.url(t, "t.acme.example");
+  BOOST_TEST(url.rfind("https://t.acme.example/u/", 0) == 0);
+  auto back = std::get<TokenData>(codec.verify_url_or_token(url));
+  BOOST_TEST((back.kind == TokenKind::unsubscribe));
+  BOOST_TEST(back.url == "campaigns");
+  BOOST_TEST(*back.recipient == "bob@example.net");
+  // Its signature covers the kind: the same bytes as an open or click do not verify.
+  std::string tok = url.substr(url.rfind('/') + 1);
+  BOOST_TEST(std::holds_alternative<std::string>(codec.verify(tok.substr(0, 2) + "M" + tok.substr(3))));
+}
