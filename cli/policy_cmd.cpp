@@ -59,22 +59,6 @@ bool known_org(const conf::Config& cfg, const std::string& org) {
   return false;
 }
 
-// "bob@Example.NET" -> "bob@example.net"; "" when it is not an address.
-std::string address_arg(const std::string& raw) {
-  std::string a = policy::normalize_address(raw);
-  std::size_t at = a.rfind('@');
-  if (at == std::string::npos || at == 0 || at + 1 >= a.size() || a.size() > 320) return {};
-  for (char c : a)
-    if (static_cast<unsigned char>(c) <= ' ' || c == '<' || c == '>' || c == ',' || c == 0x7f) return {};
-  return a;
-}
-
-std::string trim(std::string s) {
-  while (!s.empty() && (s.back() == '\r' || s.back() == ' ' || s.back() == '\t')) s.pop_back();
-  std::size_t b = s.find_first_not_of(" \t");
-  return b == std::string::npos ? "" : s.substr(b);
-}
-
 nlohmann::ordered_json consent_json(const std::string& org, const std::string& addr, const policy::Consent& c) {
   nlohmann::ordered_json j{{"org", org}, {"address", addr}, {"state", policy::to_string(c.state)}};
   j["at"] = c.at_us ? nlohmann::ordered_json(store::format_time_us(c.at_us)) : nlohmann::ordered_json(nullptr);
@@ -103,35 +87,21 @@ int consent_import(store::PolicyStore& ps, const std::string& org, const std::st
   const std::int64_t now = now_us();
   while (std::getline(in, line)) {
     ++n;
-    line = trim(line);
-    if (line.empty() || line[0] == '#') continue;
-    std::vector<std::string> f;
-    for (std::size_t pos = 0;;) {
-      std::size_t comma = line.find(',', pos);
-      f.push_back(trim(line.substr(pos, comma == std::string::npos ? std::string::npos : comma - pos)));
-      if (comma == std::string::npos) break;
-      pos = comma + 1;
-    }
-    if (n == 1 && f[0] == "address") continue;  // a header line
-    auto problem = [&](const std::string& why) {
-      std::fprintf(stderr, "%s:%zu: %s\n", file.c_str(), n, why.c_str());
+    auto parsed = policy::parse_consent_row(line);
+    std::optional<std::int64_t> at = now;
+    if (auto* row = std::get_if<policy::ConsentRow>(&parsed); row && !row->timestamp.empty())
+      at = parse_time(row->timestamp);
+    if (auto* why = std::get_if<std::string>(&parsed)) {
+      std::fprintf(stderr, "%s:%zu: %s\n", file.c_str(), n, store::printable(*why).c_str());
       ++bad;
-    };
-    if (f.size() < 2 || f.size() > 3) {
-      problem("expected address,state[,timestamp]");
-      continue;
-    }
-    std::string addr = address_arg(f[0]);
-    auto state = policy::parse_consent_state(f[1]);
-    std::optional<std::int64_t> at = f.size() == 3 && !f[2].empty() ? parse_time(f[2]) : std::optional(now);
-    if (addr.empty()) {
-      problem("not an address: " + store::printable(f[0]));
-    } else if (!state) {
-      problem("state must be granted, revoked or unsubscribed, not " + store::printable(f[1]));
+    } else if (auto& row = std::get<policy::ConsentRow>(parsed); row.address.empty()) {
+      continue;  // blank, comment or header line
     } else if (!at) {
-      problem("timestamp must be RFC 3339 UTC (2026-11-29T10:00:00Z) or unix seconds: " + store::printable(f[2]));
+      std::fprintf(stderr, "%s:%zu: timestamp must be RFC 3339 UTC (2026-11-29T10:00:00Z) or unix seconds: %s\n",
+                   file.c_str(), n, store::printable(row.timestamp).c_str());
+      ++bad;
     } else {
-      rows.push_back({addr, policy::Consent{*state, *at, "import"}});
+      rows.push_back({row.address, policy::Consent{row.state, *at, "import"}});
     }
   }
   auto r = ps.import_consent(org, rows, actor());
@@ -158,7 +128,7 @@ int cmd_consent(const std::string& config_path, const Args& args) {
     std::string source = "cli";
     if (args.size() == 5 && args[3] == "--source") source = args[4];
     if (args.size() != 3 && !(change && args.size() == 5 && args[3] == "--source")) return usage_consent();
-    std::string addr = address_arg(args[2]);
+    std::string addr = policy::consent_address(args[2]);
     if (addr.empty()) {
       std::fprintf(stderr, "cllavioctl: not an address: %s\n", store::printable(args[2]).c_str());
       return kExitUsage;

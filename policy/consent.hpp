@@ -13,6 +13,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <variant>
 #include <vector>
 
 #include "policy/decision.hpp"
@@ -44,6 +45,20 @@ struct TrackingConsent {
   std::size_t refused = 0;  // recipients that may not be tracked
 };
 TrackingConsent consent_for_message(ConsentMode mode, const std::vector<ConsentState>& recipients);
+
+// An address as consent is keyed: normalized (domain lowercase), or "" when it is not a
+// plain address (no local part or domain, spaces, brackets, commas, control bytes).
+std::string consent_address(std::string_view raw);
+
+// One line of a consent import, "address,state[,timestamp]" (fields trimmed); the
+// timestamp is left as text for the caller to read. Empty lines, '#' comments and the
+// header line ("address,...") give a row with an empty address and no error.
+struct ConsentRow {
+  std::string address;  // normalized; "" for a line to skip
+  ConsentState state = ConsentState::none;
+  std::string timestamp;
+};
+std::variant<ConsentRow, std::string> parse_consent_row(std::string_view line);
 
 // 550 5.7.1 <addr> unsubscribed from ORG mailings (the address made printable, cut to 200 bytes).
 Reply unsubscribed_reply(std::string_view address, std::string_view org);

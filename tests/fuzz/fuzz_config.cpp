@@ -23,7 +23,12 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   main_schema().apply(root, cfg, ctx, rep);
   OrgFile org;
   org_schema().apply_defaults(org);
-  org_schema().apply(root, org, ctx, rep);
+  LineMap lines;
+  KeyContext org_ctx{"/etc/cllavio/orgs.d", &lines};
+  org_schema().apply(root, org, org_ctx, rep);
+  (void)build_org_policy(org.policy, OrgTrackingSwitches{org.tracking.opens, org.tracking.clicks,
+                                                          !org.tracking.domain.empty(), true},
+                         "fuzz.toml", lines, diags);
   for (const auto& d : diags) (void)d.str();
   return 0;
 }

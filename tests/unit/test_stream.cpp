@@ -90,3 +90,22 @@ BOOST_AUTO_TEST_CASE(a_message_is_tracked_only_when_every_recipient_may_be) {
   BOOST_TEST(!parse_consent_state("none"));
   BOOST_TEST(!parse_consent_state("Granted"));
 }
+
+BOOST_AUTO_TEST_CASE(consent_import_rows) {
+  auto row = [](std::string_view l) { return std::get<ConsentRow>(parse_consent_row(l)); };
+  auto error = [](std::string_view l) { return std::get<std::string>(parse_consent_row(l)); };
+  ConsentRow r = row(" Bob@Example.NET , unsubscribed , 2026-11-29T10:00:00Z \r\n");
+  BOOST_TEST(r.address == "Bob@example.net");
+  BOOST_TEST((r.state == ConsentState::unsubscribed));
+  BOOST_TEST(r.timestamp == "2026-11-29T10:00:00Z");
+  BOOST_TEST(row("a@b.example,granted").timestamp.empty());
+  for (std::string_view skip : {"", "   ", "# comment", "address,state,timestamp"}) BOOST_TEST(row(skip).address.empty());
+  BOOST_TEST(error("a@b.example") == "expected address,state[,timestamp]");
+  BOOST_TEST(error("a@b.example,granted,1,extra") == "expected address,state[,timestamp]");
+  BOOST_TEST(error("nobody,granted").rfind("not an address", 0) == 0);
+  BOOST_TEST(error("a b@c.example,granted").rfind("not an address", 0) == 0);
+  BOOST_TEST(error("a@b.example,maybe").rfind("state must be", 0) == 0);
+  BOOST_TEST(consent_address("<x@Y.example>") == "x@y.example");
+  BOOST_TEST(consent_address("@y.example").empty());
+  BOOST_TEST(consent_address("x@").empty());
+}
