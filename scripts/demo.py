@@ -37,6 +37,15 @@ opens = true
 clicks = true
 domain = "t.example.com"
 consent = "implied"             # track unless a recipient revoked consent or unsubscribed
+[[stream]]                        # the newsletter sender's mail is a campaign
+name = "campaigns"
+senders = ["news@example.com"]
+kind = "campaign"                 # unsubscribed recipients are refused
+consent = "implied"
+list_unsubscribe = true           # one-click List-Unsubscribe headers
+[quota]
+messages = [{ per = "1h", max = 1000 }, { per = "1d", max = 10000 }]
+max_recipients_per_message = 50
 """
 # A fresh signing key per demo run (in production: openssl rand -base64 32, file mode 0600).
 SECRETS = f'[[tracking_key]]\nid = "demo"\nsecret = "{base64.b64encode(os.urandom(32)).decode()}"\n'
@@ -96,20 +105,42 @@ def main():
             elif original is None:
                 same = "(Postfix added Date/From to the sendmail submission)"
             else:
-                same = "tracked: HTML part rewritten, every other part byte-identical"
+                same = "campaign, tracked: HTML part rewritten, List-Unsubscribe added, other parts byte-identical"
                 tracked = d
             print(f"{d.queue_id}  from=<{d.sender}>  {msgid}  {len(d.raw)} bytes  {same}")
 
         if tracked is None:
             print("FAILED: the HTML message was not tracked")
             return 1
-        section("the tracked HTML part as delivered, and its tokens verified")
+        section("the tracked HTML part as delivered, its List-Unsubscribe header, and their tokens verified")
         msg = email.message_from_bytes(tracked.body_after_received(), policy=email.policy.default)
         html = next(p for p in msg.walk() if p.get_content_type() == "text/html").get_content()
         print(html.strip())
-        for url in re.findall(r'(?:href|src)="(https://t\.example\.com/[oc]/[A-Za-z0-9_-]+)"', html):
+        lu = tracked.header("List-Unsubscribe")
+        print(f"List-Unsubscribe: {lu}\nList-Unsubscribe-Post: {tracked.header('List-Unsubscribe-Post')}")
+        urls = re.findall(r'(?:href|src)="(https://t\.example\.com/[oc]/[A-Za-z0-9_-]+)"', html)
+        for url in urls + ([lu.strip("<>")] if lu else []):
             info = json.loads(h.ctl("token", "verify", url).stdout)
             print(f"cllavioctl token verify {url[:48]}...\n    -> {json.dumps(info)}")
+
+        section("consent and quota: someone@example.net unsubscribes from the campaigns")
+        print(h.ctl("consent", "unsubscribe", "example", "someone@example.net").stdout.rstrip())
+        r = h.swaks(sender="news@example.com", rcpts=["someone@example.net"],
+                    data=multipart_message("demo-5@example.com", sender="news@example.com"),
+                    extra_args=["--local-interface", "127.0.0.2"])
+        refusal = [line for line in r.stdout.splitlines() if "unsubscribed from" in line]
+        print(f"campaign to them:  {refusal[0].strip() if refusal else 'NOT REFUSED'}")
+        r = h.swaks(sender="alice@example.com", rcpts=["someone@example.net"], auth=("alice@example.com", "demo-password"),
+                    data=plain_message("demo-6@example.com", sender="alice@example.com"))
+        print(f"alice writes to them personally:  {'accepted' if r.returncode == 0 else 'REFUSED'} "
+              "(person-to-person mail is never blocked by an unsubscribe)")
+        h.wait_delivered(5, timeout=60)
+        print("$ cllavioctl quota show example")
+        print(h.ctl("quota", "show", "example").stdout.rstrip())
+        print("$ cllavioctl audit")
+        print(h.ctl("audit").stdout.rstrip())
+        if not refusal:
+            return 1
 
         section("milter log")
         for line in h.milter_log().splitlines():
