@@ -76,7 +76,7 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
     msg->policy = &config_->policy_for(rec.org);
     msg->rcpt_stream = &msg->policy->streams.by_sender(rec.sender);
     // Buffered when any stream of the org may track: a header may still pick the stream.
-    msg->track = config_->tracking.count(rec.org) > 0;
+    msg->track = config_->tracking.count(rec.org) > 0 && msg->policy->any_tracking();
   }
   msg_ = std::move(msg);
   return {};

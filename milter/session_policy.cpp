@@ -51,7 +51,9 @@ Verdict Connection::end_policy(Message& m, MilterActions& actions, bool& edits_o
     m.raw_rcpts.erase(m.raw_rcpts.begin() + static_cast<std::ptrdiff_t>(*it));
     --rec.recipient_count;
   }
-  for (int i = m.stream_headers; i >= 1 && edits_ok; --i) edits_ok = actions.remove_header("X-Cllavio-Stream", i);
+  // Only orgs that declare streams use the header (and only then are header edits negotiated).
+  if (!m.policy->streams.streams.empty())
+    for (int i = m.stream_headers; i >= 1 && edits_ok; --i) edits_ok = actions.remove_header("X-Cllavio-Stream", i);
   if (st.list_unsubscribe && edits_ok) list_unsubscribe(m, actions, edits_ok);
 
   if (m.track) {

@@ -595,3 +595,14 @@ BOOST_FIXTURE_TEST_CASE(a_message_that_fails_after_its_charge_is_not_counted, Fi
   c.rcpt("<a@x.example>");
   BOOST_TEST((c.end_of_message("Q9", actions).step == Step::cont));  // the failed one gave its charge back
 }
+
+BOOST_FIXTURE_TEST_CASE(org_without_streams_leaves_the_stream_header_alone, Fixture) {
+  // No streams anywhere: header edits are not even negotiated, so none may be attempted.
+  Connection c(config(), services());
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<a@x.example>");
+  c.header("X-Cllavio-Stream", " campaigns");
+  actions.fail = true;
+  BOOST_TEST((c.end_of_message("Q10", actions).step == Step::cont));
+  BOOST_TEST(actions.calls.empty());
+}
