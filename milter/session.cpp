@@ -287,7 +287,12 @@ void Connection::log_line(const store::MessageRecord& rec, std::string_view queu
   if (!rec.reason.empty()) line += " reason=" + rec.reason;
   if (rec.id != 0) line += " id=" + store::format_id(rec.id);
   if (!rec.stream.empty() && rec.stream != "default") line += " stream=" + rec.stream;
-  if (!rec.suppressed.empty()) line += " suppressed=" + std::to_string(rec.suppressed.size());
+  if (!rec.suppressed.empty()) {  // named (the first few), as Postfix names refused recipients
+    line += " suppressed=";
+    for (std::size_t i = 0; i < rec.suppressed.size() && i < 5; ++i)
+      line += (i ? "," : "") + std::string("<") + log_value(rec.suppressed[i], 128) + ">";
+    if (rec.suppressed.size() > 5) line += ",+" + std::to_string(rec.suppressed.size() - 5);
+  }
   if (!rec.list_unsubscribe.empty()) line += " list_unsubscribe=" + rec.list_unsubscribe;
   if (std::string t = describe(rec.tracking); !t.empty()) line.append(" ").append(t);
   if (!note.empty()) line.append(" ").append(note);
