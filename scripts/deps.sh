@@ -6,7 +6,8 @@ set -euo pipefail
 packages=(
   # build
   g++ make cmake pkg-config
-  libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev
+  libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev libssl-dev
+  libcurl4-openssl-dev
   # fuzzing (clang's libFuzzer and sanitizer runtimes)
   clang libclang-rt-14-dev
   # tests and demo: a real Postfix, its smtp-sink/smtp-source, swaks, private SASL through Dovecot
