@@ -61,6 +61,21 @@ struct SecretsSettings {
   std::string file;                  // "" when there is none
 };
 
+// [api]: where events go (docs/api.md). url "" = no API: events stay in the outbox.
+struct ApiSettings {
+  std::string url;                   // https://api.cllavio.example (no trailing slash)
+  std::string ca_file;               // private CA; "" = the system's trust store
+  int batch_max = 100;               // events per request
+  int batch_max_kb = 512;            // bytes per request
+  int linger_ms = 200;               // wait this long for more events before sending a partial batch
+  std::uint64_t max_outbox_mb = 256; // outbox bound: beyond it new events are dropped (counted, logged)
+  int consent_poll_s = 60;           // consent sync interval; 0 = off
+  int timeout_ms = 10000;            // per request (connect + transfer)
+  // From the secrets file.
+  std::string signing_secret;
+  std::map<std::string, std::string> org_keys;  // org id -> Bearer key
+};
+
 struct Config {
   std::string file;                  // absolute path of the main file
   MilterSettings milter;
@@ -68,6 +83,7 @@ struct Config {
   OrgsSettings orgs_settings;
   LogSettings log;
   SecretsSettings secrets;
+  ApiSettings api;
   tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
   std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking] (when some stream tracks)

@@ -189,6 +189,9 @@ LoadResult load_config(const std::string& path) {
     load_secrets(cfg->secrets.file, file, line, secrets, diags);
   }
 
+  if (!cfg->api.url.empty() && secrets.api_signing_secret.empty())
+    diags.push_back({file, main_lines.count("api.url") ? main_lines["api.url"] : 0,
+                     "api.url is set but the secrets file has no [api] signing_secret"});
   bool main_ok = diags.empty();
   std::vector<LoadedOrg> loaded;
   unsigned dir_line = main_lines.count("orgs.dir") ? main_lines["orgs.dir"] : 0;
@@ -246,6 +249,8 @@ LoadResult load_config(const std::string& path) {
   cfg->orgs = policy::OrgIndex(std::move(orgs));
   cfg->policies = std::move(policies);
   cfg->tokens = std::make_shared<const tracking::TokenCodec>(std::move(secrets.tracking_keys));
+  cfg->api.signing_secret = std::move(secrets.api_signing_secret);
+  cfg->api.org_keys = std::move(secrets.api_org_keys);
   result.config = std::move(cfg);
   return result;
 }

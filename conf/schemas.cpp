@@ -81,7 +81,7 @@ Key<Config> socket_mode_key() {
 
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
-      {"milter", "store", "orgs", "log", "secrets", "tracking"},
+      {"milter", "store", "orgs", "log", "secrets", "tracking", "api"},
       {
           parsed_key<Config, SocketSpec>(
               "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
@@ -182,6 +182,41 @@ const Schema<Config>& main_schema() {
           int_key<Config, std::size_t>(
               "tracking.max_links", [](Config& c) -> std::size_t& { return c.tracking_limits.max_links; }, 1000, 0,
               100000, "Links tracked per message; further links stay as they are."),
+          string_key<Config>(
+              "api.url", [](Config& c) -> std::string& { return c.api.url; }, "",
+              "Base URL of the Cllavio API (`https://...`). Unset: events wait in the outbox (inspect them with "
+              "`cllavioctl outbox list`) until one is configured.",
+              [](std::string& v, const KeyContext&) -> std::string {
+                while (!v.empty() && v.back() == '/') v.pop_back();
+                if (v.empty()) return {};
+                if (v.rfind("https://", 0) != 0 || v.size() <= 8) return "api.url must be an https:// URL";
+                for (char ch : v)
+                  if (static_cast<unsigned char>(ch) <= ' ' || ch == '"' || ch == '\\') return "invalid character in api.url";
+                return {};
+              },
+              "https://HOST[:PORT][/PATH]"),
+          string_key<Config>(
+              "api.ca_file", [](Config& c) -> std::string& { return c.api.ca_file; }, "",
+              "PEM file of the CA that signed the API's certificate (a private CA). Unset: the system's trust "
+              "store. Peer and host verification are always on.",
+              [](std::string& v, const KeyContext& ctx) -> std::string {
+                if (!v.empty()) v = resolve_path(ctx.base_dir, v);
+                return {};
+              }),
+          int_key<Config, int>("api.batch_max", [](Config& c) -> int& { return c.api.batch_max; }, 100, 1, 10000,
+                               "Most events per request."),
+          int_key<Config, int>("api.batch_max_kb", [](Config& c) -> int& { return c.api.batch_max_kb; }, 512, 1,
+                               65536, "Most KiB of events per request (a single larger event is sent alone)."),
+          int_key<Config, int>("api.linger_ms", [](Config& c) -> int& { return c.api.linger_ms; }, 200, 0, 60000,
+                               "How long the forwarder waits for more events before sending a partial batch."),
+          int_key<Config, std::uint64_t>(
+              "api.max_outbox_mb", [](Config& c) -> std::uint64_t& { return c.api.max_outbox_mb; }, 256, 1, 1048576,
+              "Bound of the outbox. When full, mail keeps flowing, new events are counted as dropped and logged "
+              "loudly; nothing already queued is discarded. Keep it well below `store.map_size_mb`."),
+          int_key<Config, int>("api.consent_poll_s", [](Config& c) -> int& { return c.api.consent_poll_s; }, 60, 0,
+                               86400, "How often consent changes are fetched from the API; 0: never."),
+          int_key<Config, int>("api.timeout_ms", [](Config& c) -> int& { return c.api.timeout_ms; }, 10000, 100,
+                               600000, "Connect-plus-transfer timeout of one request."),
       });
   return schema;
 }
@@ -382,8 +417,37 @@ void render_table(std::string& out, const Schema<T>& schema) {
 
 }  // namespace
 
+Key<SecretsFile> org_keys_key() {
+  Key<SecretsFile> k{"api.org_keys", "table of strings", "{}", "org id = \"key\"",
+                     "Bearer key of each organization for the Cllavio API (`[api.org_keys]` then `acme = \"...\"`). "
+                     "Events of an org without a key stay in the outbox.",
+                     false, {}, {}};
+  k.reset = [](SecretsFile& s) { s.api_org_keys.clear(); };
+  k.set = [](const toml::node& n, SecretsFile& s, const KeyContext&, Reporter& rep) {
+    const auto* tbl = n.as_table();
+    if (tbl == nullptr) return rep.error(n, "expected a table of org = \"key\", found " + toml_type_name(n));
+    for (auto&& [org, v] : *tbl) {
+      const auto* str = v.as_string();
+      if (str == nullptr || str->get().empty() || str->get().find_first_of(" \t\r\n") != std::string::npos)
+        rep.error(v, "the key of org '" + std::string(org.str()) + "' must be a non-empty string without spaces");
+      else
+        s.api_org_keys[std::string(org.str())] = str->get();
+    }
+  };
+  return k;
+}
+
 const Schema<SecretsFile>& secrets_schema() {
-  static const Schema<SecretsFile> schema({}, {tracking_keys_key()});
+  static const Schema<SecretsFile> schema(
+      {"api"},
+      {tracking_keys_key(),
+       string_key<SecretsFile>("api.signing_secret", [](SecretsFile& s) -> std::string& { return s.api_signing_secret; },
+                               "",
+                               "Secret of the `Cllavio-Signature` HMAC over every request to the API (docs/api.md).",
+                               [](std::string& v, const KeyContext&) -> std::string {
+                                 return v.empty() || v.size() >= 16 ? "" : "api.signing_secret is too short (16+)";
+                               }),
+       org_keys_key()});
   return schema;
 }
 

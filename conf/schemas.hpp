@@ -4,6 +4,7 @@
 // in schemas.cpp; the loader applies them and render_reference() documents them.
 #pragma once
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -28,6 +29,8 @@ struct OrgFile {
 // The secrets file ([secrets] file): tracking keys; later API credentials.
 struct SecretsFile {
   std::vector<tracking::TrackingKey> tracking_keys;  // [[tracking_key]], first signs
+  std::string api_signing_secret;                    // [api] signing_secret
+  std::map<std::string, std::string> api_org_keys;   // [api.org_keys]
 };
 
 const Schema<Config>& main_schema();

@@ -1,0 +1,78 @@
+#include "events/event.hpp"
+
+namespace cllavio::events {
+
+using nlohmann::json;
+
+std::string rfc3339_us(std::int64_t unix_us) { return store::format_time_us(unix_us); }
+
+namespace {
+
+json message_of(const store::MessageRecord& r, bool with_size) {
+  json m{{"id", store::format_id(r.id)},
+         {"queue_id", r.queue_id},
+         {"message_id", r.message_id},
+         {"from", r.sender},
+         {"recipients", r.recipients},
+         {"stream", r.stream.empty() ? json(nullptr) : json(r.stream)}};
+  if (with_size) m["size"] = r.size;
+  return m;
+}
+
+std::string rejection_reason(const store::MessageRecord& r) {
+  if (r.reason == "quota" || r.reason == "suppression" || r.reason == "unknown_org") return r.reason;
+  return "policy";
+}
+
+}  // namespace
+
+std::optional<Event> from_record(const store::MessageRecord& r) {
+  if (r.org.empty() || r.id == 0) return std::nullopt;  // no org to send it to
+  Event e;
+  e.org = r.org;
+  e.occurred_at_us = r.received_at_us;
+  std::string id = store::format_id(r.id);
+  if (r.action == "accept") {
+    e.id = "evt_" + id + "_accepted";
+    e.type = "message.accepted";
+    e.payload["message"] = message_of(r, true);
+    if (r.tracking.status.empty()) {
+      e.payload["tracking"] = nullptr;
+    } else {
+      json tokens = json::array();
+      for (const auto& l : r.tracking.links) tokens.push_back({{"link", l.index}, {"url", l.url}});
+      e.payload["tracking"] = {{"pixel", r.tracking.pixels > 0},
+                               {"links_rewritten", r.tracking.links.size()},
+                               {"tokens", std::move(tokens)},
+                               {"recipient_count", r.recipient_count},
+                               {"skipped", r.tracking.skipped.empty() ? json(nullptr) : json(r.tracking.skipped)}};
+    }
+    return e;
+  }
+  if (r.action == "reject" || (r.action == "tempfail" && (r.reason == "quota" || r.reason == "suppression"))) {
+    e.id = "evt_" + id + "_rejected";
+    e.type = "message.rejected";
+    e.payload["message"] = message_of(r, r.size != 0);
+    e.payload["reason"] = rejection_reason(r);
+    return e;
+  }
+  return std::nullopt;  // a tempfail for an internal error: the client retries, the retry is the event
+}
+
+Event from_audit(const store::AuditEntry& a) {
+  Event e;
+  e.id = "evt_audit_" + store::format_id(a.id);
+  e.type = "consent.changed";
+  e.occurred_at_us = a.at_us;
+  e.org = a.org;
+  e.payload["consent"] = {{"address", a.address}, {"from", a.from}, {"to", a.to}, {"source", a.source}};
+  return e;
+}
+
+json to_json(const Event& e) {
+  json j{{"id", e.id}, {"type", e.type}, {"occurred_at", rfc3339_us(e.occurred_at_us)}, {"org", e.org}};
+  for (const auto& [k, v] : e.payload.items()) j[k] = v;
+  return j;
+}
+
+}  // namespace cllavio::events

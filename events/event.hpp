@@ -1,0 +1,38 @@
+// Events for the Cllavio API (docs/api.md is the contract): what happened to a
+// message or a consent, as the JSON the forwarder sends.
+//
+// Contract: pure. An event's id is derived from what it describes (our message id
+// and the event type, or the audit entry's id), so it is unique and stays the same
+// across retries and restarts; the server deduplicates by it. Subjects and bodies are
+// never part of an event.
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+
+#include <nlohmann/json.hpp>
+
+#include "store/message_record.hpp"
+#include "store/policy_store.hpp"
+
+namespace cllavio::events {
+
+struct Event {
+  std::string id;
+  std::string type;         // message.accepted | message.rejected | consent.changed
+  std::int64_t occurred_at_us = 0;
+  std::string org;
+  nlohmann::json payload;   // the type's fields (message, tracking, reason, consent)
+};
+
+// The event a recorded message gives: message.accepted or message.rejected; nullopt for
+// mail of no organization, and for tempfailed transactions (the client retries them).
+std::optional<Event> from_record(const store::MessageRecord& rec);
+Event from_audit(const store::AuditEntry& e);  // consent.changed
+
+nlohmann::json to_json(const Event& e);  // the wire form: id, type, occurred_at, org, payload fields
+
+std::string rfc3339_us(std::int64_t unix_us);  // 2026-11-29T03:49:11.474120Z
+
+}  // namespace cllavio::events

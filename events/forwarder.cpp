@@ -1,0 +1,237 @@
+#include "events/forwarder.hpp"
+
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+#include <syslog.h>
+
+#include <chrono>
+#include <random>
+
+namespace cllavio::events {
+
+namespace {
+
+std::string hex(const unsigned char* p, std::size_t n) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  out.reserve(2 * n);
+  for (std::size_t i = 0; i < n; ++i) {
+    out.push_back(d[p[i] >> 4]);
+    out.push_back(d[p[i] & 15]);
+  }
+  return out;
+}
+
+// Stable across retries of the same batch: a digest of its event ids.
+std::string idempotency_key(const std::vector<store::OutboxItem>& items) {
+  EVP_MD_CTX* ctx = EVP_MD_CTX_new();
+  EVP_DigestInit_ex(ctx, EVP_sha256(), nullptr);
+  for (const auto& it : items) {
+    auto j = nlohmann::json::parse(it.json, nullptr, false);
+    std::string id = j.is_object() ? j.value("id", std::to_string(it.seq)) : std::to_string(it.seq);
+    EVP_DigestUpdate(ctx, id.data(), id.size());
+    EVP_DigestUpdate(ctx, "\n", 1);
+  }
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  EVP_DigestFinal_ex(ctx, md, &len);
+  EVP_MD_CTX_free(ctx);
+  return hex(md, 16);
+}
+
+std::string batch_body(const std::vector<store::OutboxItem>& items) {
+  std::string body = "{\"events\":[";
+  for (std::size_t i = 0; i < items.size(); ++i) {
+    if (i) body.push_back(',');
+    body += items[i].json;
+  }
+  return body + "]}";
+}
+
+bool retryable(long status) { return status == 0 || status == 408 || status == 429 || status >= 500; }
+
+std::string describe(const HttpResult& r) {
+  if (r.status == 0) return "no answer: " + r.error;
+  std::string b = r.body.substr(0, 200);
+  for (char& c : b)
+    if (static_cast<unsigned char>(c) < 0x20) c = ' ';
+  return "HTTP " + std::to_string(r.status) + (b.empty() ? "" : ": " + b);
+}
+
+}  // namespace
+
+std::string signature(const std::string& secret, std::int64_t t, const std::string& body) {
+  std::string msg = std::to_string(t) + "." + body;
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()), reinterpret_cast<const unsigned char*>(msg.data()),
+       msg.size(), md, &len);
+  return "t=" + std::to_string(t) + ",v1=" + hex(md, len);
+}
+
+Forwarder::Forwarder(store::Outbox& outbox, std::unique_ptr<Transport> transport, Log log)
+    : outbox_(outbox), transport_(std::move(transport)), log_(std::move(log)) {}
+
+Forwarder::~Forwarder() { stop(); }
+
+SendReport Forwarder::deliver(const conf::ApiSettings& api, const std::string& key,
+                              std::vector<store::OutboxItem> items, std::int64_t now_s) {
+  SendReport rep;
+  std::string body = batch_body(items);
+  std::vector<std::string> headers = {"Content-Type: application/json", "Authorization: Bearer " + key,
+                                      "Cllavio-Signature: " + signature(api.signing_secret, now_s, body),
+                                      "Idempotency-Key: " + idempotency_key(items)};
+  HttpResult r = transport_->post(api.url + "/v1/events", headers, body, api);
+  ++rep.batches;
+  if (r.status >= 200 && r.status < 300) {
+    outbox_.ack(items);
+    rep.delivered = items.size();
+    return rep;
+  }
+  rep.error = describe(r);
+  if (retryable(r.status)) {
+    rep.retry = true;
+    rep.retry_after_s = r.retry_after_s;
+    return rep;
+  }
+  // The server refuses something in this batch: isolate it.
+  if (items.size() == 1) {
+    outbox_.bury(items[0], rep.error);
+    rep.buried = 1;
+    log_(LOG_ERR, "outbox: event refused by the API, moved to the dead-letter table (" + rep.error + ")");
+    return rep;
+  }
+  std::vector<store::OutboxItem> second(items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2), items.end());
+  items.resize(items.size() / 2);
+  for (auto* half : {&items, &second}) {
+    SendReport h = deliver(api, key, std::move(*half), now_s);
+    rep.delivered += h.delivered;
+    rep.buried += h.buried;
+    rep.batches += h.batches;
+    if (!h.error.empty()) rep.error = h.error;
+    if (h.retry) {
+      rep.retry = true;
+      rep.retry_after_s = h.retry_after_s;
+      break;  // keep the org's order: nothing after a batch that must be retried
+    }
+  }
+  return rep;
+}
+
+SendReport Forwarder::send_pending(const conf::ApiSettings& api, std::int64_t now_s) {
+  SendReport total;
+  if (api.url.empty()) return total;
+  for (const std::string& org : outbox_.orgs()) {
+    auto key = api.org_keys.find(org);
+    if (key == api.org_keys.end()) {
+      if (!warned_no_key_[org])
+        log_(LOG_WARNING, "outbox: no API key for org " + org + " ([api.org_keys] in the secrets file); its events wait");
+      warned_no_key_[org] = true;
+      continue;
+    }
+    for (;;) {
+      auto items = outbox_.peek(org, static_cast<std::size_t>(api.batch_max),
+                                static_cast<std::size_t>(api.batch_max_kb) * 1024);
+      if (items.empty()) break;
+      SendReport r = deliver(api, key->second, std::move(items), now_s);
+      total.delivered += r.delivered;
+      total.buried += r.buried;
+      total.batches += r.batches;
+      if (!r.error.empty()) total.error = r.error;
+      if (r.retry) {
+        total.retry = true;
+        total.retry_after_s = r.retry_after_s;
+        break;
+      }
+    }
+  }
+  return total;
+}
+
+void Forwarder::start(std::function<std::shared_ptr<const conf::Config>()> config) {
+  config_ = std::move(config);
+  thread_ = std::thread([this] { run(); });
+}
+
+void Forwarder::stop() {
+  {
+    std::lock_guard lock(mu_);
+    stopping_ = true;
+  }
+  cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void Forwarder::wake() {
+  {
+    std::lock_guard lock(mu_);
+    woken_ = true;
+  }
+  cv_.notify_all();
+}
+
+void Forwarder::run() {
+  std::mt19937 rng(std::random_device{}());
+  auto next_try = std::chrono::steady_clock::now();
+  std::string last_error;
+  for (;;) {
+    auto cfg = config_();
+    {
+      std::unique_lock lock(mu_);
+      // Woken by new events, or every second to look again (backoff ends, queued events
+      // from before a start, a configuration that now has an API).
+      cv_.wait_until(lock, std::max(next_try, std::chrono::steady_clock::now() + std::chrono::seconds(1)),
+                     [&] { return stopping_ || (woken_ && std::chrono::steady_clock::now() >= next_try); });
+      if (stopping_) return;
+      bool was_woken = woken_;
+      woken_ = false;
+      if (was_woken && cfg->api.linger_ms > 0) {  // let a batch fill up
+        cv_.wait_for(lock, std::chrono::milliseconds(cfg->api.linger_ms), [&] { return stopping_; });
+        if (stopping_) return;
+      }
+    }
+    if (std::chrono::steady_clock::now() < next_try || cfg->api.url.empty()) continue;
+    SendReport r;
+    try {
+      auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
+                       std::chrono::system_clock::now().time_since_epoch())
+                       .count();
+      r = send_pending(cfg->api, now_s);
+    } catch (const std::exception& e) {
+      r.retry = true;
+      r.error = std::string("outbox: ") + e.what();
+    }
+    if (r.retry) {
+      ++failures_;
+      // Exponential backoff with jitter: 1 s, 2 s, 4 s ... 5 min, each between half and all of it.
+      double cap = std::min(300.0, static_cast<double>(1u << std::min(failures_ - 1, 9)));
+      double wait = std::uniform_real_distribution<double>(cap / 2, cap)(rng);
+      if (r.retry_after_s >= 0) wait = std::min(3600.0, std::max(wait, static_cast<double>(r.retry_after_s)));
+      next_try = std::chrono::steady_clock::now() + std::chrono::milliseconds(static_cast<long>(wait * 1000));
+      if (r.error != last_error)
+        log_(LOG_WARNING, "outbox: API unavailable (" + r.error + "); retrying in " + std::to_string(wait) + " s");
+      last_error = r.error;
+      try {
+        outbox_.set_error(r.error);
+      } catch (...) {
+      }
+    } else {
+      if (failures_ > 0) log_(LOG_NOTICE, "outbox: API reachable again; delivered " + std::to_string(r.delivered));
+      if (failures_ > 0 || !last_error.empty()) {
+        try {
+          outbox_.set_error("");
+        } catch (...) {
+        }
+      }
+      failures_ = 0;
+      last_error.clear();
+      next_try = std::chrono::steady_clock::now();
+      if (r.delivered > 0) {  // more may have arrived meanwhile
+        std::lock_guard lock(mu_);
+        woken_ = true;
+      }
+    }
+  }
+}
+
+}  // namespace cllavio::events
