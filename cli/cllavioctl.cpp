@@ -9,6 +9,7 @@
 //   cllavioctl [-c FILE] consent grant|revoke|unsubscribe|show ORG ADDR | import ORG FILE.csv | export ORG
 //   cllavioctl [-c FILE] quota show ORG [--json] | quota reset ORG
 //   cllavioctl [-c FILE] audit [--since 24h] [--json]
+//   cllavioctl [-c FILE] outbox stats [--json] | list [--dead] [--limit N] | retry-dead | flush
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -42,6 +43,11 @@ void usage(std::FILE* f) {
                "  quota show ORG [--json]      usage of every quota window\n"
                "  quota reset ORG              forget what the org has sent (audited)\n"
                "  audit [--since 24h] [--json] consent changes and quota resets\n"
+               "  outbox stats [--json]        events waiting for the Cllavio API: queued, oldest, dead, dropped\n"
+               "  outbox list [--dead] [--limit N]\n"
+               "                               queued events (or the ones the API refused)\n"
+               "  outbox retry-dead            queue the refused events again\n"
+               "  outbox flush                 send what is queued now and report\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -80,6 +86,7 @@ int main(int argc, char** argv) {
     if (cmd == "consent") return cli::cmd_consent(config_path, args);
     if (cmd == "quota") return cli::cmd_quota(config_path, args);
     if (cmd == "audit") return cli::cmd_audit(config_path, args);
+    if (cmd == "outbox") return cli::cmd_outbox(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {

@@ -38,5 +38,6 @@ int cmd_tracking_stats(const std::string& config_path, const Args& args);
 int cmd_consent(const std::string& config_path, const Args& args);
 int cmd_quota(const std::string& config_path, const Args& args);
 int cmd_audit(const std::string& config_path, const Args& args);
+int cmd_outbox(const std::string& config_path, const Args& args);
 
 }  // namespace cllavio::cli

@@ -1,5 +1,8 @@
 #include "milter/daemon.hpp"
 
+#include <curl/curl.h>
+#include <syslog.h>
+
 #include <pthread.h>
 #include <signal.h>
 #include <unistd.h>
@@ -230,6 +233,7 @@ int daemon_main(int argc, char** argv) {
     so.exclusive = true;
     rt.store = std::make_unique<store::Store>(so);
     rt.policy_store = std::make_unique<store::PolicyStore>(*rt.store);
+    rt.outbox = std::make_unique<store::Outbox>(*rt.store);
     if (rt.store->stale_readers_cleared() > 0)
       rt.log.notice("store: cleared " + std::to_string(rt.store->stale_readers_cleared()) +
                     " stale reader slot(s) left by a crashed process");
@@ -248,6 +252,19 @@ int daemon_main(int argc, char** argv) {
       rt.log.notice("not started as root: running as uid " + std::to_string(geteuid()) + ", milter.user ignored");
     }
   }
+
+  // The forwarder never runs in a milter callback; it needs no privileges (the CA file
+  // must be readable by milter.user). Queued events from before a restart go first.
+  curl_global_init(CURL_GLOBAL_DEFAULT);
+  rt.forwarder = std::make_unique<events::Forwarder>(
+      *rt.outbox, events::make_curl_transport(), [](int level, const std::string& line) {
+        rt.log.log(level <= LOG_ERR ? conf::LogLevel::error : level == LOG_WARNING ? conf::LogLevel::warning
+                                                                                 : conf::LogLevel::notice,
+                   line);
+      });
+  rt.forwarder->start([] { return rt.config(); });
+  if (cfg.api.url.empty())
+    rt.log.notice("no [api] url: events stay in the outbox (cllavioctl outbox stats)");
 
   std::thread signals(signal_loop, std::ref(rt), cfg.file, set);
   signals.detach();

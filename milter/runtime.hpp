@@ -14,7 +14,10 @@
 #include "milter/log.hpp"
 #include "milter/reject_budget.hpp"
 #include "milter/session.hpp"
+#include "events/event.hpp"
+#include "events/forwarder.hpp"
 #include "policy/quota.hpp"
+#include "store/outbox.hpp"
 #include "store/policy_store.hpp"
 #include "store/store.hpp"
 
@@ -32,14 +35,7 @@ class Runtime {
   }
 
   Services services() {
-    return Services{[this](store::MessageRecord& r) {
-                      return store->append(r, [&](store::lmdb::Txn& txn) {
-                        // The quota charge commits with the record, or not at all.
-                        if (r.quota_charged_at_us != 0 && r.action == "accept")
-                          policy_store->put_quota_event(txn, r.org, r.quota_charged_at_us, r.id, r.recipient_count,
-                                                        r.quota_charged_at_us - r.quota_window_us);
-                      });
-                    },
+    return Services{[this](store::MessageRecord& r) { return record(r); },
                     &log,
                     store::realtime_us,
                     &in_flight,
@@ -51,6 +47,28 @@ class Runtime {
                     },
                     &quota,
                     [this](const std::string& org, std::int64_t keep_us) { refresh_quota(org, keep_us); }};
+  }
+
+  // One store transaction: the record, its quota charge and its event for the API.
+  std::uint64_t record(store::MessageRecord& r) {
+    bool dropped = false;
+    std::uint64_t max_outbox = config()->api.max_outbox_mb << 20;
+    std::uint64_t id = store->append(r, [&](store::lmdb::Txn& txn) {
+      if (r.quota_charged_at_us != 0 && r.action == "accept")
+        policy_store->put_quota_event(txn, r.org, r.quota_charged_at_us, r.id, r.recipient_count,
+                                      r.quota_charged_at_us - r.quota_window_us);
+      if (outbox) {
+        if (auto ev = events::from_record(r))
+          dropped = !outbox->put(txn, r.org, events::to_json(*ev).dump(-1, ' ', false,
+                                                                       nlohmann::json::error_handler_t::replace),
+                                 max_outbox);
+      }
+    });
+    if (dropped)
+      log.error("OUTBOX FULL: event of message " + store::format_id(id) +
+                " dropped (raise [api] max_outbox_mb, check the API: cllavioctl outbox stats)");
+    if (forwarder) forwarder->wake();
+    return id;
   }
 
   // Loads an org's charged messages from the store the first time it is needed, and
@@ -68,6 +86,8 @@ class Runtime {
   std::unique_ptr<store::Store> store;
   std::unique_ptr<store::PolicyStore> policy_store;  // consent, audit, quota events (same environment)
   policy::QuotaLedger quota;
+  std::unique_ptr<store::Outbox> outbox;              // events for the Cllavio API
+  std::unique_ptr<events::Forwarder> forwarder;       // the thread that sends them
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
   std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections

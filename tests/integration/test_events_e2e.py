@@ -1,0 +1,192 @@
+"""Events to the Cllavio API through a real Postfix and the tests' HTTPS API server (its own
+CA, so TLS verification is exercised): every accepted message yields exactly one
+message.accepted event id with a valid signature; an API that is down, failing or hanging
+loses nothing and does not slow SMTP; a refused event is isolated in the dead-letter table
+and can be retried; kill -9 of the milter under load loses no recorded event."""
+
+import json
+import os
+import smtplib
+import tempfile
+import threading
+import time
+import unittest
+
+from api_server import ApiServer
+from common import HarnessCase, plain_message
+
+SIGNING = "events-e2e-signing-secret"
+ORG = """id = "acme"
+domains = ["acme.example"]
+networks = ["127.0.0.1/32"]
+[quota]
+messages = [{ per = "1d", max = 1000000 }]
+"""
+ORG_LIMITED = """id = "small"
+domains = ["small.example"]
+networks = ["127.0.0.1/32"]
+[quota]
+messages = [{ per = "1d", max = 1 }]
+"""
+
+
+class Events(HarnessCase):
+    @classmethod
+    def setUpClass(cls):
+        cls.api_dir = tempfile.mkdtemp(prefix="cllavio-api-")
+        os.chmod(cls.api_dir, 0o755)
+        cls.api = ApiServer(cls.api_dir, signing_secret=SIGNING.encode(),
+                            org_keys={"acme": "acme-key", "small": "small-key"})
+        cls.api.start()
+        for root, dirs, _ in os.walk(cls.api_dir):  # the unprivileged milter reads ca.pem
+            for d in dirs:
+                os.chmod(os.path.join(root, d), 0o755)
+        os.chmod(cls.api.ca_file, 0o644)
+        cls.harness_kwargs = dict(
+            milter="unix", orgs={"acme": ORG, "small": ORG_LIMITED}, default_action="accept",
+            secrets=f'[api]\nsigning_secret = "{SIGNING}"\n[api.org_keys]\nacme = "acme-key"\nsmall = "small-key"\n',
+            settings={"api.url": cls.api.url, "api.ca_file": cls.api.ca_file, "api.linger_ms": 50,
+                      "api.batch_max": 10})
+        try:
+            super().setUpClass()
+        except BaseException:
+            cls.api.stop()
+            raise
+
+    @classmethod
+    def tearDownClass(cls):
+        super().tearDownClass()
+        cls.api.stop()
+
+    def setUp(self):
+        self.api.fail_mode = None
+        self.api.reject_event_ids.clear()
+
+    def send_many(self, prefix, n, sender="news@acme.example"):
+        with smtplib.SMTP("127.0.0.1", self.h.smtp_port, timeout=60) as s:
+            for i in range(n):
+                s.sendmail(sender, ["r@example.net"], plain_message(f"{prefix}-{i}@acme.example", sender=sender))
+
+    def record_ids(self, prefix):
+        """Our message ids of the recorded messages whose Message-ID starts with prefix."""
+        deadline = time.monotonic() + 20
+        while True:
+            rows = [r for r in self.h.ctl_messages() if r["message_id"].startswith(f"<{prefix}-")]
+            if rows or time.monotonic() > deadline:
+                return {r["id"] for r in rows if r["action"] == "accept"}
+            time.sleep(0.1)
+
+    def wait_accepted(self, ids, timeout=60):
+        want = {f"evt_{i}_accepted" for i in ids}
+        ok = self.api.wait_for(lambda: want <= set(self.api.distinct_event_ids()), timeout)
+        self.assertTrue(ok, f"missing at the API: {sorted(want - set(self.api.distinct_event_ids()))[:5]}")
+        return want
+
+    def stats(self):
+        return json.loads(self.h.ctl("outbox", "stats", "--json").stdout)
+
+    def test_every_accepted_message_gives_one_signed_event(self):
+        self.send_many("one", 12)
+        ids = self.record_ids("one")
+        self.assertEqual(len(ids), 12)
+        want = self.wait_accepted(ids)
+        events = [e for e in self.api.events if e["id"] in want]
+        self.assertEqual(len(events), 12)  # no retries needed: exactly once here
+        e = events[0]
+        self.assertEqual((e["type"], e["org"]), ("message.accepted", "acme"))
+        self.assertEqual(e["message"]["from"], "news@acme.example")
+        self.assertEqual(e["message"]["recipients"], ["r@example.net"])
+        self.assertNotIn("subject", json.dumps(e).lower())
+        posts = [r for r in self.api.posts() if r["status"] == 200]
+        self.assertTrue(posts and all(r["signature_ok"] and r["idempotency_key"] for r in posts))
+        self.assertTrue(all(r["headers"]["Authorization"] == "Bearer acme-key" for r in posts))
+        self.assertEqual(self.stats()["queued"], 0)
+
+    def test_api_down_loses_nothing_and_drains(self):
+        self.api.refuse()
+        self.send_many("down", 8)
+        ids = self.record_ids("down")
+        self.assertEqual(len(ids), 8)
+        self.assertTrue(self.api.wait_for(lambda: self.stats()["queued"] >= 8, 10))
+        self.assertTrue(self.api.wait_for(lambda: self.stats()["last_error"] is not None, 10))
+        self.api.resume()
+        self.wait_accepted(ids, timeout=90)  # backoff: at most a few seconds here
+        self.assertTrue(self.api.wait_for(lambda: self.stats()["last_error"] is None, 10))
+
+    def test_server_errors_and_retry_after_are_retried_with_the_same_ids(self):
+        self.api.retry_after = 1
+        self.api.fail_next(1, "429")
+        self.api.fail_next(1, "500")
+        self.send_many("retry", 3)
+        self.wait_accepted(self.record_ids("retry"))
+
+    def test_a_refused_event_goes_to_the_dead_letter_table(self):
+        self.api.refuse()
+        self.send_many("dead", 3)
+        ids = sorted(self.record_ids("dead"))
+        bad = f"evt_{ids[1]}_accepted"
+        self.api.reject_event_ids.add(bad)
+        self.api.resume()
+        self.wait_accepted([ids[0], ids[2]])
+        self.assertTrue(self.api.wait_for(lambda: self.stats()["dead"] == 1, 20))
+        listing = self.h.ctl("outbox", "list", "--dead").stdout
+        self.assertIn(bad, listing)
+        self.assertIn("HTTP 422", listing)
+        self.api.reject_event_ids.clear()
+        self.h.ctl("outbox", "retry-dead")
+        self.wait_accepted([ids[1]])
+        self.assertTrue(self.api.wait_for(lambda: self.stats()["dead"] == 0, 10))
+
+    def test_quota_refusal_is_an_event(self):
+        with smtplib.SMTP("127.0.0.1", self.h.smtp_port, timeout=60) as s:
+            s.sendmail("a@small.example", ["r@example.net"], plain_message("small-0@acme.example", sender="a@small.example"))
+            with self.assertRaises(smtplib.SMTPDataError):
+                s.sendmail("a@small.example", ["r@example.net"],
+                           plain_message("small-1@acme.example", sender="a@small.example"))
+        ok = self.api.wait_for(lambda: any(e["type"] == "message.rejected" and e["org"] == "small"
+                                           for e in self.api.events), 30)
+        self.assertTrue(ok)
+        rejected = [e for e in self.api.events if e["type"] == "message.rejected" and e["org"] == "small"][0]
+        self.assertEqual(rejected["reason"], "quota")
+        self.assertEqual(rejected["message"]["message_id"], "<small-1@acme.example>")
+
+    def test_a_hanging_api_does_not_slow_smtp(self):
+        t0 = time.monotonic()
+        self.send_many("fast", 10)
+        normal = time.monotonic() - t0
+        self.record_ids("fast")
+        self.api.fail_mode = "hang"
+        t0 = time.monotonic()
+        self.send_many("hang", 10)
+        hanging = time.monotonic() - t0
+        self.assertLess(hanging, normal * 3 + 2, (normal, hanging))
+        ids = self.record_ids("hang")
+        self.api.fail_mode = None
+        self.api.release_hangs()
+        self.wait_accepted(ids, timeout=120)
+
+    def test_kill_9_under_load_loses_no_recorded_event(self):
+        done = threading.Event()
+
+        def load():
+            try:
+                self.send_many("kill", 40)
+            except (smtplib.SMTPException, OSError):
+                pass
+            finally:
+                done.set()
+
+        t = threading.Thread(target=load)
+        t.start()
+        time.sleep(0.3)
+        self.h.kill_milter()
+        done.wait(120)
+        t.join(10)
+        self.h.start_milter()
+        ids = self.record_ids("kill")
+        self.assertGreater(len(ids), 0)
+        self.wait_accepted(ids, timeout=90)
+
+
+if __name__ == "__main__":
+    unittest.main()
