@@ -15,6 +15,8 @@
 #include "conf/loader.hpp"
 #include "policy/address.hpp"
 #include "store/message_record.hpp"
+#include "events/event.hpp"
+#include "store/outbox.hpp"
 #include "store/policy_store.hpp"
 
 namespace cllavio::cli {
@@ -64,6 +66,19 @@ nlohmann::ordered_json consent_json(const std::string& org, const std::string& a
   j["at"] = c.at_us ? nlohmann::ordered_json(store::format_time_us(c.at_us)) : nlohmann::ordered_json(nullptr);
   j["source"] = c.source;
   return j;
+}
+
+// Consent changes made here go to the Cllavio API as consent.changed events, queued in
+// the same transaction as their audit entry.
+void queue_consent_events(store::PolicyStore& ps, store::Outbox& outbox, const conf::Config& cfg) {
+  std::uint64_t max = cfg.api.max_outbox_mb << 20;
+  ps.on_audit([&outbox, max](store::lmdb::Txn& txn, const store::AuditEntry& e) {
+    if (e.address.empty() || e.action.rfind("consent.", 0) != 0) return;
+    if (!outbox.put(txn, e.org, events::to_json(events::from_audit(e)).dump(-1, ' ', false,
+                                                                            nlohmann::json::error_handler_t::replace),
+                    max))
+      std::fprintf(stderr, "cllavioctl: warning: outbox full, consent.changed event not queued\n");
+  });
 }
 
 int usage_consent() {
@@ -136,6 +151,11 @@ int cmd_consent(const std::string& config_path, const Args& args) {
     auto st = open_store(config_path, change);
     if (!st) return kExitUnavailable;
     store::PolicyStore ps(*st);
+    std::unique_ptr<store::Outbox> outbox;
+    if (change) {
+      outbox = std::make_unique<store::Outbox>(*st);
+      queue_consent_events(ps, *outbox, *cfg);
+    }
     if (op == "show") {
       std::printf("%s\n", consent_json(org, addr, ps.consent(org, addr)).dump(-1, ' ', false, kReplace).c_str());
       return kExitOk;
@@ -156,6 +176,8 @@ int cmd_consent(const std::string& config_path, const Args& args) {
     auto st = open_store(config_path, true);
     if (!st) return kExitUnavailable;
     store::PolicyStore ps(*st);
+    store::Outbox outbox(*st);
+    queue_consent_events(ps, outbox, *cfg);
     return consent_import(ps, org, args[2]);
   }
   if (op == "export" && args.size() == 2) {

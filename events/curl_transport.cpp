@@ -48,6 +48,16 @@ class CurlTransport : public Transport {
 
   HttpResult post(const std::string& url, const std::vector<std::string>& headers, const std::string& body,
                   const conf::ApiSettings& api) override {
+    return perform(url, headers, &body, api);
+  }
+  HttpResult get(const std::string& url, const std::vector<std::string>& headers,
+                 const conf::ApiSettings& api) override {
+    return perform(url, headers, nullptr, api);
+  }
+
+ private:
+  HttpResult perform(const std::string& url, const std::vector<std::string>& headers, const std::string* body,
+                     const conf::ApiSettings& api) {
     HttpResult r;
     if (h_ == nullptr) {
       r.error = "curl_easy_init failed";
@@ -58,9 +68,13 @@ class CurlTransport : public Transport {
     for (const auto& h : headers) list = curl_slist_append(list, h.c_str());
     list = curl_slist_append(list, "Expect:");  // no 100-continue round trip
     curl_easy_setopt(h_, CURLOPT_URL, url.c_str());
-    curl_easy_setopt(h_, CURLOPT_POST, 1L);
-    curl_easy_setopt(h_, CURLOPT_POSTFIELDS, body.data());
-    curl_easy_setopt(h_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body.size()));
+    if (body != nullptr) {
+      curl_easy_setopt(h_, CURLOPT_POST, 1L);
+      curl_easy_setopt(h_, CURLOPT_POSTFIELDS, body->data());
+      curl_easy_setopt(h_, CURLOPT_POSTFIELDSIZE_LARGE, static_cast<curl_off_t>(body->size()));
+    } else {
+      curl_easy_setopt(h_, CURLOPT_HTTPGET, 1L);
+    }
     curl_easy_setopt(h_, CURLOPT_HTTPHEADER, list);
     curl_easy_setopt(h_, CURLOPT_SSL_VERIFYPEER, 1L);
     curl_easy_setopt(h_, CURLOPT_SSL_VERIFYHOST, 2L);
@@ -85,7 +99,6 @@ class CurlTransport : public Transport {
     return r;
   }
 
- private:
   CURL* h_;
 };
 

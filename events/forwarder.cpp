@@ -4,8 +4,13 @@
 #include <openssl/hmac.h>
 #include <syslog.h>
 
+#include <cctype>
 #include <chrono>
+#include <cstdio>
+#include <ctime>
 #include <random>
+
+#include "policy/consent.hpp"
 
 namespace cllavio::events {
 
@@ -58,7 +63,72 @@ std::string describe(const HttpResult& r) {
   return "HTTP " + std::to_string(r.status) + (b.empty() ? "" : ": " + b);
 }
 
+// RFC 3339 UTC -> unix us (the API's "at"); 0 when unreadable.
+std::int64_t parse_rfc3339(const std::string& s) {
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) return 0;
+  std::string rest = end;
+  if (!rest.empty() && rest[0] == '.') {
+    std::size_t d = rest.find_first_not_of("0123456789", 1);
+    rest = d == std::string::npos ? "" : rest.substr(d);
+  }
+  if (rest != "Z" && rest != "+00:00") return 0;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000000;
+}
+
+std::string url_escape(const std::string& s) {
+  std::string out;
+  for (unsigned char c : s) {
+    if (std::isalnum(c) || c == '-' || c == '_' || c == '.' || c == '~') {
+      out.push_back(static_cast<char>(c));
+    } else {
+      char b[4];
+      std::snprintf(b, sizeof b, "%%%02X", c);
+      out += b;
+    }
+  }
+  return out;
+}
+
 }  // namespace
+
+std::size_t Forwarder::poll_consent(const conf::ApiSettings& api, store::PolicyStore& consent) {
+  std::size_t applied = 0;
+  if (api.url.empty()) return 0;
+  for (const auto& [org, key] : api.org_keys) {
+    try {
+      std::string cursor = consent.consent_cursor(org);
+      HttpResult r = transport_->get(api.url + "/v1/orgs/" + url_escape(org) + "/consent?cursor=" + url_escape(cursor),
+                                     {"Authorization: Bearer " + key, "Accept: application/json"}, api);
+      if (r.status != 200) {
+        log_(LOG_WARNING, "consent sync for " + org + ": " + describe(r));
+        continue;
+      }
+      auto j = nlohmann::json::parse(r.body);
+      std::vector<store::PolicyStore::ImportRow> rows;
+      for (const auto& c : j.at("changes")) {
+        std::string address = policy::consent_address(c.at("address").get<std::string>());
+        auto state = policy::parse_consent_state(c.at("state").get<std::string>());
+        if (address.empty() || !state) {
+          log_(LOG_WARNING, "consent sync for " + org + ": skipped a change with a bad address or state");
+          continue;
+        }
+        std::int64_t at = parse_rfc3339(c.value("at", std::string()));
+        rows.push_back({address, policy::Consent{*state, at, c.value("source", std::string("api"))}});
+      }
+      std::string next = j.at("cursor").get<std::string>();
+      if (rows.empty() && next == cursor) continue;
+      auto res = consent.import_consent(org, rows, "api", "consent.api", &next);
+      applied += res.changed;
+      if (res.changed > 0)
+        log_(LOG_NOTICE, "consent sync for " + org + ": " + std::to_string(res.changed) + " change(s) applied");
+    } catch (const std::exception& e) {
+      log_(LOG_WARNING, "consent sync for " + org + ": unreadable answer (" + std::string(e.what()).substr(0, 200) + ")");
+    }
+  }
+  return applied;
+}
 
 std::string signature(const std::string& secret, std::int64_t t, const std::string& body) {
   std::string msg = std::to_string(t) + "." + body;
@@ -173,9 +243,15 @@ void Forwarder::wake() {
 void Forwarder::run() {
   std::mt19937 rng(std::random_device{}());
   auto next_try = std::chrono::steady_clock::now();
+  auto next_poll = std::chrono::steady_clock::now();
   std::string last_error;
   for (;;) {
     auto cfg = config_();
+    if (consent_ != nullptr && cfg->api.consent_poll_s > 0 && !cfg->api.url.empty() &&
+        std::chrono::steady_clock::now() >= next_poll) {
+      next_poll = std::chrono::steady_clock::now() + std::chrono::seconds(cfg->api.consent_poll_s);
+      poll_consent(cfg->api, *consent_);
+    }
     {
       std::unique_lock lock(mu_);
       // Woken by new events, or every second to look again (backoff ends, queued events

@@ -24,6 +24,7 @@
 
 #include "conf/config.hpp"
 #include "store/outbox.hpp"
+#include "store/policy_store.hpp"
 
 namespace cllavio::events {
 
@@ -39,6 +40,8 @@ class Transport {
   virtual ~Transport() = default;
   virtual HttpResult post(const std::string& url, const std::vector<std::string>& headers, const std::string& body,
                           const conf::ApiSettings& api) = 0;
+  virtual HttpResult get(const std::string& url, const std::vector<std::string>& headers,
+                         const conf::ApiSettings& api) = 0;
 };
 
 // libcurl: one handle kept for keep-alive; TLS peer and host verification always on.
@@ -63,6 +66,12 @@ class Forwarder {
   // Sends everything queued now, org by org; stops an org at its first retryable failure.
   SendReport send_pending(const conf::ApiSettings& api, std::int64_t now_s);
 
+  // Consent sync: GET /v1/orgs/{org}/consent?cursor=C for every org with a key, applied
+  // to the consent store (newer states win, audited as "api"), cursor persisted with the
+  // changes. Returns the number of changes applied; throws nothing (errors are logged).
+  std::size_t poll_consent(const conf::ApiSettings& api, store::PolicyStore& consent);
+  void set_consent_store(store::PolicyStore* consent) { consent_ = consent; }
+
   // The background thread: sends when woken (new events) or when a backoff ends.
   void start(std::function<std::shared_ptr<const conf::Config>()> config);
   void stop();
@@ -74,6 +83,7 @@ class Forwarder {
   void run();
 
   store::Outbox& outbox_;
+  store::PolicyStore* consent_ = nullptr;
   std::unique_ptr<Transport> transport_;
   Log log_;
   std::function<std::shared_ptr<const conf::Config>()> config_;

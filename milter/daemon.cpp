@@ -262,6 +262,7 @@ int daemon_main(int argc, char** argv) {
                                                                                  : conf::LogLevel::notice,
                    line);
       });
+  rt.forwarder->set_consent_store(rt.policy_store.get());  // consent changes made at the API come back
   rt.forwarder->start([] { return rt.config(); });
   if (cfg.api.url.empty())
     rt.log.notice("no [api] url: events stay in the outbox (cllavioctl outbox stats)");

@@ -71,6 +71,7 @@ void PolicyStore::audit(lmdb::Txn& txn, AuditEntry e) {
   auto b = json::to_cbor(j);
   auto key = lmdb::be64(e.id);
   lmdb::put(txn, audit_, lmdb::view(key), std::string_view(reinterpret_cast<const char*>(b.data()), b.size()));
+  if (hook_) hook_(txn, e);
 }
 
 PolicyStore::Change PolicyStore::set_consent(const std::string& org, const std::string& address,
@@ -92,7 +93,8 @@ PolicyStore::Change PolicyStore::set_consent(const std::string& org, const std::
 }
 
 PolicyStore::ImportResult PolicyStore::import_consent(const std::string& org, const std::vector<ImportRow>& rows,
-                                                      const std::string& actor) {
+                                                      const std::string& actor, const std::string& action,
+                                                      const std::string* cursor) {
   if (store_.read_only()) throw lmdb::Error("store opened read-only", EACCES);
   ImportResult r;
   lmdb::Txn txn(store_.env(), lmdb::Txn::read_write);
@@ -110,16 +112,25 @@ PolicyStore::ImportResult PolicyStore::import_consent(const std::string& org, co
       continue;
     }
     lmdb::put(txn, consent_, key, encode_consent(row.consent));
-    audit(txn, AuditEntry{0, 0, actor, "consent.import", org, row.address,
+    audit(txn, AuditEntry{0, 0, actor, action, org, row.address,
                           std::string(policy::to_string(before.state)),
                           std::string(policy::to_string(row.consent.state)), row.consent.source, ""});
     ++r.changed;
   }
-  audit(txn, AuditEntry{0, 0, actor, "consent.import", org, "", "", "", "import",
-                        std::to_string(r.changed) + " changed, " + std::to_string(r.unchanged) + " unchanged, " +
-                            std::to_string(r.older) + " older than the stored state"});
+  if (r.changed > 0 || cursor == nullptr)
+    audit(txn, AuditEntry{0, 0, actor, action, org, "", "", "", cursor ? "api" : "import",
+                          std::to_string(r.changed) + " changed, " + std::to_string(r.unchanged) + " unchanged, " +
+                              std::to_string(r.older) + " older than the stored state"});
+  if (cursor != nullptr) lmdb::put(txn, meta_, "consent_cursor:" + org, *cursor);
   txn.commit();
   return r;
+}
+
+std::string PolicyStore::consent_cursor(const std::string& org) const {
+  if (missing()) return {};
+  lmdb::Txn txn(store_.env(), lmdb::Txn::read_only);
+  std::string_view v;
+  return lmdb::get(txn, meta_, "consent_cursor:" + org, v) ? std::string(v) : std::string();
 }
 
 void PolicyStore::scan_consent(const std::string& org,

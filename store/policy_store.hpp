@@ -58,8 +58,15 @@ class PolicyStore {
   struct ImportResult {
     std::size_t changed = 0, unchanged = 0, older = 0;  // older: the stored state is newer; kept
   };
-  // One transaction: every row's change gets an audit entry, plus one for the import.
-  ImportResult import_consent(const std::string& org, const std::vector<ImportRow>& rows, const std::string& actor);
+  // One transaction: every row's change gets an audit entry (`action`), plus one for the
+  // whole import; `cursor` (the API sync's position) is persisted in the same transaction.
+  ImportResult import_consent(const std::string& org, const std::vector<ImportRow>& rows, const std::string& actor,
+                              const std::string& action = "consent.import", const std::string* cursor = nullptr);
+  std::string consent_cursor(const std::string& org) const;  // "" before the first sync
+
+  // Called inside the transaction of every audit entry (cllavioctl queues consent.changed
+  // events for the API with it).
+  void on_audit(std::function<void(lmdb::Txn&, const AuditEntry&)> hook) { hook_ = std::move(hook); }
   void scan_consent(const std::string& org,
                     const std::function<bool(const std::string& address, const policy::Consent&)>& fn) const;
 
@@ -80,6 +87,7 @@ class PolicyStore {
 
   Store& store_;
   MDB_dbi meta_ = 0, consent_ = 0, audit_ = 0, quota_ = 0;
+  std::function<void(lmdb::Txn&, const AuditEntry&)> hook_;
 };
 
 }  // namespace cllavio::store

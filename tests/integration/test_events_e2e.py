@@ -19,6 +19,10 @@ SIGNING = "events-e2e-signing-secret"
 ORG = """id = "acme"
 domains = ["acme.example"]
 networks = ["127.0.0.1/32"]
+[[stream]]
+name = "campaigns"
+senders = ["news@acme.example"]
+kind = "campaign"
 [quota]
 messages = [{ per = "1d", max = 1000000 }]
 """
@@ -46,7 +50,7 @@ class Events(HarnessCase):
             milter="unix", orgs={"acme": ORG, "small": ORG_LIMITED}, default_action="accept",
             secrets=f'[api]\nsigning_secret = "{SIGNING}"\n[api.org_keys]\nacme = "acme-key"\nsmall = "small-key"\n',
             settings={"api.url": cls.api.url, "api.ca_file": cls.api.ca_file, "api.linger_ms": 50,
-                      "api.batch_max": 10})
+                      "api.batch_max": 10, "api.consent_poll_s": 1})
         try:
             super().setUpClass()
         except BaseException:
@@ -100,7 +104,7 @@ class Events(HarnessCase):
         posts = [r for r in self.api.posts() if r["status"] == 200]
         self.assertTrue(posts and all(r["signature_ok"] and r["idempotency_key"] for r in posts))
         self.assertTrue(all(r["headers"]["Authorization"] == "Bearer acme-key" for r in posts))
-        self.assertEqual(self.stats()["queued"], 0)
+        self.assertTrue(self.api.wait_for(lambda: self.stats()["queued"] == 0, 10), self.h.ctl("outbox", "list").stdout)
 
     def test_api_down_loses_nothing_and_drains(self):
         self.api.refuse()
@@ -186,6 +190,25 @@ class Events(HarnessCase):
         ids = self.record_ids("kill")
         self.assertGreater(len(ids), 0)
         self.wait_accepted(ids, timeout=90)
+
+    def test_consent_changes_flow_both_ways(self):
+        # Unsubscribed at Cllavio: the next campaign RCPT to them is refused.
+        self.api.add_consent_change("acme", "Gone@Example.NET", "unsubscribed", source="unsubscribe")
+        ok = self.api.wait_for(lambda: json.loads(self.h.ctl("consent", "show", "acme", "Gone@example.net").stdout)
+                               ["state"] == "unsubscribed", 20)
+        self.assertTrue(ok)
+        with smtplib.SMTP("127.0.0.1", self.h.smtp_port, timeout=60) as s:
+            s.mail("news@acme.example")
+            code, text = s.rcpt("Gone@example.net")
+        self.assertEqual(code, 550)
+        self.assertIn(b"unsubscribed from acme mailings", text)
+        audit = self.h.ctl("audit", "--json").stdout
+        self.assertIn('"actor":"api"', audit)
+        # Granted here: a consent.changed event goes to Cllavio.
+        self.h.ctl("consent", "grant", "acme", "new@example.net")
+        ok = self.api.wait_for(lambda: any(e["type"] == "consent.changed" and e["consent"]["address"] == "new@example.net"
+                                           and e["consent"]["to"] == "granted" for e in self.api.events), 30)
+        self.assertTrue(ok)
 
 
 if __name__ == "__main__":

@@ -25,6 +25,11 @@ struct FakeTransport : events::Transport {
     calls->push_back({url, body, headers});
     return answer(body);
   }
+  events::HttpResult get(const std::string& url, const std::vector<std::string>& headers,
+                         const conf::ApiSettings&) override {
+    calls->push_back({url, "", headers});
+    return answer("GET " + url);
+  }
 };
 
 struct Fixture {
@@ -185,4 +190,31 @@ BOOST_AUTO_TEST_CASE(events_from_records) {
   r.org.clear();
   r.action = "accept";
   BOOST_TEST(!events::from_record(r).has_value());
+}
+
+BOOST_FIXTURE_TEST_CASE(consent_changes_from_the_api_are_applied_with_their_cursor, Fixture) {
+  store::PolicyStore ps(*st);
+  fake->answer = [](const std::string& req) {
+    if (req.find("cursor=&") != std::string::npos || req.size() >= 6 && req.substr(req.size() - 7) == "cursor=")
+      return events::HttpResult{200,
+                                R"({"changes":[{"address":"Bob@Example.NET","state":"unsubscribed",)"
+                                R"("at":"2026-11-29T10:00:00Z","source":"unsubscribe"},)"
+                                R"({"address":"bad","state":"granted"}],"cursor":"2"})",
+                                "", -1};
+    return events::HttpResult{200, R"({"changes":[],"cursor":"2"})", "", -1};
+  };
+  api.org_keys = {{"acme", "acme-key"}};
+  BOOST_TEST(fwd->poll_consent(api, ps) == 1u);
+  auto c = ps.consent("acme", "Bob@example.net");
+  BOOST_TEST((c.state == policy::ConsentState::unsubscribed));
+  BOOST_TEST(c.source == "unsubscribe");
+  BOOST_TEST(ps.consent_cursor("acme") == "2");
+  BOOST_REQUIRE(calls.size() == 1u);
+  BOOST_TEST(calls[0].url == "https://api.test/v1/orgs/acme/consent?cursor=");
+  BOOST_TEST(header(calls[0], "Authorization") == "Bearer acme-key");
+  BOOST_TEST(fwd->poll_consent(api, ps) == 0u);  // continues from the cursor
+  BOOST_TEST(calls[1].url == "https://api.test/v1/orgs/acme/consent?cursor=2");
+  fake->answer = [](const std::string&) { return events::HttpResult{200, "<html>oops", "", -1}; };
+  BOOST_TEST(fwd->poll_consent(api, ps) == 0u);  // unreadable: logged, nothing changes
+  BOOST_TEST(ps.consent_cursor("acme") == "2");
 }
