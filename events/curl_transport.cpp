@@ -59,6 +59,14 @@ class CurlTransport : public Transport {
   HttpResult perform(const std::string& url, const std::vector<std::string>& headers, const std::string* body,
                      const conf::ApiSettings& api) {
     HttpResult r;
+    // A connection verified against another CA (or made for another URL) is not reused
+    // after a reload changed them: a new handle starts with an empty connection cache.
+    std::string identity = api.url + '\n' + api.ca_file;
+    if (identity != identity_) {
+      if (h_) curl_easy_cleanup(h_);
+      h_ = curl_easy_init();
+      identity_ = identity;
+    }
     if (h_ == nullptr) {
       r.error = "curl_easy_init failed";
       return r;
@@ -100,6 +108,7 @@ class CurlTransport : public Transport {
   }
 
   CURL* h_;
+  std::string identity_;  // url and CA file the connection cache belongs to
 };
 
 }  // namespace

@@ -266,6 +266,7 @@ void Forwarder::run() {
         if (stopping_) return;
       }
     }
+    cfg = config_();  // a reload during the wait applies to this send
     if (std::chrono::steady_clock::now() < next_try || cfg->api.url.empty()) continue;
     SendReport r;
     try {

@@ -210,6 +210,27 @@ class Events(HarnessCase):
                                            and e["consent"]["to"] == "granted" for e in self.api.events), 30)
         self.assertTrue(ok)
 
+    def test_tls_is_verified_and_no_secret_is_logged(self):
+        from api_server import CA
+        other = CA(os.path.join(self.api_dir, "other-ca"))  # not the CA that signed the API's certificate
+        os.chmod(os.path.join(self.api_dir, "other-ca"), 0o755)
+        os.chmod(other.ca_file, 0o644)
+        self.h.write_config(settings={"api.ca_file": other.ca_file})
+        self.h.reload_milter()
+        try:
+            self.send_many("tls", 2)
+            ids = self.record_ids("tls")
+            ok = self.api.wait_for(lambda: "certificate" in (self.stats()["last_error"] or "").lower(), 20)
+            self.assertTrue(ok, self.stats())
+            self.assertFalse({f"evt_{i}_accepted" for i in ids} & set(self.api.distinct_event_ids()))
+        finally:
+            self.h.write_config(settings={"api.ca_file": self.api.ca_file})
+            self.h.reload_milter()
+        self.wait_accepted(ids, timeout=90)
+        log = self.h.milter_log()
+        for secret in (SIGNING, "acme-key", "small-key"):
+            self.assertNotIn(secret, log)
+
 
 if __name__ == "__main__":
     unittest.main()
