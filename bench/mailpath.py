@@ -20,10 +20,13 @@ the policy's cost is its CPU per message next to cllavio-unix's.
 tracking: HTML mail with about 10 links per KiB (5 KiB: ~50 links, 50 KiB: ~500) through one
 cllavio-milter, sent for an org without tracking ("untracked") and for an org with opens and
 clicks on ("tracked"), plus Postfix alone; the ratio that matters is tracked / untracked.
+events: the pass-through mail with events going to a local HTTPS API that answers ("api-up")
+and to one that hangs ("api-hanging"); the ratio that matters is hanging / up (SMTP must not notice).
 Needs root; build first (scripts/build.sh).
 """
 
 import argparse
+import json
 import os
 import statistics
 import sys
@@ -217,9 +220,48 @@ def tracking_suite(args, sizes):
         alone.close()
 
 
+def events_suite(args, sizes):
+    """The same mail through cllavio-milter with its events going to a local HTTPS API
+    that answers ("api-up") and to one that never answers ("api-hanging"): SMTP must not
+    notice. Also prints how many events reached the answering API."""
+    import tempfile
+    from api_server import ApiServer
+    secrets = '[api]\nsigning_secret = "bench-signing-secret-0123"\n[api.org_keys]\nbench = "bench-key"\n'
+    apis, harnesses = {}, {}
+    try:
+        for name in ("api-up", "api-hanging"):
+            d = tempfile.mkdtemp(prefix="cllavio-bench-api-")
+            os.chmod(d, 0o755)
+            apis[name] = ApiServer(d, signing_secret=b"bench-signing-secret-0123", org_keys={"bench": "bench-key"})
+            apis[name].start()
+            for root, dirs, _ in os.walk(d):
+                for sub in dirs:
+                    os.chmod(os.path.join(root, sub), 0o755)
+            os.chmod(apis[name].ca_file, 0o644)
+            if name == "api-hanging":
+                apis[name].fail_mode = "hang"
+            harnesses[name] = harness.Harness(orgs={"bench": ORG}, milter="unix", secrets=secrets, **COMMON,
+                                              settings={"api.url": apis[name].url, "api.ca_file": apis[name].ca_file,
+                                                        "api.timeout_ms": 30000})
+            harnesses[name].start()
+        runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
+        results, cpu = measure(runs, sizes, args)
+        report("events", runs, sizes, results, cpu, args, "api-up")
+        up = apis["api-up"]
+        up.wait_for(lambda: False, 5)  # let the last batches arrive
+        print(f"events accepted by api-up: {len(up.distinct_event_ids())} distinct ids "
+              f"({len(up.events)} deliveries, {len(up.posts())} requests); api-hanging queued: "
+              f"{json.loads(harnesses['api-hanging'].ctl('outbox', 'stats', '--json').stdout)['queued']}")
+    finally:
+        for h in harnesses.values():
+            h.close()
+        for a in apis.values():
+            a.stop()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", choices=["passthrough", "tracking", "all"], default="all")
+    ap.add_argument("--suite", choices=["passthrough", "tracking", "events", "all"], default="all")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=10)
@@ -230,6 +272,8 @@ def main():
         passthrough_suite(args, sizes)
     if args.suite in ("tracking", "all"):
         tracking_suite(args, sizes)
+    if args.suite in ("events", "all"):
+        events_suite(args, sizes)
 
 
 if __name__ == "__main__":
