@@ -25,15 +25,7 @@ std::size_t on_header(char* p, std::size_t size, std::size_t n, void* out) {
     std::string head = line.substr(0, name.size());
     for (char& c : head) c = static_cast<char>(std::tolower(static_cast<unsigned char>(c)));
     if (head == name) {
-      std::string v = line.substr(name.size());
-      while (!v.empty() && (v.back() == '\r' || v.back() == '\n' || v.back() == ' ')) v.pop_back();
-      while (!v.empty() && v.front() == ' ') v.erase(0, 1);
-      if (!v.empty() && v.find_first_not_of("0123456789") == std::string::npos) {
-        r->retry_after_s = static_cast<int>(std::min(86400L, std::strtol(v.c_str(), nullptr, 10)));
-      } else {
-        time_t when = curl_getdate(v.c_str(), nullptr);  // an HTTP date
-        if (when > 0) r->retry_after_s = static_cast<int>(std::max<long>(0, when - std::time(nullptr)));
-      }
+      r->retry_after_s = parse_retry_after(line.substr(name.size()), static_cast<std::int64_t>(std::time(nullptr)));
     }
   }
   return size * n;

@@ -4,6 +4,7 @@
 #include <openssl/hmac.h>
 #include <syslog.h>
 
+#include <algorithm>
 #include <cctype>
 #include <chrono>
 #include <cstdio>
@@ -93,6 +94,46 @@ std::string url_escape(const std::string& s) {
 
 }  // namespace
 
+std::optional<ConsentPage> parse_consent_page(std::string_view body) {
+  auto j = nlohmann::json::parse(body, nullptr, false);
+  if (!j.is_object() || !j.contains("changes") || !j["changes"].is_array() || !j.contains("cursor") ||
+      !j["cursor"].is_string())
+    return std::nullopt;
+  ConsentPage page;
+  page.cursor = j["cursor"].get<std::string>();
+  for (const auto& c : j["changes"]) {
+    const auto* address = c.is_object() && c.contains("address") ? c["address"].get_ptr<const std::string*>() : nullptr;
+    const auto* state = c.is_object() && c.contains("state") ? c["state"].get_ptr<const std::string*>() : nullptr;
+    std::string addr = address ? policy::consent_address(*address) : std::string();
+    auto st = state ? policy::parse_consent_state(*state) : std::nullopt;
+    if (addr.empty() || !st) {
+      ++page.skipped;
+      continue;
+    }
+    const auto* at = c.contains("at") ? c["at"].get_ptr<const std::string*>() : nullptr;
+    const auto* source = c.contains("source") ? c["source"].get_ptr<const std::string*>() : nullptr;
+    page.changes.push_back(
+        {addr, policy::Consent{*st, at ? parse_rfc3339(*at) : 0, source ? source->substr(0, 32) : std::string("api")}});
+  }
+  return page;
+}
+
+int parse_retry_after(std::string_view value, std::int64_t now_s) {
+  while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
+  while (!value.empty() && (value.back() == ' ' || value.back() == '\r' || value.back() == '\n')) value.remove_suffix(1);
+  if (value.empty()) return -1;
+  if (value.find_first_not_of("0123456789") == std::string_view::npos) {
+    if (value.size() > 6) return 86400;
+    return std::min(86400, std::stoi(std::string(value)));
+  }
+  std::tm tm{};
+  std::string v(value);
+  const char* end = strptime(v.c_str(), "%a, %d %b %Y %H:%M:%S GMT", &tm);  // IMF-fixdate
+  if (end == nullptr || *end != '\0') return -1;
+  std::int64_t when = static_cast<std::int64_t>(timegm(&tm));
+  return static_cast<int>(std::clamp<std::int64_t>(when - now_s, 0, 86400));
+}
+
 std::size_t Forwarder::poll_consent(const conf::ApiSettings& api, store::PolicyStore& consent) {
   std::size_t applied = 0;
   if (api.url.empty()) return 0;
@@ -105,19 +146,16 @@ std::size_t Forwarder::poll_consent(const conf::ApiSettings& api, store::PolicyS
         log_(LOG_WARNING, "consent sync for " + org + ": " + describe(r));
         continue;
       }
-      auto j = nlohmann::json::parse(r.body);
-      std::vector<store::PolicyStore::ImportRow> rows;
-      for (const auto& c : j.at("changes")) {
-        std::string address = policy::consent_address(c.at("address").get<std::string>());
-        auto state = policy::parse_consent_state(c.at("state").get<std::string>());
-        if (address.empty() || !state) {
-          log_(LOG_WARNING, "consent sync for " + org + ": skipped a change with a bad address or state");
-          continue;
-        }
-        std::int64_t at = parse_rfc3339(c.value("at", std::string()));
-        rows.push_back({address, policy::Consent{*state, at, c.value("source", std::string("api"))}});
+      auto page = parse_consent_page(r.body);
+      if (!page) {
+        log_(LOG_WARNING, "consent sync for " + org + ": unreadable answer");
+        continue;
       }
-      std::string next = j.at("cursor").get<std::string>();
+      if (page->skipped > 0)
+        log_(LOG_WARNING, "consent sync for " + org + ": skipped " + std::to_string(page->skipped) +
+                              " change(s) with a bad address or state");
+      const auto& rows = page->changes;
+      const std::string& next = page->cursor;
       if (rows.empty() && next == cursor) continue;
       auto res = consent.import_consent(org, rows, "api", "consent.api", &next);
       applied += res.changed;

@@ -18,6 +18,8 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
+#include <string_view>
 #include <string>
 #include <thread>
 #include <vector>
@@ -46,6 +48,19 @@ class Transport {
 
 // libcurl: one handle kept for keep-alive; TLS peer and host verification always on.
 std::unique_ptr<Transport> make_curl_transport();
+
+// A page of the consent sync (GET /v1/orgs/{org}/consent): changes with a readable
+// address and state, how many were not, and the next cursor; nullopt when the body is
+// not that JSON.
+struct ConsentPage {
+  std::vector<store::PolicyStore::ImportRow> changes;
+  std::size_t skipped = 0;
+  std::string cursor;
+};
+std::optional<ConsentPage> parse_consent_page(std::string_view body);
+
+// Retry-After: seconds, or an HTTP date (seconds from now_s); -1 when unreadable.
+int parse_retry_after(std::string_view value, std::int64_t now_s);
 
 // "t=<t>,v1=<hex HMAC-SHA256(secret, t + "." + body)>"
 std::string signature(const std::string& secret, std::int64_t t, const std::string& body);

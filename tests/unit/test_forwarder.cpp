@@ -195,7 +195,7 @@ BOOST_AUTO_TEST_CASE(events_from_records) {
 BOOST_FIXTURE_TEST_CASE(consent_changes_from_the_api_are_applied_with_their_cursor, Fixture) {
   store::PolicyStore ps(*st);
   fake->answer = [](const std::string& req) {
-    if (req.find("cursor=&") != std::string::npos || req.size() >= 6 && req.substr(req.size() - 7) == "cursor=")
+    if (req.ends_with("cursor="))  // the first poll: no cursor yet
       return events::HttpResult{200,
                                 R"({"changes":[{"address":"Bob@Example.NET","state":"unsubscribed",)"
                                 R"("at":"2026-11-29T10:00:00Z","source":"unsubscribe"},)"
@@ -217,4 +217,22 @@ BOOST_FIXTURE_TEST_CASE(consent_changes_from_the_api_are_applied_with_their_curs
   fake->answer = [](const std::string&) { return events::HttpResult{200, "<html>oops", "", -1}; };
   BOOST_TEST(fwd->poll_consent(api, ps) == 0u);  // unreadable: logged, nothing changes
   BOOST_TEST(ps.consent_cursor("acme") == "2");
+}
+
+BOOST_AUTO_TEST_CASE(retry_after_and_consent_pages) {
+  BOOST_TEST(events::parse_retry_after(" 120\r\n", 0) == 120);
+  BOOST_TEST(events::parse_retry_after("99999999", 0) == 86400);
+  BOOST_TEST(events::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 784111717) == 60);
+  BOOST_TEST(events::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 884111717) == 0);  // in the past
+  BOOST_TEST(events::parse_retry_after("soon", 0) == -1);
+  auto page = events::parse_consent_page(
+      R"({"changes":[{"address":"A@B.EXAMPLE","state":"granted"},{"address":"x","state":"granted"},)"
+      R"({"address":"c@d.example","state":"maybe"},42],"cursor":"7"})");
+  BOOST_REQUIRE(page.has_value());
+  BOOST_TEST(page->changes.size() == 1u);
+  BOOST_TEST(page->changes[0].address == "A@b.example");
+  BOOST_TEST(page->skipped == 3u);
+  BOOST_TEST(page->cursor == "7");
+  BOOST_TEST(!events::parse_consent_page("<html>oops").has_value());
+  BOOST_TEST(!events::parse_consent_page(R"({"changes":[]})").has_value());
 }

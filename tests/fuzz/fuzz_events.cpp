@@ -1,0 +1,24 @@
+// Fuzzes what the forwarder reads from the network: consent sync pages (JSON from the
+// API) and Retry-After values. Must never crash, and every change it keeps must carry
+// a consent-store address and a real state.
+#include <cstddef>
+#include <cstdint>
+#include <cstdlib>
+#include <string_view>
+
+#include "events/forwarder.hpp"
+
+extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
+  using namespace cllavio;
+  if (size > 64 * 1024) return 0;
+  std::string_view in(reinterpret_cast<const char*>(data), size);
+  if (auto page = events::parse_consent_page(in)) {
+    for (const auto& c : page->changes)
+      if (c.address.empty() || c.address != policy::consent_address(c.address) ||
+          c.consent.state == policy::ConsentState::none)
+        std::abort();
+  }
+  int r = events::parse_retry_after(in.substr(0, 64), 1'790'000'000);
+  if (r < -1 || r > 86400) std::abort();
+  return 0;
+}
