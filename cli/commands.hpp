@@ -25,9 +25,7 @@ using Args = std::vector<std::string>;
 // writes). Prints the reason and returns null when it cannot be opened.
 std::unique_ptr<store::Store> open_store(const std::string& config_path, bool writable = false);
 
-// RFC 3339 UTC ("2026-11-29T10:00:00Z", a fraction allowed) or unix seconds -> unix us.
-std::optional<std::int64_t> parse_time(const std::string& s);
-// --since: a duration back from now ("90s", "15m", "24h", "7d") or a time as parse_time.
+// --since: a duration back from now ("90s", "15m", "24h", "7d") or a time as store::parse_time_us.
 std::optional<std::int64_t> parse_since(const std::string& s);
 
 int cmd_messages(const std::string& config_path, const Args& args);

@@ -105,7 +105,7 @@ int consent_import(store::PolicyStore& ps, const std::string& org, const std::st
     auto parsed = policy::parse_consent_row(line);
     std::optional<std::int64_t> at = now;
     if (auto* row = std::get_if<policy::ConsentRow>(&parsed); row && !row->timestamp.empty())
-      at = parse_time(row->timestamp);
+      at = store::parse_time_us(row->timestamp);
     if (auto* why = std::get_if<std::string>(&parsed)) {
       std::fprintf(stderr, "%s:%zu: %s\n", file.c_str(), n, store::printable(*why).c_str());
       ++bad;

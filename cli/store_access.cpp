@@ -5,6 +5,8 @@
 
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
+#include "policy/quota.hpp"
+#include "store/message_record.hpp"
 
 namespace cllavio::cli {
 
@@ -35,37 +37,14 @@ std::unique_ptr<store::Store> open_store(const std::string& config_path, bool wr
   }
 }
 
-std::optional<std::int64_t> parse_time(const std::string& s) {
-  if (!s.empty() && s.size() <= 12 && s.find_first_not_of("0123456789") == std::string::npos)
-    return std::stoll(s) * 1000000;
-  std::tm tm{};
-  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) return std::nullopt;
-  std::string rest = end;
-  if (!rest.empty() && rest[0] == '.') {
-    std::size_t digits = rest.find_first_not_of("0123456789", 1);
-    rest = digits == std::string::npos ? "" : rest.substr(digits);
-  }
-  if (rest != "Z" && rest != "+00:00") return std::nullopt;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000000;
-}
-
 std::optional<std::int64_t> parse_since(const std::string& s) {
-  if (s.size() >= 2 && s.size() <= 8 && s.find_first_not_of("0123456789") == s.size() - 1) {
-    std::int64_t unit = 0;
-    switch (s.back()) {
-      case 's': unit = 1; break;
-      case 'm': unit = 60; break;
-      case 'h': unit = 3600; break;
-      case 'd': unit = 86400; break;
-      default: return std::nullopt;
-    }
+  if (auto d = policy::parse_duration_s(s)) {
     std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
                            std::chrono::system_clock::now().time_since_epoch())
                            .count();
-    return now - std::stoll(s.substr(0, s.size() - 1)) * unit * 1000000;
+    return now - *d * 1000000;
   }
-  return parse_time(s);
+  return store::parse_time_us(s);
 }
 
 }  // namespace cllavio::cli

@@ -64,20 +64,6 @@ std::string describe(const HttpResult& r) {
   return "HTTP " + std::to_string(r.status) + (b.empty() ? "" : ": " + b);
 }
 
-// RFC 3339 UTC -> unix us (the API's "at"); 0 when unreadable.
-std::int64_t parse_rfc3339(const std::string& s) {
-  std::tm tm{};
-  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
-  if (end == nullptr) return 0;
-  std::string rest = end;
-  if (!rest.empty() && rest[0] == '.') {
-    std::size_t d = rest.find_first_not_of("0123456789", 1);
-    rest = d == std::string::npos ? "" : rest.substr(d);
-  }
-  if (rest != "Z" && rest != "+00:00") return 0;
-  return static_cast<std::int64_t>(timegm(&tm)) * 1000000;
-}
-
 std::string url_escape(const std::string& s) {
   std::string out;
   for (unsigned char c : s) {
@@ -113,7 +99,7 @@ std::optional<ConsentPage> parse_consent_page(std::string_view body) {
     const auto* at = c.contains("at") ? c["at"].get_ptr<const std::string*>() : nullptr;
     const auto* source = c.contains("source") ? c["source"].get_ptr<const std::string*>() : nullptr;
     page.changes.push_back(
-        {addr, policy::Consent{*st, at ? parse_rfc3339(*at) : 0, source ? source->substr(0, 32) : std::string("api")}});
+        {addr, policy::Consent{*st, at ? store::parse_time_us(*at).value_or(0) : 0, source ? source->substr(0, 32) : std::string("api")}});
   }
   return page;
 }

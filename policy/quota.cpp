@@ -33,7 +33,7 @@ std::int64_t QuotaPolicy::longest_s() const {
   return l;
 }
 
-std::optional<std::int64_t> parse_window(std::string_view s) {
+std::optional<std::int64_t> parse_duration_s(std::string_view s) {
   if (s.size() < 2 || s.size() > 9) return std::nullopt;
   std::int64_t unit = 0;
   switch (s.back()) {
@@ -48,8 +48,13 @@ std::optional<std::int64_t> parse_window(std::string_view s) {
     if (c < '0' || c > '9') return std::nullopt;
     n = n * 10 + (c - '0');
   }
-  if (n < 1 || n * unit > kMaxWindowS) return std::nullopt;
   return n * unit;
+}
+
+std::optional<std::int64_t> parse_window(std::string_view s) {
+  auto v = parse_duration_s(s);
+  if (!v || *v < 1 || *v > kMaxWindowS) return std::nullopt;
+  return v;
 }
 
 std::string describe_window(std::int64_t per_s) {

@@ -48,7 +48,9 @@ struct QuotaPolicy {
   std::int64_t longest_s() const;
 };
 
-// "90s", "15m", "1h", "7d" -> seconds; nullopt when malformed or outside 1s..31d.
+// "90s", "15m", "24h", "7d" -> seconds (up to 8 characters); nullopt when malformed.
+std::optional<std::int64_t> parse_duration_s(std::string_view);
+// A quota window: a duration within 1s..31d.
 std::optional<std::int64_t> parse_window(std::string_view);
 // 60 -> "minute", 7200 -> "2 hours", 86400 -> "day".
 std::string describe_window(std::int64_t per_s);

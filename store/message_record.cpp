@@ -161,4 +161,20 @@ nlohmann::ordered_json display_json(const MessageRecord& r) {
   return j;
 }
 
+std::optional<std::int64_t> parse_time_us(std::string_view text) {
+  std::string s(text);
+  if (!s.empty() && s.size() <= 12 && s.find_first_not_of("0123456789") == std::string::npos)
+    return std::stoll(s) * 1000000;
+  std::tm tm{};
+  const char* end = strptime(s.c_str(), "%Y-%m-%dT%H:%M:%S", &tm);
+  if (end == nullptr) return std::nullopt;
+  std::string rest = end;
+  if (!rest.empty() && rest[0] == '.') {
+    std::size_t digits = rest.find_first_not_of("0123456789", 1);
+    rest = digits == std::string::npos ? "" : rest.substr(digits);
+  }
+  if (rest != "Z" && rest != "+00:00") return std::nullopt;
+  return static_cast<std::int64_t>(timegm(&tm)) * 1000000;
+}
+
 }  // namespace cllavio::store

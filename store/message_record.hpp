@@ -9,6 +9,7 @@
 #include <nlohmann/json.hpp>
 
 #include <cstdint>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -75,5 +76,8 @@ std::string format_id(std::uint64_t id);           // 16 lowercase hex digits
 // For terminals: control bytes (and anything that could start an escape sequence) become '?'.
 std::string printable(std::string_view s);
 std::string format_time_us(std::int64_t unix_us);  // 2026-11-29T00:20:47.123456Z
+// The inverse, for people and APIs: RFC 3339 UTC ("2026-11-29T10:00:00Z", a fraction
+// and "+00:00" allowed) or unix seconds; nullopt for anything else.
+std::optional<std::int64_t> parse_time_us(std::string_view text);
 
 }  // namespace cllavio::store
