@@ -104,9 +104,7 @@ int cmd_outbox(const std::string& config_path, const Args& args) {
   events::Forwarder fwd(outbox, events::make_curl_transport(), [](int, const std::string& line) {
     std::fprintf(stderr, "%s\n", line.c_str());
   });
-  auto now_s = std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
-                   .count();
-  auto r = fwd.send_pending(loaded.config->api, now_s);
+  auto r = fwd.send_pending(loaded.config->api);
   nlohmann::ordered_json j{{"delivered", r.delivered}, {"dead", r.buried}, {"requests", r.batches},
                            {"remaining", outbox.stats().queued},
                            {"error", r.error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.error)}};

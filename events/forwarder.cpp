@@ -54,7 +54,12 @@ std::string batch_body(const std::vector<store::OutboxItem>& items) {
   return body + "]}";
 }
 
-bool retryable(long status) { return status == 0 || status == 408 || status == 429 || status >= 500; }
+// Worth the same batch again later. Authentication answers (401, 403: a rotated key, a
+// clock that drifted, a wrong secret) say nothing about one event: they must not send
+// the queue to the dead-letter table, so they are retried too (and logged).
+bool retryable(long status) {
+  return status == 0 || status == 401 || status == 403 || status == 408 || status == 429 || status >= 500;
+}
 
 std::string describe(const HttpResult& r) {
   if (r.status == 0) return "no answer: " + r.error;
@@ -98,8 +103,10 @@ std::optional<ConsentPage> parse_consent_page(std::string_view body) {
     }
     const auto* at = c.contains("at") ? c["at"].get_ptr<const std::string*>() : nullptr;
     const auto* source = c.contains("source") ? c["source"].get_ptr<const std::string*>() : nullptr;
-    page.changes.push_back(
-        {addr, policy::Consent{*st, at ? store::parse_time_us(*at).value_or(0) : 0, source ? source->substr(0, 32) : std::string("api")}});
+    // Without a readable time the change counts as happening now (rather than as older
+    // than anything stored, which would lose it while the cursor moves on).
+    std::int64_t when = at ? store::parse_time_us(*at).value_or(0) : 0;
+    page.changes.push_back({addr, policy::Consent{*st, when, source ? source->substr(0, 32) : std::string("api")}});
   }
   return page;
 }
@@ -124,31 +131,38 @@ std::size_t Forwarder::poll_consent(const conf::ApiSettings& api, store::PolicyS
   std::size_t applied = 0;
   if (api.url.empty()) return 0;
   for (const auto& [org, key] : api.org_keys) {
-    try {
-      std::string cursor = consent.consent_cursor(org);
-      HttpResult r = transport_->get(api.url + "/v1/orgs/" + url_escape(org) + "/consent?cursor=" + url_escape(cursor),
-                                     {"Authorization: Bearer " + key, "Accept: application/json"}, api);
-      if (r.status != 200) {
-        log_(LOG_WARNING, "consent sync for " + org + ": " + describe(r));
-        continue;
+    // Page after page while the API has more (bounded per poll).
+    for (int pages = 0; pages < 100; ++pages) {
+      try {
+        std::string cursor = consent.consent_cursor(org);
+        HttpResult r = transport_->get(api.url + "/v1/orgs/" + url_escape(org) + "/consent?cursor=" + url_escape(cursor),
+                                       {"Authorization: Bearer " + key, "Accept: application/json"}, api);
+        if (r.status != 200) {
+          log_(LOG_WARNING, "consent sync for " + org + ": " + describe(r));
+          break;
+        }
+        auto page = parse_consent_page(r.body);
+        if (!page) {
+          log_(LOG_WARNING, "consent sync for " + org + ": unreadable answer");
+          break;
+        }
+        if (page->skipped > 0)
+          log_(LOG_WARNING, "consent sync for " + org + ": skipped " + std::to_string(page->skipped) +
+                                " change(s) with a bad address or state");
+        auto& rows = page->changes;
+        for (auto& row : rows)
+          if (row.consent.at_us == 0) row.consent.at_us = clock_() * 1000000;  // no time given: now
+        const std::string& next = page->cursor;
+        if (rows.empty() && next == cursor) break;
+        auto res = consent.import_consent(org, rows, "api", "consent.api", &next);
+        applied += res.changed;
+        if (res.changed > 0)
+          log_(LOG_NOTICE, "consent sync for " + org + ": " + std::to_string(res.changed) + " change(s) applied");
+        if (rows.empty() && page->skipped == 0) break;  // the cursor moved, nothing more to fetch
+      } catch (const std::exception& e) {
+        log_(LOG_WARNING, "consent sync for " + org + ": " + std::string(e.what()).substr(0, 200));
+        break;
       }
-      auto page = parse_consent_page(r.body);
-      if (!page) {
-        log_(LOG_WARNING, "consent sync for " + org + ": unreadable answer");
-        continue;
-      }
-      if (page->skipped > 0)
-        log_(LOG_WARNING, "consent sync for " + org + ": skipped " + std::to_string(page->skipped) +
-                              " change(s) with a bad address or state");
-      const auto& rows = page->changes;
-      const std::string& next = page->cursor;
-      if (rows.empty() && next == cursor) continue;
-      auto res = consent.import_consent(org, rows, "api", "consent.api", &next);
-      applied += res.changed;
-      if (res.changed > 0)
-        log_(LOG_NOTICE, "consent sync for " + org + ": " + std::to_string(res.changed) + " change(s) applied");
-    } catch (const std::exception& e) {
-      log_(LOG_WARNING, "consent sync for " + org + ": unreadable answer (" + std::string(e.what()).substr(0, 200) + ")");
     }
   }
   return applied;
@@ -164,12 +178,17 @@ std::string signature(const std::string& secret, std::int64_t t, const std::stri
 }
 
 Forwarder::Forwarder(store::Outbox& outbox, std::unique_ptr<Transport> transport, Log log)
-    : outbox_(outbox), transport_(std::move(transport)), log_(std::move(log)) {}
+    : outbox_(outbox), transport_(std::move(transport)), log_(std::move(log)), clock_([] {
+        return static_cast<std::int64_t>(
+            std::chrono::duration_cast<std::chrono::seconds>(std::chrono::system_clock::now().time_since_epoch())
+                .count());
+      }) {}
 
 Forwarder::~Forwarder() { stop(); }
 
 SendReport Forwarder::deliver(const conf::ApiSettings& api, const std::string& key,
-                              std::vector<store::OutboxItem> items, std::int64_t now_s) {
+                              std::vector<store::OutboxItem> items) {
+  const std::int64_t now_s = clock_();  // a long drain must not send stale signatures
   SendReport rep;
   std::string body = batch_body(items);
   std::vector<std::string> headers = {"Content-Type: application/json", "Authorization: Bearer " + key,
@@ -198,7 +217,7 @@ SendReport Forwarder::deliver(const conf::ApiSettings& api, const std::string& k
   std::vector<store::OutboxItem> second(items.begin() + static_cast<std::ptrdiff_t>(items.size() / 2), items.end());
   items.resize(items.size() / 2);
   for (auto* half : {&items, &second}) {
-    SendReport h = deliver(api, key, std::move(*half), now_s);
+    SendReport h = deliver(api, key, std::move(*half));
     rep.delivered += h.delivered;
     rep.buried += h.buried;
     rep.batches += h.batches;
@@ -212,7 +231,7 @@ SendReport Forwarder::deliver(const conf::ApiSettings& api, const std::string& k
   return rep;
 }
 
-SendReport Forwarder::send_pending(const conf::ApiSettings& api, std::int64_t now_s) {
+SendReport Forwarder::send_pending(const conf::ApiSettings& api) {
   SendReport total;
   if (api.url.empty()) return total;
   for (const std::string& org : outbox_.orgs()) {
@@ -227,7 +246,7 @@ SendReport Forwarder::send_pending(const conf::ApiSettings& api, std::int64_t no
       auto items = outbox_.peek(org, static_cast<std::size_t>(api.batch_max),
                                 static_cast<std::size_t>(api.batch_max_kb) * 1024);
       if (items.empty()) break;
-      SendReport r = deliver(api, key->second, std::move(items), now_s);
+      SendReport r = deliver(api, key->second, std::move(items));
       total.delivered += r.delivered;
       total.buried += r.buried;
       total.batches += r.batches;
@@ -280,7 +299,12 @@ void Forwarder::run() {
       std::unique_lock lock(mu_);
       // Woken by new events, or every second to look again (backoff ends, queued events
       // from before a start, a configuration that now has an API).
-      cv_.wait_until(lock, std::max(next_try, std::chrono::steady_clock::now() + std::chrono::seconds(1)),
+      // (At most until the next consent poll: a failing events endpoint must not stop the
+      // unsubscribes coming back.)
+      auto until = std::max(next_try, std::chrono::steady_clock::now() + std::chrono::seconds(1));
+      if (consent_ != nullptr && cfg->api.consent_poll_s > 0 && !cfg->api.url.empty())
+        until = std::min(until, std::max(next_poll, std::chrono::steady_clock::now() + std::chrono::milliseconds(100)));
+      cv_.wait_until(lock, until,
                      [&] { return stopping_ || (woken_ && std::chrono::steady_clock::now() >= next_try); });
       if (stopping_) return;
       bool was_woken = woken_;
@@ -294,10 +318,7 @@ void Forwarder::run() {
     if (std::chrono::steady_clock::now() < next_try || cfg->api.url.empty()) continue;
     SendReport r;
     try {
-      auto now_s = std::chrono::duration_cast<std::chrono::seconds>(
-                       std::chrono::system_clock::now().time_since_epoch())
-                       .count();
-      r = send_pending(cfg->api, now_s);
+      r = send_pending(cfg->api);
     } catch (const std::exception& e) {
       r.retry = true;
       r.error = std::string("outbox: ") + e.what();

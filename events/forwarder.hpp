@@ -79,7 +79,9 @@ class Forwarder {
   ~Forwarder();
 
   // Sends everything queued now, org by org; stops an org at its first retryable failure.
-  SendReport send_pending(const conf::ApiSettings& api, std::int64_t now_s);
+  // Each request is signed with the clock's time when it is sent.
+  SendReport send_pending(const conf::ApiSettings& api);
+  void set_clock(std::function<std::int64_t()> unix_s) { clock_ = std::move(unix_s); }
 
   // Consent sync: GET /v1/orgs/{org}/consent?cursor=C for every org with a key, applied
   // to the consent store (newer states win, audited as "api"), cursor persisted with the
@@ -93,14 +95,14 @@ class Forwarder {
   void wake();
 
  private:
-  SendReport deliver(const conf::ApiSettings& api, const std::string& key, std::vector<store::OutboxItem> items,
-                     std::int64_t now_s);
+  SendReport deliver(const conf::ApiSettings& api, const std::string& key, std::vector<store::OutboxItem> items);
   void run();
 
   store::Outbox& outbox_;
   store::PolicyStore* consent_ = nullptr;
   std::unique_ptr<Transport> transport_;
   Log log_;
+  std::function<std::int64_t()> clock_;  // unix seconds
   std::function<std::shared_ptr<const conf::Config>()> config_;
   std::thread thread_;
   std::mutex mu_;

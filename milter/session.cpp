@@ -195,6 +195,7 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
     if (v.step != Step::accept && v.step != Step::cont && rec.quota_charged_at_us != 0)
       svc_.quota->uncharge(rec.org, rec.quota_charged_at_us, rec.recipient_count);
   }
+  msg->charge_settled = true;
   log_line(rec, qid);
   return v;
 }

@@ -23,6 +23,10 @@ struct Connection::Message {
   }
   ~Message() {
     if (quota && reserved > 0) quota->release_recipients(rec.org, reserved);
+    // Charged, but the end of message never settled it (an exception on the way): only
+    // accepted mail counts.
+    if (quota && rec.quota_charged_at_us != 0 && !charge_settled)
+      quota->uncharge(rec.org, rec.quota_charged_at_us, rec.recipient_count);
     if (in_flight) in_flight->fetch_sub(1);
   }
   Message(const Message&) = delete;
@@ -31,6 +35,7 @@ struct Connection::Message {
   std::atomic<int>* in_flight;
   policy::QuotaLedger* quota;
   std::uint64_t reserved = 0;  // recipients reserved in the ledger, not yet charged
+  bool charge_settled = false;  // end of message decided the charge's fate (kept or uncharged)
   store::MessageRecord rec;
   std::string failure;  // internal error seen in a step without reply
 

@@ -70,6 +70,10 @@ struct Fixture {
       });
     }
   }
+  events::SendReport send(std::int64_t now_s) {
+    fwd->set_clock([now_s] { return now_s; });
+    return fwd->send_pending(api);
+  }
   static std::string header(const FakeTransport::Call& c, const std::string& name) {
     for (const auto& h : c.headers)
       if (h.rfind(name + ": ", 0) == 0) return h.substr(name.size() + 2);
@@ -88,7 +92,7 @@ struct Fixture {
 BOOST_FIXTURE_TEST_CASE(batches_per_org_in_order_signed_and_acked, Fixture) {
   queue("acme", 4);
   queue("globex", 1);
-  auto rep = fwd->send_pending(api, 1'790'000'000);
+  auto rep = send(1'790'000'000);
   BOOST_TEST(rep.delivered == 5u);
   BOOST_TEST(!rep.retry);
   BOOST_REQUIRE(calls.size() == 3u);  // acme 3 + 1, globex 1
@@ -105,17 +109,38 @@ BOOST_FIXTURE_TEST_CASE(batches_per_org_in_order_signed_and_acked, Fixture) {
 BOOST_FIXTURE_TEST_CASE(server_errors_keep_the_batch_for_a_retry_with_the_same_key, Fixture) {
   queue("acme", 2);
   fake->answer = [](const std::string&) { return events::HttpResult{429, "slow down", "", 7}; };
-  auto rep = fwd->send_pending(api, 1);
+  auto rep = send(1);
   BOOST_TEST(rep.retry);
   BOOST_TEST(rep.retry_after_s == 7);
   BOOST_TEST(outbox->stats().queued == 2u);
   fake->answer = [](const std::string&) { return events::HttpResult{0, "", "Connection refused", -1}; };
-  BOOST_TEST(fwd->send_pending(api, 2).retry);
+  BOOST_TEST(send(2).retry);
   fake->answer = [](const std::string&) { return events::HttpResult{200, "", "", -1}; };
-  BOOST_TEST(fwd->send_pending(api, 3).delivered == 2u);
+  BOOST_TEST(send(3).delivered == 2u);
   BOOST_REQUIRE(calls.size() == 3u);
   BOOST_TEST(header(calls[0], "Idempotency-Key") == header(calls[2], "Idempotency-Key"));  // the same batch
   BOOST_TEST(header(calls[0], "Idempotency-Key").size() == 32u);
+}
+
+BOOST_FIXTURE_TEST_CASE(authentication_failures_are_retried_not_buried, Fixture) {
+  queue("acme", 3);
+  fake->answer = [](const std::string&) { return events::HttpResult{401, "bad signature", "", -1}; };
+  auto rep = send(1);
+  BOOST_TEST(rep.retry);
+  BOOST_TEST(rep.buried == 0u);
+  BOOST_TEST(calls.size() == 1u);  // no splitting: it is not about one event
+  BOOST_TEST(outbox->stats().queued == 3u);
+  BOOST_TEST(outbox->stats().dead == 0u);
+}
+
+BOOST_FIXTURE_TEST_CASE(each_request_is_signed_when_it_is_sent, Fixture) {
+  queue("acme", 6);
+  std::int64_t t = 1000;
+  fwd->set_clock([&t] { return t++; });  // a slow drain: the clock moves between requests
+  BOOST_TEST(fwd->send_pending(api).delivered == 6u);
+  BOOST_REQUIRE(calls.size() == 2u);
+  BOOST_TEST(header(calls[0], "Cllavio-Signature").rfind("t=1000,", 0) == 0);
+  BOOST_TEST(header(calls[1], "Cllavio-Signature").rfind("t=1001,", 0) == 0);
 }
 
 BOOST_FIXTURE_TEST_CASE(a_refused_event_is_isolated_and_buried, Fixture) {
@@ -125,7 +150,7 @@ BOOST_FIXTURE_TEST_CASE(a_refused_event_is_isolated_and_buried, Fixture) {
     return body.find("\"acme-3\"") != std::string::npos ? events::HttpResult{422, "bad event acme-3", "", -1}
                                                           : events::HttpResult{200, "", "", -1};
   };
-  auto rep = fwd->send_pending(api, 1);
+  auto rep = send(1);
   BOOST_TEST(rep.delivered == 4u);
   BOOST_TEST(rep.buried == 1u);
   auto dead = outbox->list(true, 10);
@@ -137,19 +162,19 @@ BOOST_FIXTURE_TEST_CASE(a_refused_event_is_isolated_and_buried, Fixture) {
   // Retried on request, in its old place.
   BOOST_TEST(outbox->retry_dead() == 1u);
   fake->answer = [](const std::string&) { return events::HttpResult{200, "", "", -1}; };
-  BOOST_TEST(fwd->send_pending(api, 2).delivered == 1u);
+  BOOST_TEST(send(2).delivered == 1u);
   BOOST_TEST(outbox->stats().dead == 0u);
 }
 
 BOOST_FIXTURE_TEST_CASE(orgs_without_a_key_wait_and_a_full_outbox_drops_new_events, Fixture) {
   queue("initech", 2);
-  BOOST_TEST(fwd->send_pending(api, 1).delivered == 0u);
+  BOOST_TEST(send(1).delivered == 0u);
   BOOST_TEST(calls.empty());
   BOOST_TEST(logs.size() == 1u);
   BOOST_TEST(outbox->stats().queued == 2u);
   api.url.clear();  // no API configured: nothing is sent
   queue("acme", 1);
-  BOOST_TEST(fwd->send_pending(api, 1).delivered == 0u);
+  BOOST_TEST(send(1).delivered == 0u);
   // Bounded: an event that does not fit is counted as dropped; nothing stored goes.
   store::MessageRecord r;
   r.org = "acme";
@@ -209,11 +234,12 @@ BOOST_FIXTURE_TEST_CASE(consent_changes_from_the_api_are_applied_with_their_curs
   BOOST_TEST((c.state == policy::ConsentState::unsubscribed));
   BOOST_TEST(c.source == "unsubscribe");
   BOOST_TEST(ps.consent_cursor("acme") == "2");
-  BOOST_REQUIRE(calls.size() == 1u);
+  BOOST_REQUIRE(calls.size() == 2u);  // a page with changes: the next page is asked for at once
   BOOST_TEST(calls[0].url == "https://api.test/v1/orgs/acme/consent?cursor=");
   BOOST_TEST(header(calls[0], "Authorization") == "Bearer acme-key");
-  BOOST_TEST(fwd->poll_consent(api, ps) == 0u);  // continues from the cursor
   BOOST_TEST(calls[1].url == "https://api.test/v1/orgs/acme/consent?cursor=2");
+  BOOST_TEST(fwd->poll_consent(api, ps) == 0u);  // continues from the cursor
+  BOOST_TEST(calls[2].url == "https://api.test/v1/orgs/acme/consent?cursor=2");
   fake->answer = [](const std::string&) { return events::HttpResult{200, "<html>oops", "", -1}; };
   BOOST_TEST(fwd->poll_consent(api, ps) == 0u);  // unreadable: logged, nothing changes
   BOOST_TEST(ps.consent_cursor("acme") == "2");

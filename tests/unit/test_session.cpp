@@ -30,9 +30,11 @@ struct RecordingActions : milter::MilterActions {
     return !fail;
   }
   bool add_header(std::string_view n, std::string_view v) override {
+    if (throw_on_add) throw std::runtime_error("add_header exploded");
     calls.push_back("add " + std::string(n) + " " + std::string(v));
     return !fail;
   }
+  bool throw_on_add = false;
   bool delete_recipient(std::string_view r) override {
     calls.push_back("delrcpt " + std::string(r));
     return !fail;
@@ -605,4 +607,18 @@ BOOST_FIXTURE_TEST_CASE(org_without_streams_leaves_the_stream_header_alone, Fixt
   actions.fail = true;
   BOOST_TEST((c.end_of_message("Q10", actions).step == Step::cont));
   BOOST_TEST(actions.calls.empty());
+}
+
+BOOST_FIXTURE_TEST_CASE(an_exception_after_the_charge_gives_it_back, Fixture) {
+  policy::QuotaPolicy q;
+  q.messages = {{60, 1}};
+  Connection c(policy_config(q), services());
+  actions.throw_on_add = true;  // List-Unsubscribe, after the charge
+  c.mail("<news@acme.example>", "news@acme.example");
+  c.rcpt("<a@x.example>");
+  BOOST_CHECK_THROW(c.end_of_message("Q11", actions), std::runtime_error);  // the shell turns it into on_error
+  actions.throw_on_add = false;
+  c.mail("<news@acme.example>", "news@acme.example");
+  c.rcpt("<a@x.example>");
+  BOOST_TEST((c.end_of_message("Q12", actions).step == Step::cont));  // the quota of 1 was not used up
 }
