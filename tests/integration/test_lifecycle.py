@@ -182,7 +182,9 @@ class StoreFull(HarnessCase):
         h.write_config(settings={"milter.on_error": "tempfail"})
         h.reload_milter()
         h.wait_log(r"reloaded", start=start)
-        res = h.swaks(sender="bulk@initech.example", rcpts=[f"x{i}@example.net" for i in range(200)],
+        # Larger than any record that failed above (its event in the outbox doubles it), so it
+        # cannot fit in whatever space the fill left.
+        res = h.swaks(sender="bulk@initech.example", rcpts=[f"x{i}-{rcpt}" for i in range(400)],
                       data=plain_message("full-1@x"))
         self.assertNotEqual(res.returncode, 0)
         self.assertIn("451 4.3.0 Temporary failure in the mail filter", res.stdout)
