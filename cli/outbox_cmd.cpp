@@ -6,6 +6,7 @@
 #include <curl/curl.h>
 
 #include "cli/commands.hpp"
+#include "store/store.hpp"
 #include "conf/loader.hpp"
 #include "events/forwarder.hpp"
 #include "store/message_record.hpp"
@@ -22,11 +23,6 @@ int usage_outbox() {
                "       cllavioctl [-c FILE] outbox retry-dead\n"
                "       cllavioctl [-c FILE] outbox flush\n");
   return kExitUsage;
-}
-
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
 }
 
 }  // namespace
@@ -58,7 +54,7 @@ int cmd_outbox(const std::string& config_path, const Args& args) {
   store::Outbox outbox(*st);
   if (op == "stats") {
     auto s = outbox.stats();
-    double age = s.oldest_at_us ? (now_us() - s.oldest_at_us) / 1e6 : 0;
+    double age = s.oldest_at_us ? (store::realtime_us() - s.oldest_at_us) / 1e6 : 0;
     nlohmann::ordered_json j{{"queued", s.queued},   {"queued_bytes", s.queued_bytes},
                              {"oldest_age_s", age},  {"dead", s.dead},
                              {"dropped", s.dropped}, {"last_error", s.last_error.empty() ? nlohmann::ordered_json(nullptr)

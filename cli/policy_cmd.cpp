@@ -12,6 +12,7 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
+#include "store/store.hpp"
 #include "conf/loader.hpp"
 #include "policy/address.hpp"
 #include "store/message_record.hpp"
@@ -24,11 +25,6 @@ namespace cllavio::cli {
 namespace {
 
 constexpr auto kReplace = nlohmann::ordered_json::error_handler_t::replace;
-
-std::int64_t now_us() {
-  return std::chrono::duration_cast<std::chrono::microseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
 
 std::string actor() {
   std::string a = "cllavioctl uid=" + std::to_string(::getuid());
@@ -99,7 +95,7 @@ int consent_import(store::PolicyStore& ps, const std::string& org, const std::st
   std::vector<store::PolicyStore::ImportRow> rows;
   std::string line;
   std::size_t n = 0, bad = 0;
-  const std::int64_t now = now_us();
+  const std::int64_t now = store::realtime_us();
   while (std::getline(in, line)) {
     ++n;
     auto parsed = policy::parse_consent_row(line);
@@ -163,7 +159,7 @@ int cmd_consent(const std::string& config_path, const Args& args) {
     policy::ConsentState to = op == "grant" ? policy::ConsentState::granted
                               : op == "revoke" ? policy::ConsentState::revoked
                                                : policy::ConsentState::unsubscribed;
-    auto ch = ps.set_consent(org, addr, policy::Consent{to, now_us(), source}, actor(), "consent." + op);
+    auto ch = ps.set_consent(org, addr, policy::Consent{to, store::realtime_us(), source}, actor(), "consent." + op);
     std::string line = "consent org=" + org + " address=<" + store::printable(addr) + "> " +
                        std::string(policy::to_string(ch.before.state)) + " -> " + std::string(policy::to_string(to)) +
                        " source=" + store::printable(source) + " by " + actor();
@@ -215,7 +211,7 @@ int cmd_quota(const std::string& config_path, const Args& args) {
     return kExitOk;
   }
   const policy::QuotaPolicy& q = cfg->policy_for(org).quota;
-  std::int64_t now = now_us();
+  std::int64_t now = store::realtime_us();
   policy::QuotaLedger ledger;
   ledger.reload(org, 0, ps.quota_events(org, now - q.longest_s() * 1000000));
   nlohmann::ordered_json windows = nlohmann::ordered_json::array();

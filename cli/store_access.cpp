@@ -39,10 +39,7 @@ std::unique_ptr<store::Store> open_store(const std::string& config_path, bool wr
 
 std::optional<std::int64_t> parse_since(const std::string& s) {
   if (auto d = policy::parse_duration_s(s)) {
-    std::int64_t now = std::chrono::duration_cast<std::chrono::microseconds>(
-                           std::chrono::system_clock::now().time_since_epoch())
-                           .count();
-    return now - *d * 1000000;
+    return store::realtime_us() - *d * 1000000;
   }
   return store::parse_time_us(s);
 }

@@ -205,10 +205,9 @@ bool Connection::track(Message& msg, MilterActions& actions) {
   if (svc_.allocate_id && rec.id == 0) rec.id = svc_.allocate_id();  // tokens carry the id the record will have
   // The org's tracking settings, switched per stream.
   tracking::TrackingPolicy policy = config_->tracking_for(rec.org);
-  if (msg.policy != nullptr) {
-    const policy::Stream& st = msg.policy->streams.classify(rec.sender, msg.stream_header);
-    policy.opens = st.opens;
-    policy.clicks = st.clicks;
+  if (msg.stream != nullptr) {  // settled by end_policy()
+    policy.opens = msg.stream->opens;
+    policy.clicks = msg.stream->clicks;
   }
   tracking::RewriteResult r;
   try {

@@ -42,6 +42,7 @@ struct Connection::Message {
   // Policy of the identified org (from the connection's pinned config).
   const policy::OrgPolicy* policy = nullptr;
   const policy::Stream* rcpt_stream = nullptr;  // the stream by sender: what RCPT TO checked
+  const policy::Stream* stream = nullptr;       // the message's stream, settled at end of message
   std::optional<std::string> stream_header;     // the first X-Cllavio-Stream value
   int stream_headers = 0;                       // how many there are (all are removed)
   bool signed_header = false;                   // DKIM-Signature or ARC-Seal present

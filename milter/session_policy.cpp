@@ -14,7 +14,8 @@ policy::ConsentState Connection::consent_of(const std::string& org, const std::s
 
 Verdict Connection::end_policy(Message& m, MilterActions& actions, bool& edits_ok) {
   store::MessageRecord& rec = m.rec;
-  const policy::Stream& st = m.policy->streams.classify(rec.sender, m.stream_header);
+  m.stream = &m.policy->streams.classify(rec.sender, m.stream_header);
+  const policy::Stream& st = *m.stream;
   rec.stream = st.name;
 
   // A header chose a suppressing stream after RCPT TO: unsubscribed recipients go now.
@@ -71,11 +72,10 @@ Verdict Connection::end_policy(Message& m, MilterActions& actions, bool& edits_o
 bool Connection::consent_allows_tracking(Message& m) {
   const store::MessageRecord& rec = m.rec;
   if (rec.recipient_count != rec.recipients.size()) return false;  // more than the record keeps: unknown
-  const policy::Stream& st = m.policy->streams.classify(rec.sender, m.stream_header);
   std::vector<policy::ConsentState> states;
   states.reserve(rec.recipients.size());
   for (const auto& r : rec.recipients) states.push_back(consent_of(rec.org, r));
-  return policy::consent_for_message(st.consent, states).allowed;
+  return policy::consent_for_message(m.stream->consent, states).allowed;
 }
 
 void Connection::list_unsubscribe(Message& m, MilterActions& actions, bool& edits_ok) {
@@ -91,10 +91,9 @@ void Connection::list_unsubscribe(Message& m, MilterActions& actions, bool& edit
     rec.list_unsubscribe = "no_key";
   } else {
     if (svc_.allocate_id && rec.id == 0) rec.id = svc_.allocate_id();
-    const policy::Stream& st = m.policy->streams.classify(rec.sender, m.stream_header);
     tracking::MessageSigner signer(*config_->tokens, rec.org, rec.id, rec.recipients.front());
     std::string value = "<";
-    signer.append_url(t.domain, tracking::TokenKind::unsubscribe, 0, st.name, value);
+    signer.append_url(t.domain, tracking::TokenKind::unsubscribe, 0, m.stream->name, value);
     value += ">";
     edits_ok = actions.add_header("List-Unsubscribe", value) &&
                actions.add_header("List-Unsubscribe-Post", "List-Unsubscribe=One-Click");

@@ -187,7 +187,7 @@ OutboxStats Outbox::stats() const {
   s.dropped = get_u64(txn, meta_, "outbox_dropped");
   std::string_view err;
   if (lmdb::get(txn, meta_, "outbox_error", err)) s.last_error = std::string(err);
-  // The oldest event: the smallest stored-at among each org's first entry.
+  // The oldest event: the smallest stored-at of all queued entries (a scan: for the CLI).
   lmdb::Cursor cur(txn, outbox_);
   MDB_val k{}, v{};
   for (bool ok = cur.get(k, v, MDB_FIRST); ok; ok = cur.get(k, v, MDB_NEXT)) {
