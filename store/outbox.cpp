@@ -28,18 +28,7 @@ std::string_view json_of(std::string_view value) { return value.size() >= 8 ? va
 }  // namespace
 
 Outbox::Outbox(Store& store) : store_(store) {
-  bool ro = store.read_only();
-  lmdb::Txn txn(store.env(), ro ? lmdb::Txn::read_only : lmdb::Txn::read_write);
-  unsigned create = ro ? 0 : MDB_CREATE;
-  try {
-    meta_ = lmdb::open_dbi(txn, "meta", create);
-    outbox_ = lmdb::open_dbi(txn, "outbox", create);
-    dead_ = lmdb::open_dbi(txn, "outbox_dead", create);
-  } catch (const lmdb::Error& e) {
-    if (e.code() != MDB_NOTFOUND) throw;
-    outbox_ = dead_ = 0;  // an older store opened read-only: nothing queued
-  }
-  txn.commit();
+  store.open_tables({{"meta", &meta_}, {"outbox", &outbox_}, {"outbox_dead", &dead_}});
 }
 
 bool Outbox::put(lmdb::Txn& txn, const std::string& org, std::string_view json, std::uint64_t max_bytes) {

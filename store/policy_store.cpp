@@ -32,19 +32,7 @@ policy::Consent decode_consent(std::string_view bytes) {
 }  // namespace
 
 PolicyStore::PolicyStore(Store& store) : store_(store) {
-  bool ro = store.read_only();
-  lmdb::Txn txn(store.env(), ro ? lmdb::Txn::read_only : lmdb::Txn::read_write);
-  unsigned create = ro ? 0 : MDB_CREATE;
-  try {
-    meta_ = lmdb::open_dbi(txn, "meta", create);
-    consent_ = lmdb::open_dbi(txn, "consent", create);
-    audit_ = lmdb::open_dbi(txn, "audit", create);
-    quota_ = lmdb::open_dbi(txn, "quota", create);
-  } catch (const lmdb::Error& e) {
-    if (e.code() != MDB_NOTFOUND) throw;
-    consent_ = audit_ = quota_ = 0;  // an older store opened read-only: nothing recorded yet
-  }
-  txn.commit();
+  store.open_tables({{"meta", &meta_}, {"consent", &consent_}, {"audit", &audit_}, {"quota", &quota_}});
 }
 
 policy::Consent PolicyStore::consent(std::string_view org, std::string_view address) const {

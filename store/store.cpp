@@ -111,6 +111,20 @@ std::uint64_t Store::append(MessageRecord& rec, const std::function<void(lmdb::T
   return rec.id;
 }
 
+bool Store::open_tables(std::initializer_list<std::pair<const char*, MDB_dbi*>> tables) {
+  bool ro = read_only();
+  lmdb::Txn txn(*env_, ro ? lmdb::Txn::read_only : lmdb::Txn::read_write);
+  try {
+    for (const auto& [name, dbi] : tables) *dbi = lmdb::open_dbi(txn, name, ro ? 0 : MDB_CREATE);
+  } catch (const lmdb::Error& e) {
+    if (e.code() != MDB_NOTFOUND) throw;
+    for (const auto& t : tables) *t.second = 0;
+    return false;
+  }
+  txn.commit();
+  return true;
+}
+
 void Store::sync() { lmdb::check(mdb_env_sync(env_->get(), 1), "mdb_env_sync"); }
 
 std::optional<MessageRecord> Store::get(std::uint64_t id) const {

@@ -18,6 +18,7 @@
 #include <atomic>
 #include <cstdint>
 #include <functional>
+#include <initializer_list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -71,6 +72,10 @@ class Store {
   int stale_readers_cleared() const { return env_->stale_readers_cleared(); }
   const GroupCommitter& committer() const { return *committer_; }  // not for read-only stores
   lmdb::Env& env() const { return *env_; }
+  // Opens (a writer: creates) more named databases of this environment, for the tables
+  // other classes keep here. False when a read-only opener finds a store that predates
+  // them: every handle is then 0 and the caller reads as empty.
+  bool open_tables(std::initializer_list<std::pair<const char*, MDB_dbi*>> tables);
   bool read_only() const { return committer_ == nullptr; }
   std::int64_t now_us() const { return now_us_(); }
 

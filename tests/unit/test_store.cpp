@@ -32,6 +32,14 @@ StoreOptions opts(const TmpDir& dir, std::function<std::int64_t()> clock = {}) {
   return o;
 }
 
+// The "meta" database of a store written before, opened on a bare environment.
+MDB_dbi open_meta(lmdb::Env& env) {
+  lmdb::Txn txn(env, lmdb::Txn::read_write);
+  MDB_dbi meta = lmdb::open_dbi(txn, "meta", 0);
+  txn.commit();
+  return meta;
+}
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(big_endian_keys_sort_numerically) {
@@ -185,12 +193,7 @@ BOOST_AUTO_TEST_CASE(group_commit_batches_concurrent_writers_and_isolates_failur
   TmpDir dir;
   { Store st(opts(dir)); }
   lmdb::Env env(dir / "store/cllavio.mdb", lmdb::EnvOptions{});
-  MDB_dbi meta;
-  {
-    lmdb::Txn txn(env, lmdb::Txn::read_write);
-    meta = lmdb::open_dbi(txn, "meta", 0);
-    txn.commit();
-  }
+  MDB_dbi meta = open_meta(env);
   GroupCommitter gc(env);
   constexpr int kThreads = 8, kEach = 100;
   std::atomic<int> failures{0};
@@ -229,12 +232,7 @@ BOOST_AUTO_TEST_CASE(writers_arriving_during_a_commit_share_the_next_one) {
   TmpDir dir;
   { Store st(opts(dir)); }
   lmdb::Env env(dir / "store/cllavio.mdb", lmdb::EnvOptions{});
-  MDB_dbi meta;
-  {
-    lmdb::Txn txn(env, lmdb::Txn::read_write);
-    meta = lmdb::open_dbi(txn, "meta", 0);
-    txn.commit();
-  }
+  MDB_dbi meta = open_meta(env);
   GroupCommitter gc(env);
   std::atomic<bool> leading{false};
   std::thread first([&] {
