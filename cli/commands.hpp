@@ -9,7 +9,8 @@
 #include <string>
 #include <vector>
 
-#include "store/store.hpp"
+#include "conf/config.hpp"
+#include "store/db.hpp"
 
 namespace cllavio::cli {
 
@@ -20,10 +21,15 @@ constexpr int kExitUnavailable = 69;   // EX_UNAVAILABLE: store cannot be opened
 
 using Args = std::vector<std::string>;
 
+// The configuration, its problems printed to stderr. With org_errors_ok, problems in
+// organization files only warn and the main file's settings are used (an org file being
+// edited must not lock the admin out of the store); null when it cannot be used.
+std::shared_ptr<const conf::Config> load(const std::string& config_path, bool org_errors_ok = false);
+
 // The configured store, without creating it (the daemon does); read-only unless
 // `writable` (consent and quota changes, which LMDB serializes with the daemon's
 // writes). Prints the reason and returns null when it cannot be opened.
-std::unique_ptr<store::Store> open_store(const std::string& config_path, bool writable = false);
+std::unique_ptr<store::Db> open_store(const std::string& config_path, bool writable = false);
 
 // --since: a duration back from now ("90s", "15m", "24h", "7d") or a time as store::parse_time_us.
 std::optional<std::int64_t> parse_since(const std::string& s);

@@ -7,7 +7,7 @@
 
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
-#include "store/store.hpp"
+#include "store/db.hpp"
 
 namespace cllavio::cli {
 
@@ -77,7 +77,7 @@ int cmd_tracking_stats(const std::string& config_path, const Args& args) {
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
   std::map<std::string, TrackingCounts> per_org;
-  st->scan([&](const store::MessageRecord& r) {
+  st->read()->records.scan([&](const store::MessageRecord& r) {
     std::string org = r.org.empty() ? "unknown" : r.org;
     if (r.received_at_us < from || (!only_org.empty() && org != only_org) || r.action != "accept") return true;
     per_org[org].add(r.tracking);
@@ -127,7 +127,7 @@ int cmd_messages(const std::string& config_path, const Args& args) {
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
   std::deque<store::MessageRecord> rows;
-  st->scan([&](const store::MessageRecord& r) {
+  st->read()->records.scan([&](const store::MessageRecord& r) {
     if (have_org && !(r.org == org || (org == "unknown" && r.org.empty()))) return true;
     rows.push_back(r);
     // --limit keeps the newest N: drop from the front as we go.
@@ -150,7 +150,7 @@ int cmd_show(const std::string& config_path, const Args& args) {
   }
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
-  auto found = st->find_by_queue_id(args[0]);
+  auto found = st->read()->records.by_queue_id(args[0]);
   if (found.empty()) {
     std::fprintf(stderr, "cllavioctl: no message with queue id %s\n", args[0].c_str());
     return kExitNotFound;

@@ -6,11 +6,11 @@
 #include <curl/curl.h>
 
 #include "cli/commands.hpp"
-#include "store/store.hpp"
 #include "conf/loader.hpp"
+#include "core/log.hpp"
 #include "events/forwarder.hpp"
+#include "store/db.hpp"
 #include "store/message_record.hpp"
-#include "store/outbox.hpp"
 
 namespace cllavio::cli {
 
@@ -51,9 +51,8 @@ int cmd_outbox(const std::string& config_path, const Args& args) {
   }
   auto st = open_store(config_path, writes);
   if (!st) return kExitUnavailable;
-  store::Outbox outbox(*st);
   if (op == "stats") {
-    auto s = outbox.stats();
+    auto s = st->read()->outbox.stats();
     double age = s.oldest_at_us ? (store::realtime_us() - s.oldest_at_us) / 1e6 : 0;
     nlohmann::ordered_json j{{"queued", s.queued},   {"queued_bytes", s.queued_bytes},
                              {"oldest_age_s", age},  {"dead", s.dead},
@@ -69,7 +68,7 @@ int cmd_outbox(const std::string& config_path, const Args& args) {
     return kExitOk;
   }
   if (op == "list") {
-    for (const auto& it : outbox.list(dead, limit)) {
+    for (const auto& it : st->read()->outbox.list(dead, limit)) {
       if (dead) {
         auto tab = it.json.find('\t');  // event, then the API's refusal
         std::printf("%llu %s %s\n  refused: %s\n", (unsigned long long)it.seq, store::printable(it.org).c_str(),
@@ -83,26 +82,25 @@ int cmd_outbox(const std::string& config_path, const Args& args) {
     return kExitOk;
   }
   if (op == "retry-dead") {
-    std::printf("%zu dead event(s) queued again\n", outbox.retry_dead());
+    std::size_t n = 0;
+    st->write([&](store::Tables& t) { n = t.outbox.retry_dead(); });
+    std::printf("%zu dead event(s) queued again\n", n);
     return kExitOk;
   }
   // flush: send what is queued now, from this process, with the daemon's settings.
-  auto loaded = conf::load_config(config_path);
-  if (!loaded.config) {
-    for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
-    return kExitUnavailable;
-  }
-  if (loaded.config->api.url.empty()) {
+  auto cfg = load(config_path);
+  if (!cfg) return kExitUnavailable;
+  if (cfg->api.url.empty()) {
     std::fprintf(stderr, "cllavioctl: no [api] url configured: nothing to send to\n");
     return kExitUnavailable;
   }
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  events::Forwarder fwd(outbox, events::make_curl_transport(), [](int, const std::string& line) {
-    std::fprintf(stderr, "%s\n", line.c_str());
-  });
-  auto r = fwd.send_pending(loaded.config->api);
+  core::Logger log;  // its lines go to stderr
+  log.configure(conf::LogTarget::stderr_stream, conf::LogLevel::info);
+  events::Forwarder fwd(*st, events::make_curl_transport(), log);
+  auto r = fwd.send_pending(cfg->api);
   nlohmann::ordered_json j{{"delivered", r.delivered}, {"dead", r.buried}, {"requests", r.batches},
-                           {"remaining", outbox.stats().queued},
+                           {"remaining", st->read()->outbox.stats().queued},
                            {"error", r.error.empty() ? nlohmann::ordered_json(nullptr) : nlohmann::ordered_json(r.error)}};
   std::printf("%s\n", j.dump(-1, ' ', false, nlohmann::ordered_json::error_handler_t::replace).c_str());
   return r.retry ? kExitUnavailable : kExitOk;

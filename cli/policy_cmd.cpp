@@ -12,13 +12,11 @@
 #include <nlohmann/json.hpp>
 
 #include "cli/commands.hpp"
-#include "store/store.hpp"
 #include "conf/loader.hpp"
+#include "core/event.hpp"
 #include "policy/address.hpp"
+#include "store/db.hpp"
 #include "store/message_record.hpp"
-#include "events/event.hpp"
-#include "store/outbox.hpp"
-#include "store/policy_store.hpp"
 
 namespace cllavio::cli {
 
@@ -38,19 +36,6 @@ void to_syslog(const std::string& line) {
   ::closelog();
 }
 
-// The configuration, for the org list and quota windows; org-file problems only warn.
-std::shared_ptr<const conf::Config> load(const std::string& path) {
-  auto r = conf::load_config(path);
-  if (!r.config && r.main_only) {
-    std::fprintf(stderr, "cllavioctl: warning: %zu problem(s) in organization files (see cllavioctl check)\n",
-                 r.errors.size());
-    return r.main_only;
-  }
-  if (!r.config)
-    for (const auto& d : r.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
-  return r.config;
-}
-
 bool known_org(const conf::Config& cfg, const std::string& org) {
   if (cfg.policies.count(org) || cfg.policies.empty()) return true;  // empty: org files could not be read
   std::fprintf(stderr, "cllavioctl: no organization '%s' in the configuration\n", store::printable(org).c_str());
@@ -66,15 +51,9 @@ nlohmann::ordered_json consent_json(const std::string& org, const std::string& a
 
 // Consent changes made here go to the Cllavio API as consent.changed events, queued in
 // the same transaction as their audit entry.
-void queue_consent_events(store::PolicyStore& ps, store::Outbox& outbox, const conf::Config& cfg) {
-  std::uint64_t max = cfg.api.max_outbox_mb << 20;
-  ps.on_audit([&outbox, max](store::lmdb::Txn& txn, const store::AuditEntry& e) {
-    if (e.address.empty() || e.action.rfind("consent.", 0) != 0) return;
-    if (!outbox.put(txn, e.org, events::to_json(events::from_audit(e)).dump(-1, ' ', false,
-                                                                            nlohmann::json::error_handler_t::replace),
-                    max))
-      std::fprintf(stderr, "cllavioctl: warning: outbox full, consent.changed event not queued\n");
-  });
+void queue_consent_event(store::Tables& t, const store::AuditEntry& e, const conf::Config& cfg) {
+  if (!t.outbox.put(e.org, core::to_text(core::from_audit(e)), cfg.api.max_outbox_mb << 20))
+    std::fprintf(stderr, "cllavioctl: warning: outbox full, consent.changed event not queued\n");
 }
 
 int usage_consent() {
@@ -86,13 +65,13 @@ int usage_consent() {
   return kExitUsage;
 }
 
-int consent_import(store::PolicyStore& ps, const std::string& org, const std::string& file) {
+int consent_import(store::Db& db, const conf::Config& cfg, const std::string& org, const std::string& file) {
   std::ifstream in(file);
   if (!in) {
     std::fprintf(stderr, "cllavioctl: cannot read %s\n", file.c_str());
     return kExitNotFound;
   }
-  std::vector<store::PolicyStore::ImportRow> rows;
+  std::vector<store::ConsentTable::ImportRow> rows;
   std::string line;
   std::size_t n = 0, bad = 0;
   const std::int64_t now = store::realtime_us();
@@ -115,7 +94,11 @@ int consent_import(store::PolicyStore& ps, const std::string& org, const std::st
       rows.push_back({row.address, policy::Consent{row.state, *at, "import"}});
     }
   }
-  auto r = ps.import_consent(org, rows, actor());
+  store::ConsentTable::ImportResult r;
+  db.write([&](store::Tables& t) {
+    r = t.consent.import(org, rows, actor(), "consent.import");
+    for (const auto& e : r.audited) queue_consent_event(t, e, cfg);
+  });
   to_syslog("consent import org=" + org + " file=" + store::printable(file) + " changed=" + std::to_string(r.changed) +
             " unchanged=" + std::to_string(r.unchanged) + " older=" + std::to_string(r.older) +
             " bad_lines=" + std::to_string(bad) + " by " + actor());
@@ -131,7 +114,7 @@ int cmd_consent(const std::string& config_path, const Args& args) {
   if (args.size() < 2) return usage_consent();
   const std::string& op = args[0];
   const std::string& org = args[1];
-  auto cfg = load(config_path);
+  auto cfg = load(config_path, true);
   if (!cfg) return kExitUnavailable;
   if (!known_org(*cfg, org)) return kExitUsage;
   bool change = op == "grant" || op == "revoke" || op == "unsubscribe";
@@ -146,20 +129,19 @@ int cmd_consent(const std::string& config_path, const Args& args) {
     }
     auto st = open_store(config_path, change);
     if (!st) return kExitUnavailable;
-    store::PolicyStore ps(*st);
-    std::unique_ptr<store::Outbox> outbox;
-    if (change) {
-      outbox = std::make_unique<store::Outbox>(*st);
-      queue_consent_events(ps, *outbox, *cfg);
-    }
     if (op == "show") {
-      std::printf("%s\n", consent_json(org, addr, ps.consent(org, addr)).dump(-1, ' ', false, kReplace).c_str());
+      std::printf("%s\n",
+                  consent_json(org, addr, st->read()->consent.get(org, addr)).dump(-1, ' ', false, kReplace).c_str());
       return kExitOk;
     }
     policy::ConsentState to = op == "grant" ? policy::ConsentState::granted
                               : op == "revoke" ? policy::ConsentState::revoked
                                                : policy::ConsentState::unsubscribed;
-    auto ch = ps.set_consent(org, addr, policy::Consent{to, store::realtime_us(), source}, actor(), "consent." + op);
+    store::ConsentTable::Change ch;
+    st->write([&](store::Tables& t) {
+      ch = t.consent.set(org, addr, policy::Consent{to, store::realtime_us(), source}, actor(), "consent." + op);
+      if (ch.audit) queue_consent_event(t, *ch.audit, *cfg);
+    });
     std::string line = "consent org=" + org + " address=<" + store::printable(addr) + "> " +
                        std::string(policy::to_string(ch.before.state)) + " -> " + std::string(policy::to_string(to)) +
                        " source=" + store::printable(source) + " by " + actor();
@@ -171,17 +153,13 @@ int cmd_consent(const std::string& config_path, const Args& args) {
   if (op == "import" && args.size() == 3) {
     auto st = open_store(config_path, true);
     if (!st) return kExitUnavailable;
-    store::PolicyStore ps(*st);
-    store::Outbox outbox(*st);
-    queue_consent_events(ps, outbox, *cfg);
-    return consent_import(ps, org, args[2]);
+    return consent_import(*st, *cfg, org, args[2]);
   }
   if (op == "export" && args.size() == 2) {
     auto st = open_store(config_path, false);
     if (!st) return kExitUnavailable;
-    store::PolicyStore ps(*st);
     std::printf("address,state,timestamp,source\n");
-    ps.scan_consent(org, [](const std::string& a, const policy::Consent& c) {
+    st->read()->consent.scan(org, [](const std::string& a, const policy::Consent& c) {
       std::printf("%s,%s,%s,%s\n", store::printable(a).c_str(), std::string(policy::to_string(c.state)).c_str(),
                   c.at_us ? store::format_time_us(c.at_us).c_str() : "", store::printable(c.source).c_str());
       return true;
@@ -198,14 +176,14 @@ int cmd_quota(const std::string& config_path, const Args& args) {
     return kExitUsage;
   }
   const std::string& org = args[1];
-  auto cfg = load(config_path);
+  auto cfg = load(config_path, true);
   if (!cfg) return kExitUnavailable;
   if (!known_org(*cfg, org)) return kExitUsage;
   auto st = open_store(config_path, args[0] == "reset");
   if (!st) return kExitUnavailable;
-  store::PolicyStore ps(*st);
   if (args[0] == "reset") {
-    std::size_t removed = ps.reset_quota(org, actor());
+    std::size_t removed = 0;
+    st->write([&](store::Tables& t) { removed = t.quota.reset(org, actor()); });
     to_syslog("quota reset org=" + org + " removed=" + std::to_string(removed) + " by " + actor());
     std::printf("%s: quota reset (%zu charged messages forgotten)\n", org.c_str(), removed);
     return kExitOk;
@@ -213,7 +191,7 @@ int cmd_quota(const std::string& config_path, const Args& args) {
   const policy::QuotaPolicy& q = cfg->policy_for(org).quota;
   std::int64_t now = store::realtime_us();
   policy::QuotaLedger ledger;
-  ledger.reload(org, 0, ps.quota_events(org, now - q.longest_s() * 1000000));
+  ledger.reload(org, 0, st->read()->quota.events(org, now - q.longest_s() * 1000000));
   nlohmann::ordered_json windows = nlohmann::ordered_json::array();
   for (const auto& u : ledger.usage(org, q, now)) {
     windows.push_back({{"kind", u.recipients ? "recipients" : "messages"},
@@ -256,8 +234,7 @@ int cmd_audit(const std::string& config_path, const Args& args) {
   }
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
-  store::PolicyStore ps(*st);
-  ps.scan_audit(since, [&](const store::AuditEntry& e) {
+  st->read()->audit.scan(since, [&](const store::AuditEntry& e) {
     if (json) {
       nlohmann::ordered_json j{{"at", store::format_time_us(e.at_us)}, {"actor", e.actor}, {"action", e.action},
                                {"org", e.org}, {"address", e.address}, {"from", e.from}, {"to", e.to},

@@ -1,7 +1,5 @@
-// Opening the daemon's store from cllavioctl, and reading times from the command line.
-#include <chrono>
+// What the subcommands share: the configuration, the daemon's store, times on the command line.
 #include <cstdio>
-#include <ctime>
 
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
@@ -10,27 +8,27 @@
 
 namespace cllavio::cli {
 
-// Opens the configured store without creating it; prints the reason on failure.
-std::unique_ptr<store::Store> open_store(const std::string& config_path, bool writable) {
+std::shared_ptr<const conf::Config> load(const std::string& config_path, bool org_errors_ok) {
   auto loaded = conf::load_config(config_path);
-  auto cfg = loaded.config;
-  if (!cfg && loaded.main_only) {
-    // An org file being edited must not lock the admin out of the message log.
+  if (!loaded.config && loaded.main_only && org_errors_ok) {
     std::fprintf(stderr, "cllavioctl: warning: %zu problem(s) in organization files (see cllavioctl check)\n",
                  loaded.errors.size());
-    cfg = loaded.main_only;
+    return loaded.main_only;
   }
-  if (!cfg) {
-    for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
-    return nullptr;
-  }
+  for (const auto& d : loaded.errors) std::fprintf(stderr, "%s\n", d.str().c_str());
+  return loaded.config;
+}
+
+std::unique_ptr<store::Db> open_store(const std::string& config_path, bool writable) {
+  auto cfg = load(config_path, true);
+  if (!cfg) return nullptr;
   try {
     store::StoreOptions so;
     so.dir = cfg->store.path;
     so.map_size_mb = cfg->store.map_size_mb;
     so.create = false;
     so.read_only = !writable;
-    return std::make_unique<store::Store>(so);
+    return std::make_unique<store::Db>(so);
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cllavioctl: %s\n", e.what());
     return nullptr;
@@ -38,9 +36,7 @@ std::unique_ptr<store::Store> open_store(const std::string& config_path, bool wr
 }
 
 std::optional<std::int64_t> parse_since(const std::string& s) {
-  if (auto d = policy::parse_duration_s(s)) {
-    return store::realtime_us() - *d * 1000000;
-  }
+  if (auto d = policy::parse_duration_s(s)) return store::realtime_us() - *d * 1000000;
   return store::parse_time_us(s);
 }
 

@@ -5,7 +5,7 @@
 #include <cstdlib>
 #include <ctime>
 
-#include "events/forwarder.hpp"
+#include "events/transport.hpp"
 
 namespace cllavio::events {
 

@@ -4,66 +4,31 @@
 // Per org, in order, batches of up to api.batch_max events (api.batch_max_kb bytes),
 // waiting at most api.linger_ms for more; at least once (an event leaves the outbox
 // only after a 2xx). Each request carries the org's Bearer key, the HMAC signature of
-// its body and an Idempotency-Key derived from its event ids. 429, 5xx and network
-// errors: the same batch is retried with exponential backoff and jitter (1 s .. 5 min),
-// honouring Retry-After. Other 4xx: the batch is split in halves until the refused
-// event is isolated, and that event goes to the dead-letter table. The HTTP side is
-// an interface (Transport) so the logic is unit-tested without a network.
+// its body (made when it is sent) and an Idempotency-Key derived from its event ids
+// (events/signing.hpp). 429, 5xx, 401/403 and network errors: the same batch is
+// retried with exponential backoff and jitter (1 s .. 5 min), honouring Retry-After.
+// Other 4xx: the batch is split in halves until the refused event is isolated, and
+// that event goes to the dead-letter table. The HTTP side is a Transport, so the logic
+// is unit-tested without a network. Consent coming back from the API is another
+// component (events/consent_sync.hpp) with its own thread.
 #pragma once
 
-#include <atomic>
 #include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
-#include <optional>
-#include <string_view>
 #include <string>
 #include <thread>
 #include <vector>
 
 #include "conf/config.hpp"
-#include "store/outbox.hpp"
-#include "store/policy_store.hpp"
+#include "core/log.hpp"
+#include "events/transport.hpp"
+#include "store/db.hpp"
 
 namespace cllavio::events {
-
-struct HttpResult {
-  long status = 0;          // 0: no HTTP answer (connect, TLS, timeout)
-  std::string body;
-  std::string error;        // transport error text when status is 0
-  int retry_after_s = -1;   // from Retry-After, when given
-};
-
-class Transport {
- public:
-  virtual ~Transport() = default;
-  virtual HttpResult post(const std::string& url, const std::vector<std::string>& headers, const std::string& body,
-                          const conf::ApiSettings& api) = 0;
-  virtual HttpResult get(const std::string& url, const std::vector<std::string>& headers,
-                         const conf::ApiSettings& api) = 0;
-};
-
-// libcurl: one handle kept for keep-alive; TLS peer and host verification always on.
-std::unique_ptr<Transport> make_curl_transport();
-
-// A page of the consent sync (GET /v1/orgs/{org}/consent): changes with a readable
-// address and state, how many were not, and the next cursor; nullopt when the body is
-// not that JSON.
-struct ConsentPage {
-  std::vector<store::PolicyStore::ImportRow> changes;
-  std::size_t skipped = 0;
-  std::string cursor;
-};
-std::optional<ConsentPage> parse_consent_page(std::string_view body);
-
-// Retry-After: seconds, or an HTTP date (seconds from now_s); -1 when unreadable.
-int parse_retry_after(std::string_view value, std::int64_t now_s);
-
-// "t=<t>,v1=<hex HMAC-SHA256(secret, t + "." + body)>"
-std::string signature(const std::string& secret, std::int64_t t, const std::string& body);
 
 struct SendReport {
   std::size_t delivered = 0, buried = 0, batches = 0;
@@ -74,20 +39,14 @@ struct SendReport {
 
 class Forwarder {
  public:
-  using Log = std::function<void(int level, const std::string& line)>;  // syslog priorities
-  Forwarder(store::Outbox& outbox, std::unique_ptr<Transport> transport, Log log);
+  Forwarder(store::Db& db, std::unique_ptr<Transport> transport, const core::Logger& log);
   ~Forwarder();
+  Forwarder(const Forwarder&) = delete;
+  Forwarder& operator=(const Forwarder&) = delete;
 
   // Sends everything queued now, org by org; stops an org at its first retryable failure.
-  // Each request is signed with the clock's time when it is sent.
   SendReport send_pending(const conf::ApiSettings& api);
   void set_clock(std::function<std::int64_t()> unix_s) { clock_ = std::move(unix_s); }
-
-  // Consent sync: GET /v1/orgs/{org}/consent?cursor=C for every org with a key, applied
-  // to the consent store (newer states win, audited as "api"), cursor persisted with the
-  // changes. Returns the number of changes applied; throws nothing (errors are logged).
-  std::size_t poll_consent(const conf::ApiSettings& api, store::PolicyStore& consent);
-  void set_consent_store(store::PolicyStore* consent) { consent_ = consent; }
 
   // The background thread: sends when woken (new events) or when a backoff ends.
   void start(std::function<std::shared_ptr<const conf::Config>()> config);
@@ -97,11 +56,11 @@ class Forwarder {
  private:
   SendReport deliver(const conf::ApiSettings& api, const std::string& key, std::vector<store::OutboxItem> items);
   void run();
+  void note_error(const std::string& error);
 
-  store::Outbox& outbox_;
-  store::PolicyStore* consent_ = nullptr;
+  store::Db& db_;
   std::unique_ptr<Transport> transport_;
-  Log log_;
+  const core::Logger& log_;
   std::function<std::int64_t()> clock_;  // unix seconds
   std::function<std::shared_ptr<const conf::Config>()> config_;
   std::thread thread_;
@@ -109,8 +68,10 @@ class Forwarder {
   std::condition_variable cv_;
   bool woken_ = false;
   bool stopping_ = false;
-  int failures_ = 0;
   std::map<std::string, bool> warned_no_key_;
 };
+
+// Seconds since the epoch, from the system clock.
+std::int64_t unix_seconds();
 
 }  // namespace cllavio::events

@@ -1,7 +1,6 @@
 #include "milter/daemon.hpp"
 
 #include <curl/curl.h>
-#include <syslog.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -44,7 +43,7 @@ store::Sync to_store_sync(conf::StoreSync s) {
 }
 
 // Settings that only take effect at start; a reload that changes them says so.
-void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg, const Logger& log) {
+void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg, const core::Logger& log) {
   auto warn = [&](const char* key) {
     log.warning(std::string("reload: ") + key + " changed; it takes effect after a restart");
   };
@@ -122,11 +121,11 @@ int wait_signal(const sigset_t& set, long ms) {
     if (sig == SIGHUP) rt.log.notice("shutting down: reload ignored");
   }
   try {
-    rt.store->sync();
+    rt.db->sync();
   } catch (const std::exception& e) {
     rt.log.error(std::string("store sync at shutdown failed: ") + e.what());
   }
-  const auto& gc = rt.store->committer();
+  const auto& gc = rt.db->committer();
   rt.log.notice(std::string(forced ? "stopped (forced)" : "stopped") + ": store wrote " +
                 std::to_string(gc.writes()) + " record(s) in " + std::to_string(gc.commits()) + " commit(s)");
   // libmilter's threads still exist: leave without running static destructors
@@ -231,12 +230,14 @@ int daemon_main(int argc, char** argv) {
     so.map_size_mb = cfg.store.map_size_mb;
     so.sync = to_store_sync(cfg.store.sync);
     so.exclusive = true;
-    rt.store = std::make_unique<store::Store>(so);
-    rt.policy_store = std::make_unique<store::PolicyStore>(*rt.store);
-    rt.outbox = std::make_unique<store::Outbox>(*rt.store);
-    if (rt.store->stale_readers_cleared() > 0)
-      rt.log.notice("store: cleared " + std::to_string(rt.store->stale_readers_cleared()) +
+    rt.open(std::make_unique<store::Db>(so));
+    if (rt.db->stale_readers_cleared() > 0)
+      rt.log.notice("store: cleared " + std::to_string(rt.db->stale_readers_cleared()) +
                     " stale reader slot(s) left by a crashed process");
+    if (const auto& m = rt.db->migrated())
+      rt.log.notice("store: migrated from schema " + std::to_string(m->from) + " to " +
+                    std::to_string(store::Db::kSchemaVersion) + " (address index built for " +
+                    std::to_string(m->records) + " record(s))");
   } catch (const std::exception& e) {
     rt.log.error(std::string("cannot open the store: ") + e.what());
     return kExitUnavailable;
@@ -253,24 +254,21 @@ int daemon_main(int argc, char** argv) {
     }
   }
 
-  // The forwarder never runs in a milter callback; it needs no privileges (the CA file
-  // must be readable by milter.user). Queued events from before a restart go first.
+  // The API threads never run in a milter callback; they need no privileges (the CA
+  // file must be readable by milter.user). Queued events from before a restart go first.
   curl_global_init(CURL_GLOBAL_DEFAULT);
-  rt.forwarder = std::make_unique<events::Forwarder>(
-      *rt.outbox, events::make_curl_transport(), [](int level, const std::string& line) {
-        rt.log.log(level <= LOG_ERR ? conf::LogLevel::error : level == LOG_WARNING ? conf::LogLevel::warning
-                                                                                 : conf::LogLevel::notice,
-                   line);
-      });
-  rt.forwarder->set_consent_store(rt.policy_store.get());  // consent changes made at the API come back
-  rt.forwarder->start([] { return rt.config(); });
+  auto current = [] { return rt.config(); };
+  rt.forwarder = std::make_unique<events::Forwarder>(*rt.db, events::make_curl_transport(), rt.log);
+  rt.forwarder->start(current);
+  rt.consent_sync = std::make_unique<events::ConsentSync>(*rt.db, events::make_curl_transport(), rt.log);
+  rt.consent_sync->start(current);  // consent changes made at the API come back
   if (cfg.api.url.empty())
     rt.log.notice("no [api] url: events stay in the outbox (cllavioctl outbox stats)");
 
   std::thread signals(signal_loop, std::ref(rt), cfg.file, set);
   signals.detach();
   rt.log.notice("ready: listening on " + cfg.milter.socket.libmilter() + " (Postfix: smtpd_milters = " +
-                cfg.milter.socket.postfix() + "), store " + rt.store->file());
+                cfg.milter.socket.postfix() + "), store " + rt.db->file());
 
   run_milter();  // returns only when libmilter gives up
   rt.log.error("libmilter stopped serving (see its syslog messages); exiting");

@@ -1,25 +1,25 @@
 // Process-wide state of the daemon, shared by every milter connection.
 //
 // Holds the current Config snapshot (swapped atomically on SIGHUP; connections
-// pin the snapshot they started with), the logger, the store and what the
-// SIGTERM drain waits for. Only the daemon creates one.
+// pin the snapshot they started with), the logger, the store, the quota ledger,
+// the recording pipeline, the threads that talk to the Cllavio API, and what the
+// SIGTERM drain waits for. Only the daemon creates one; the daemon wires it up
+// (milter/daemon.cpp) once the store is open.
 #pragma once
 
 #include <atomic>
-#include <map>
 #include <memory>
 #include <mutex>
 
 #include "conf/config.hpp"
-#include "milter/log.hpp"
+#include "core/log.hpp"
+#include "core/quota.hpp"
+#include "core/recorder.hpp"
+#include "events/consent_sync.hpp"
+#include "events/forwarder.hpp"
 #include "milter/reject_budget.hpp"
 #include "milter/session.hpp"
-#include "events/event.hpp"
-#include "events/forwarder.hpp"
-#include "policy/quota.hpp"
-#include "store/outbox.hpp"
-#include "store/policy_store.hpp"
-#include "store/store.hpp"
+#include "store/db.hpp"
 
 namespace cllavio::milter {
 
@@ -34,68 +34,43 @@ class Runtime {
     config_ = std::move(c);
   }
 
+  // After the store is open: the ledger over it and the recording pipeline.
+  void open(std::unique_ptr<store::Db> db) {
+    this->db = std::move(db);
+    quota = std::make_unique<core::LocalQuota>(this->db.get());
+    recorder = std::make_unique<core::Recorder>(
+        *this->db, log, [this] { return config()->api.max_outbox_mb << 20; },
+        [this] {
+          if (forwarder) forwarder->wake();
+        });
+  }
+
   Services services() {
-    return Services{[this](store::MessageRecord& r) { return record(r); },
+    return Services{[this](store::MessageRecord& r, const core::QuotaCharge& c) { return recorder->record(r, c); },
                     &log,
                     store::realtime_us,
                     &in_flight,
                     &draining,
                     [this](int per_minute) { return reject_budget.take(per_minute, store::realtime_us()); },
-                    [this] { return store->allocate_id(); },
+                    [this] { return db->allocate_id(); },
                     [this](const std::string& org, const std::string& address) {
-                      return policy_store->consent(org, address).state;
+                      return db->read()->consent.get(org, address).state;
                     },
-                    &quota,
-                    [this](const std::string& org, std::int64_t keep_us) { refresh_quota(org, keep_us); }};
+                    quota.get()};
   }
 
-  // One store transaction: the record, its quota charge and its event for the API.
-  std::uint64_t record(store::MessageRecord& r) {
-    bool dropped = false;
-    std::uint64_t max_outbox = config()->api.max_outbox_mb << 20;
-    std::uint64_t id = store->append(r, [&](store::lmdb::Txn& txn) {
-      if (r.quota_charged_at_us != 0 && r.action == "accept")
-        policy_store->put_quota_event(txn, r.org, r.quota_charged_at_us, r.id, r.recipient_count,
-                                      r.quota_charged_at_us - r.quota_window_us);
-      if (outbox) {
-        if (auto ev = events::from_record(r))
-          dropped = !outbox->put(txn, r.org, events::to_json(*ev).dump(-1, ' ', false,
-                                                                       nlohmann::json::error_handler_t::replace),
-                                 max_outbox);
-      }
-    });
-    if (dropped)
-      log.error("OUTBOX FULL: event of message " + store::format_id(id) +
-                " dropped (raise [api] max_outbox_mb, check the API: cllavioctl outbox stats)");
-    if (forwarder) forwarder->wake();
-    return id;
-  }
-
-  // Loads an org's charged messages from the store the first time it is needed, and
-  // again after `cllavioctl quota reset` (the store's epoch for the org changed).
-  void refresh_quota(const std::string& org, std::int64_t keep_us) {
-    std::uint64_t epoch = policy_store->quota_epoch(org);
-    std::lock_guard lock(quota_mu_);
-    auto it = quota_loaded_.find(org);
-    if (it != quota_loaded_.end() && it->second == epoch) return;
-    quota.reload(org, epoch, policy_store->quota_events(org, store::realtime_us() - keep_us));
-    quota_loaded_[org] = epoch;
-  }
-
-  Logger log;
-  std::unique_ptr<store::Store> store;
-  std::unique_ptr<store::PolicyStore> policy_store;  // consent, audit, quota events (same environment)
-  policy::QuotaLedger quota;
-  std::unique_ptr<store::Outbox> outbox;              // events for the Cllavio API
-  std::unique_ptr<events::Forwarder> forwarder;       // the thread that sends them
+  core::Logger log;
+  std::unique_ptr<store::Db> db;
+  std::unique_ptr<core::LocalQuota> quota;
+  std::unique_ptr<core::Recorder> recorder;
+  std::unique_ptr<events::Forwarder> forwarder;       // sends the outbox to the Cllavio API
+  std::unique_ptr<events::ConsentSync> consent_sync;  // brings consent changes made at Cllavio back
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
   std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections
   RejectBudget reject_budget;           // [store] reject_records_per_minute
 
  private:
-  std::mutex quota_mu_;
-  std::map<std::string, std::uint64_t> quota_loaded_;  // org -> store epoch loaded into the ledger
   mutable std::mutex mu_;
   std::shared_ptr<const conf::Config> config_;
 };

@@ -1,6 +1,6 @@
 // Recipient consent: the states a recipient can be in per organization, and the
 // decisions that follow from them. Pure; the states themselves live in the store
-// (store/consent_store.hpp), written by cllavioctl, imports and (later) the API.
+// (store/tables.hpp, ConsentTable), written by cllavioctl, imports and the API's consent sync.
 //
 //   granted       the recipient agreed to be tracked
 //   revoked       the recipient withdrew consent: never tracked

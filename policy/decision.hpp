@@ -1,9 +1,8 @@
 // Policy decisions and the SMTP replies that carry them.
 //
 // A Decision is what the milter does with a transaction step; the milter shell
-// maps it to SMFIS_* and smfi_setreply. Pure: no I/O, no clocks. Quotas and
-// consent will add their own decide_* functions returning the same type, so the
-// session applies every policy the same way.
+// maps it to SMFIS_* and smfi_setreply. Pure: no I/O, no clocks. The other policies'
+// replies use the same Reply (quota_reply in quota.hpp, unsubscribed_reply in consent.hpp).
 #pragma once
 
 #include <string>

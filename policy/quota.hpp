@@ -11,8 +11,9 @@
 // time earlier than the last event counts as the last event's time.
 //
 // The ledger is the process's view; the store keeps the charged events (the message
-// record's transaction), so a restart rebuilds it (load()). A ledger shared by
-// several hosts (Redis) would implement the same operations.
+// record's transaction), so a restart rebuilds it (reload()). The milter reaches it
+// through core::QuotaBackend (core/quota.hpp), which a ledger shared by several hosts
+// implements too.
 #pragma once
 
 #include <climits>

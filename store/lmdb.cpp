@@ -91,6 +91,28 @@ bool del(Txn& txn, MDB_dbi dbi, std::string_view key) {
   return true;
 }
 
+PrefixRange::PrefixRange(Txn& txn, MDB_dbi dbi, std::string prefix, std::string start)
+    : cur_(txn, dbi), prefix_(std::move(prefix)), start_(start.empty() ? prefix_ : std::move(start)) {
+  entry_.prefix_size = prefix_.size();
+  entry_.cursor = &cur_;
+}
+
+PrefixRange::Iterator PrefixRange::begin() {
+  step(MDB_SET_RANGE);
+  return Iterator(this);
+}
+
+void PrefixRange::step(MDB_cursor_op op) {
+  MDB_val k{}, v{};
+  if (op == MDB_SET_RANGE && start_.empty()) op = MDB_FIRST;  // LMDB refuses an empty key
+  if (op == MDB_SET_RANGE) k = val(start_);
+  valid_ = cur_.get(k, v, op);
+  if (!valid_) return;
+  entry_.key = view(k);
+  entry_.value = view(v);
+  valid_ = entry_.key.substr(0, prefix_.size()) == prefix_;
+}
+
 void Cursor::del() { check(mdb_cursor_del(cur_, 0), "mdb_cursor_del"); }
 
 Be64 be64(std::uint64_t v) {

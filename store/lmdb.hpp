@@ -6,6 +6,8 @@
 // - Txn aborts in its destructor unless commit() succeeded; commit() failures
 //   (MDB_MAP_FULL, I/O errors) throw lmdb::Error and leave nothing half-written.
 // - Integer keys are 8-byte big-endian so LMDB's byte order is numeric order.
+// - prefix_range() walks the entries whose key starts with a prefix, in key order,
+//   and may delete the entry it stands on.
 // Every LMDB failure becomes lmdb::Error carrying the MDB_* code.
 #pragma once
 
@@ -88,6 +90,52 @@ class Cursor {
  private:
   MDB_cursor* cur_ = nullptr;
 };
+
+// The entries of `dbi` whose key starts with `prefix`, in key order, beginning at the
+// first key >= `start` (default: the prefix itself):
+//   for (auto& e : lmdb::prefix_range(txn, dbi, prefix)) { e.suffix(); e.value; e.erase(); }
+// erase() deletes the entry the loop stands on; the loop then goes on with the next one.
+class PrefixRange {
+ public:
+  struct Entry {
+    std::string_view key, value;
+    std::size_t prefix_size = 0;
+    Cursor* cursor = nullptr;
+    std::string_view suffix() const { return key.substr(prefix_size); }
+    void erase() const { cursor->del(); }
+  };
+  class Iterator {
+   public:
+    explicit Iterator(PrefixRange* r) : r_(r) {}
+    const Entry& operator*() const { return r_->entry_; }
+    const Entry* operator->() const { return &r_->entry_; }
+    Iterator& operator++() {
+      r_->step(MDB_NEXT);
+      return *this;
+    }
+    bool operator!=(std::nullptr_t) const { return r_->valid_; }
+
+   private:
+    PrefixRange* r_;
+  };
+
+  PrefixRange(Txn& txn, MDB_dbi dbi, std::string prefix, std::string start = {});
+  PrefixRange(const PrefixRange&) = delete;
+  PrefixRange& operator=(const PrefixRange&) = delete;
+  Iterator begin();
+  std::nullptr_t end() const { return nullptr; }
+
+ private:
+  void step(MDB_cursor_op op);
+  Cursor cur_;
+  std::string prefix_, start_;
+  Entry entry_;
+  bool valid_ = false;
+};
+
+inline PrefixRange prefix_range(Txn& txn, MDB_dbi dbi, std::string prefix, std::string start = {}) {
+  return PrefixRange(txn, dbi, std::move(prefix), std::move(start));
+}
 
 // Returns false at MDB_NOTFOUND.
 bool get(Txn& txn, MDB_dbi dbi, std::string_view key, std::string_view& out);

@@ -35,7 +35,7 @@ struct TrackingOutcome {
 struct MessageRecord {
   static constexpr std::size_t kMaxRecipients = 1000;  // bounded record size (non-SMTP mail has no limit)
 
-  std::uint64_t id = 0;              // assigned by Store::append: unique, time-ordered
+  std::uint64_t id = 0;              // Db::allocate_id: unique, time-ordered
   std::string queue_id;              // Postfix {i}; "" when rejected before a queue file existed
   std::string org;                   // "" when no organization matched
   std::string identified_by;         // sasl | network | sender_domain | none
@@ -54,7 +54,6 @@ struct MessageRecord {
   std::vector<std::string> suppressed;  // recipients refused or removed as unsubscribed
   std::int64_t quota_charged_at_us = 0; // when the message was charged to the org's quota; 0: not charged
   std::string list_unsubscribe;      // "added", or why not ("several_recipients", "present", "signed")
-  std::int64_t quota_window_us = 0;  // not stored: the org's longest window (older quota events are pruned)
   TrackingOutcome tracking;
 
   friend bool operator==(const MessageRecord&, const MessageRecord&) = default;

@@ -6,7 +6,8 @@
 #include <cstdlib>
 #include <string_view>
 
-#include "events/forwarder.hpp"
+#include "events/consent_sync.hpp"
+#include "events/transport.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cllavio;

@@ -8,7 +8,8 @@
 #include <string>
 #include <vector>
 
-#include "milter/runtime.hpp"
+#include "config_fixture.hpp"
+#include "core/quota.hpp"
 #include "milter/session.hpp"
 #include "store/lmdb.hpp"
 
@@ -20,7 +21,7 @@ using milter::Step;
 
 
 // Records what a session asks the MTA to change.
-struct RecordingActions : milter::MilterActions {
+struct RecordingActions : core::MilterActions {
   std::vector<std::string> calls;
   std::string body;
   bool fail = false;
@@ -55,7 +56,7 @@ struct Fixture {
   std::vector<store::MessageRecord> stored;
   std::vector<std::string> lines;
   std::atomic<int> in_flight{0};
-  milter::Logger log;
+  core::Logger log;
   int fail_with = 0;  // MDB_* code the fake store throws, 0 = succeed
   std::uint64_t next_id = 100;
 
@@ -82,8 +83,9 @@ struct Fixture {
   int reject_budget = 1000;  // rejects the fake rate limit still lets through
 
   milter::Services services() {
-    return {[this](store::MessageRecord& r) -> std::uint64_t {
+    return {[this](store::MessageRecord& r, const core::QuotaCharge& charge) -> std::uint64_t {
               if (fail_with != 0) throw store::lmdb::Error("mdb_put", fail_with);
+              charges.push_back(charge.active() && r.action == "accept" ? charge.rcpts() : 0);
               if (r.id == 0) r.id = next_id++;
               stored.push_back(r);
               return r.id;
@@ -98,11 +100,12 @@ struct Fixture {
               auto it = consents.find(org + " " + addr);
               return it == consents.end() ? policy::ConsentState::none : it->second;
             },
-            &ledger,
-            {}};
+            &quota};
   }
   std::map<std::string, policy::ConsentState> consents;  // "org address" -> state
-  policy::QuotaLedger ledger;
+  core::LocalQuota quota;                                // in memory only
+  const policy::QuotaLedger& ledger = quota.ledger();
+  std::vector<std::uint64_t> charges;                    // per record: recipients charged with it (0: none)
 
   std::string log_text() const {
     std::string s;
@@ -112,27 +115,6 @@ struct Fixture {
   bool logged(const std::string& needle) const { return log_text().find(needle) != std::string::npos; }
 };
 
-
-inline std::shared_ptr<const conf::Config> tracking_config(std::size_t max_bytes = 1 << 20) {
-  auto cfg = std::make_shared<conf::Config>();
-  policy::Org acme;
-  acme.id = "acme";
-  acme.sasl_users = {"@acme.example"};
-  cfg->orgs = policy::OrgIndex({acme});
-  tracking::TrackingPolicy t;
-  t.opens = t.clicks = true;
-  t.domain = "t.acme.example";
-  cfg->tracking.emplace("acme", t);
-  policy::OrgPolicy p;  // as the loader builds it: the default stream takes [tracking]'s switches
-  p.streams.fallback.name = "default";
-  p.streams.fallback.opens = p.streams.fallback.clicks = true;
-  p.streams.fallback.consent = policy::ConsentMode::implied;
-  cfg->policies.emplace("acme", p);
-  cfg->tracking_limits.max_rewrite_bytes = max_bytes;
-  cfg->tokens = std::make_shared<tracking::TokenCodec>(
-      std::vector<tracking::TrackingKey>{{"k1", std::string(32, 'k')}});
-  return cfg;
-}
 
 inline void send_html(Connection& c, std::string_view extra_header = {}) {
   c.mail("<news@acme.example>", "news@acme.example");

@@ -1,18 +1,18 @@
 #define BOOST_TEST_MODULE log
 #include <boost/test/unit_test.hpp>
 
-#include "milter/log.hpp"
+#include "core/log.hpp"
 
 using namespace cllavio;
 
 BOOST_AUTO_TEST_CASE(log_safe_neutralizes_control_bytes_and_cuts) {
-  BOOST_TEST(milter::log_safe("a\r\nb\x7f") == "a??b?");
-  BOOST_TEST(milter::log_safe(std::string(300, 'x'), 10) == std::string(10, 'x') + "...");
-  BOOST_TEST(milter::log_safe("caf\xc3\xa9") == "caf\xc3\xa9");  // UTF-8 passes
+  BOOST_TEST(core::log_safe("a\r\nb\x7f") == "a??b?");
+  BOOST_TEST(core::log_safe(std::string(300, 'x'), 10) == std::string(10, 'x') + "...");
+  BOOST_TEST(core::log_safe("caf\xc3\xa9") == "caf\xc3\xa9");  // UTF-8 passes
 }
 
 BOOST_AUTO_TEST_CASE(levels_filter_and_queue_id_prefixes) {
-  milter::Logger log;
+  core::Logger log;
   std::vector<std::string> lines;
   log.capture([&](conf::LogLevel, const std::string& l) { lines.push_back(l); });
   log.configure(conf::LogTarget::stderr_stream, conf::LogLevel::notice);

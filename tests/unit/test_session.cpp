@@ -180,11 +180,10 @@ BOOST_FIXTURE_TEST_CASE(message_id_is_bounded, Fixture) {
 }
 
 BOOST_FIXTURE_TEST_CASE(a_connection_keeps_its_configuration_across_a_reload, Fixture) {
-  milter::Runtime rt;
-  rt.set_config(config(policy::UnknownOrg::reject));
-  Connection pinned(rt.config(), services());
-  rt.set_config(config(policy::UnknownOrg::accept));  // SIGHUP
-  Connection fresh(rt.config(), services());
+  std::shared_ptr<const conf::Config> current = config(policy::UnknownOrg::reject);
+  Connection pinned(current, services());
+  current = config(policy::UnknownOrg::accept);  // SIGHUP: the daemon swaps its snapshot
+  Connection fresh(current, services());
   BOOST_TEST((pinned.mail("<eve@elsewhere.example>", "").step == Step::reject));
   BOOST_TEST((fresh.mail("<eve@elsewhere.example>", "").step == Step::cont));
 }

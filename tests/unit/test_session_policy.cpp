@@ -5,34 +5,7 @@
 
 using namespace session_test;
 
-// Streams, suppression, consent and quotas in the session (milter/session_policy.cpp).
-
-namespace {
-
-std::shared_ptr<const conf::Config> policy_config(policy::QuotaPolicy quota = {}) {
-  auto cfg = std::const_pointer_cast<conf::Config>(tracking_config());
-  policy::OrgPolicy p;
-  p.streams.fallback.name = "default";
-  p.streams.fallback.opens = p.streams.fallback.clicks = true;
-  p.streams.fallback.consent = policy::ConsentMode::implied;
-  policy::Stream campaigns;
-  campaigns.name = "campaigns";
-  campaigns.senders = {"news@acme.example"};
-  campaigns.kind = policy::StreamKind::campaign;
-  campaigns.opens = campaigns.clicks = true;
-  campaigns.consent = policy::ConsentMode::required;
-  campaigns.suppress_unsubscribed = true;
-  campaigns.list_unsubscribe = true;
-  p.streams.streams = {campaigns};
-  p.quota = std::move(quota);
-  cfg->policies["acme"] = p;
-  cfg->any_rcpt_checks = cfg->any_modifications = true;
-  return cfg;
-}
-
-std::string html_body() { return "<html><body><a href=\"https://example.com/a\">A</a></body></html>\r\n"; }
-
-}  // namespace
+// Streams, suppression, consent and quotas in the session (core/plan.cpp through milter/session.cpp).
 
 BOOST_FIXTURE_TEST_CASE(campaign_refuses_unsubscribed_at_rcpt_personal_mail_does_not, Fixture) {
   consents["acme bob@example.net"] = policy::ConsentState::unsubscribed;

@@ -14,9 +14,9 @@
 #include <nlohmann/json.hpp>
 
 #include "store/message_record.hpp"
-#include "store/policy_store.hpp"
+#include "store/tables.hpp"
 
-namespace cllavio::events {
+namespace cllavio::core {
 
 struct Event {
   std::string id;
@@ -32,7 +32,8 @@ std::optional<Event> from_record(const store::MessageRecord& rec);
 Event from_audit(const store::AuditEntry& e);  // consent.changed
 
 nlohmann::json to_json(const Event& e);  // the wire form: id, type, occurred_at, org, payload fields
+std::string to_text(const Event& e);     // to_json dumped (invalid UTF-8 from envelopes replaced)
 
 std::string rfc3339_us(std::int64_t unix_us);  // 2026-11-29T03:49:11.474120Z
 
-}  // namespace cllavio::events
+}  // namespace cllavio::core

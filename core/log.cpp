@@ -1,4 +1,4 @@
-#include "milter/log.hpp"
+#include "core/log.hpp"
 
 #include <syslog.h>
 #include <unistd.h>
@@ -6,7 +6,7 @@
 #include <chrono>
 #include <ctime>
 
-namespace cllavio::milter {
+namespace cllavio::core {
 
 namespace {
 
@@ -77,9 +77,9 @@ std::string log_safe(std::string_view s, std::size_t max) {
   return out;
 }
 
-}  // namespace cllavio::milter
+}  // namespace cllavio::core
 
-namespace cllavio::milter {
+namespace cllavio::core {
 
 std::string log_value(std::string_view s, std::size_t max) {
   std::string out = log_safe(s, max);
@@ -88,4 +88,4 @@ std::string log_value(std::string_view s, std::size_t max) {
   return out;
 }
 
-}  // namespace cllavio::milter
+}  // namespace cllavio::core

@@ -15,7 +15,7 @@
 #include "store/message_record.hpp"
 #include "tracking/rewrite.hpp"
 
-namespace cllavio::milter {
+namespace cllavio::core {
 
 struct TrackRequest {
   std::string_view header;   // the message header block ("Name: value" lines)
@@ -34,4 +34,4 @@ store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_rec
 // "track=tracked links=3 pixels=1", "track=skipped:dkim_signed", ... for the log line.
 std::string describe(const store::TrackingOutcome& o);
 
-}  // namespace cllavio::milter
+}  // namespace cllavio::core

@@ -1,6 +1,6 @@
-#include "milter/tracking_step.hpp"
+#include "core/tracking_step.hpp"
 
-namespace cllavio::milter {
+namespace cllavio::core {
 
 tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req) {
   tracking::RewriteInput in;
@@ -35,4 +35,4 @@ std::string describe(const store::TrackingOutcome& o) {
   return "track=" + o.status + " links=" + std::to_string(o.links.size()) + " pixels=" + std::to_string(o.pixels);
 }
 
-}  // namespace cllavio::milter
+}  // namespace cllavio::core

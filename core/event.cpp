@@ -1,6 +1,6 @@
-#include "events/event.hpp"
+#include "core/event.hpp"
 
-namespace cllavio::events {
+namespace cllavio::core {
 
 using nlohmann::json;
 
@@ -75,4 +75,6 @@ json to_json(const Event& e) {
   return j;
 }
 
-}  // namespace cllavio::events
+std::string to_text(const Event& e) { return to_json(e).dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace cllavio::core

@@ -8,7 +8,7 @@
 
 #include <string_view>
 
-namespace cllavio::milter {
+namespace cllavio::core {
 
 class MilterActions {
  public:
@@ -22,4 +22,4 @@ class MilterActions {
   virtual bool delete_recipient(std::string_view rcpt) = 0;
 };
 
-}  // namespace cllavio::milter
+}  // namespace cllavio::core

@@ -2,7 +2,7 @@
 //
 // Lines about a message are prefixed with its queue id ("4F3A1C2B: org=acme ..."),
 // or "NOQUEUE" before Postfix assigned one, so `grep QUEUEID maillog` shows the
-// milter's lines next to Postfix's. Thread-safe; reconfigure() takes effect for
+// milter's lines next to Postfix's. Thread-safe; configure() takes effect for
 // the next line (used on SIGHUP). Each line is written with a single write(2).
 #pragma once
 
@@ -13,7 +13,7 @@
 
 #include "conf/config.hpp"
 
-namespace cllavio::milter {
+namespace cllavio::core {
 
 class Logger {
  public:
@@ -46,4 +46,4 @@ std::string log_safe(std::string_view s, std::size_t max = 256);
 // fake further fields ("from=<x action=reject>").
 std::string log_value(std::string_view s, std::size_t max = 256);
 
-}  // namespace cllavio::milter
+}  // namespace cllavio::core

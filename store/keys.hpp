@@ -1,0 +1,55 @@
+// Every key of the store, in one place: how each table's keys are built and read back.
+//
+// Integers are 8-byte big-endian (lmdb::be64) so that LMDB's byte order is numeric
+// order; strings that share a table with others end in '\0' so that "acm" never
+// matches the keys of "acme". Tables (docs/architecture.md has the full layout):
+//   messages    be64(message id)
+//   by_queue    queue id                       (dupsort values: be64(message id))
+//   by_address  address '\0' be64(message id)  (value: Role bits)
+//   consent     org '\0' address
+//   audit       be64(audit id)
+//   quota       org '\0' be64(charged at us) be64(message id)
+//   outbox      org '\0' be64(seq)
+//   outbox_dead be64(seq)
+//   meta        the names below
+#pragma once
+
+#include <cstdint>
+#include <optional>
+#include <string>
+#include <string_view>
+
+namespace cllavio::store::keys {
+
+// org '\0': the prefix of every key of one org in consent, quota and outbox.
+std::string org_prefix(std::string_view org);
+
+std::string consent(std::string_view org, std::string_view address);
+
+std::string quota(std::string_view org, std::int64_t at_us, std::uint64_t message_id);
+struct QuotaKey {
+  std::int64_t at_us = 0;
+  std::uint64_t message_id = 0;
+};
+// The part after org '\0'; nullopt when it is not 16 bytes.
+std::optional<QuotaKey> parse_quota(std::string_view suffix);
+
+std::string outbox(std::string_view org, std::uint64_t seq);
+// An outbox key split into org and seq; nullopt when it is not one.
+std::optional<std::pair<std::string, std::uint64_t>> parse_outbox(std::string_view key);
+
+// The address index: every record under each address it names (sender, recipients).
+std::string address_prefix(std::string_view address);
+std::string address(std::string_view address, std::uint64_t message_id);
+enum Role : unsigned char { sender = 1, recipient = 2, suppressed = 4 };
+
+// meta
+inline constexpr std::string_view kSchema = "schema";
+inline constexpr std::string_view kOutboxSeq = "outbox_seq";
+inline constexpr std::string_view kOutboxBytes = "outbox_bytes";
+inline constexpr std::string_view kOutboxDropped = "outbox_dropped";
+inline constexpr std::string_view kOutboxError = "outbox_error";
+std::string quota_epoch(std::string_view org);     // bumped by `cllavioctl quota reset`
+std::string consent_cursor(std::string_view org);  // the API consent sync's position
+
+}  // namespace cllavio::store::keys
