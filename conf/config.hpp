@@ -1,7 +1,7 @@
 // The validated configuration: one immutable snapshot per load.
 //
 // Contract: a Config is only ever built by load_config() (conf/loader.hpp), which
-// applies the schema defaults (conf/schema_main.cpp), validates every key and
+// applies the schema defaults (conf/schemas.cpp), validates every key and
 // resolves relative paths against the main file's folder. The daemon shares it
 // as std::shared_ptr<const Config>; each milter connection pins one snapshot, and
 // SIGHUP swaps in a new one only if it loads without error.
@@ -62,6 +62,7 @@ struct SecretsSettings {
 };
 
 // [api]: where events go (docs/api.md). url "" = no API: events stay in the outbox.
+// The defaults written here are the schema's defaults too (conf/schemas.cpp reads them).
 struct ApiSettings {
   std::string url;                   // https://api.cllavio.example (no trailing slash)
   std::string ca_file;               // private CA; "" = the system's trust store

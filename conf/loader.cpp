@@ -137,9 +137,11 @@ void load_secrets(const std::string& path, const std::string& cfg_file, unsigned
   }
   auto table = parse_file(path, diags);
   if (!table) return;
-  KeyContext ctx{fs::path(path).parent_path().string(), nullptr};
+  LineMap lines;
+  KeyContext ctx{fs::path(path).parent_path().string(), &lines};
   Reporter rep(path, diags);
   secrets_schema().apply(*table, out, ctx, rep);
+  secrets_schema().check_rules(out, RuleContext{lines}, rep);
 }
 
 std::vector<std::string> org_files(const std::string& dir, const std::string& cfg_file, unsigned line,
@@ -189,9 +191,8 @@ LoadResult load_config(const std::string& path) {
     load_secrets(cfg->secrets.file, file, line, secrets, diags);
   }
 
-  if (!cfg->api.url.empty() && secrets.api_signing_secret.empty())
-    diags.push_back({file, main_lines.count("api.url") ? main_lines["api.url"] : 0,
-                     "api.url is set but the secrets file has no [api] signing_secret"});
+  const bool has_key = !secrets.tracking_keys.empty();
+  schema.check_rules(*cfg, RuleContext{main_lines, has_key, !secrets.api_signing_secret.empty()}, rep);
   bool main_ok = diags.empty();
   std::vector<LoadedOrg> loaded;
   unsigned dir_line = main_lines.count("orgs.dir") ? main_lines["orgs.dir"] : 0;
@@ -205,22 +206,10 @@ LoadResult load_config(const std::string& path) {
     Reporter orep(org_path, diags);
     std::size_t before = diags.size();
     org_schema().apply(*table, lo.org, octx, orep);
+    org_schema().check_rules(lo.org, RuleContext{lo.lines, has_key}, orep);
     if (diags.size() == before || !lo.org.id.empty()) loaded.push_back(std::move(lo));
   }
   check_claims(loaded, diags);
-  std::map<std::string, policy::OrgPolicy> policies;
-  for (const auto& lo : loaded) {
-    const auto& t = lo.org.tracking;
-    OrgTrackingSwitches sw{t.opens, t.clicks, !t.domain.empty(), !secrets.tracking_keys.empty()};
-    policies[lo.org.id] = build_org_policy(lo.org.policy, sw, lo.file, lo.lines, diags);
-    if (!t.opens && !t.clicks) continue;
-    unsigned line = lo.line(t.opens ? "tracking.opens" : "tracking.clicks");
-    if (t.domain.empty())
-      diags.push_back({lo.file, line, "tracking.domain is required when tracking.opens or tracking.clicks is on"});
-    if (secrets.tracking_keys.empty())
-      diags.push_back({lo.file, line,
-                       "tracking is on but no tracking key is configured ([secrets] file with [[tracking_key]])"});
-  }
   if (!diags.empty()) {
     // Main file first, then org files in name order; each in line order.
     std::stable_sort(diags.begin(), diags.end(), [&](const Diagnostic& a, const Diagnostic& b) {
@@ -231,8 +220,10 @@ LoadResult load_config(const std::string& path) {
     return result;
   }
 
+  std::map<std::string, policy::OrgPolicy> policies;
   std::vector<policy::Org> orgs;
   for (auto& lo : loaded) {
+    policies[lo.org.id] = build_org_policy(lo.org);
     policy::Org o;
     o.id = lo.org.id;
     o.name = lo.org.name;
@@ -248,7 +239,7 @@ LoadResult load_config(const std::string& path) {
   }
   cfg->orgs = policy::OrgIndex(std::move(orgs));
   cfg->policies = std::move(policies);
-  cfg->tokens = std::make_shared<const tracking::TokenCodec>(std::move(secrets.tracking_keys));
+  cfg->tokens = std::make_shared<const tracking::TokenCodec>(secrets.keys());
   cfg->api.signing_secret = std::move(secrets.api_signing_secret);
   cfg->api.org_keys = std::move(secrets.api_org_keys);
   result.config = std::move(cfg);

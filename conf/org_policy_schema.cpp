@@ -1,5 +1,7 @@
 #include "conf/org_policy_schema.hpp"
 
+#include "conf/schemas.hpp"
+
 #include <map>
 
 namespace cllavio::conf {
@@ -43,19 +45,11 @@ const Schema<StreamFile>& stream_schema() {
           optional_bool_key<StreamFile>("tracking.clicks",
                                         [](StreamFile& s) -> std::optional<bool>& { return s.clicks; },
                                         "(the org's tracking.clicks)", "Click tracking for this stream's mail."),
-          [] {
-            auto k = string_key<StreamFile>(
-                "consent", [](StreamFile& s) -> std::string& { return s.consent; }, "",
-                "`required`: track only recipients who granted consent; `implied`: track unless they revoked "
-                "it or unsubscribed.",
-                [](std::string& v, const KeyContext&) -> std::string {
-                  return v == "required" || v == "implied" ? "" : "invalid value " + toml_quote(v) +
-                                                                      "; expected \"required\" | \"implied\"";
-                },
-                "\"required\" | \"implied\"");
-            k.default_text = "(the org's tracking.consent)";
-            return k;
-          }(),
+          optional_enum_key<StreamFile, ConsentMode>(
+              "consent", [](StreamFile& s) -> std::optional<ConsentMode>& { return s.consent; },
+              "(the org's tracking.consent)", {{"required", ConsentMode::required}, {"implied", ConsentMode::implied}},
+              "`required`: track only recipients who granted consent; `implied`: track unless they revoked it or "
+              "unsubscribed."),
           optional_bool_key<StreamFile>(
               "suppress_unsubscribed", [](StreamFile& s) -> std::optional<bool>& { return s.suppress_unsubscribed; },
               "(true for campaign streams)",
@@ -134,67 +128,109 @@ const std::vector<Key<OrgPolicyFile>>& org_policy_keys() {
   return keys;
 }
 
-policy::OrgPolicy build_org_policy(const OrgPolicyFile& f, const OrgTrackingSwitches& t, const std::string& file,
-                           const LineMap& lines, Diagnostics& diags) {
-  auto line_of = [&](const std::string& key) {
-    auto it = lines.find(key);
-    return it == lines.end() ? 0u : it->second;
+namespace {
+
+std::string stream_at(std::size_t i) { return "stream[" + std::to_string(i) + "]"; }
+std::string who(const StreamFile& s) { return "stream " + toml_quote(s.name) + ": "; }
+bool tracks(const OrgFile& o, const StreamFile& s) {
+  return s.opens.value_or(o.tracking.opens) || s.clicks.value_or(o.tracking.clicks);
+}
+
+void unique_streams(const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+  std::map<std::string, unsigned> names;
+  for (std::size_t i = 0; i < o.policy.streams.size(); ++i) {
+    const StreamFile& s = o.policy.streams[i];
+    unsigned line = ctx.line(stream_at(i));
+    if (auto [it, fresh] = names.emplace(s.name, line); !fresh)
+      rep.error_at(line, "stream " + toml_quote(s.name) + " is declared twice (first at line " +
+                             std::to_string(it->second) + ")");
+  }
+}
+
+void campaign_only(const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+  for (std::size_t i = 0; i < o.policy.streams.size(); ++i) {
+    const StreamFile& s = o.policy.streams[i];
+    if (s.kind != StreamKind::personal) continue;
+    if (s.suppress_unsubscribed.value_or(false))
+      rep.error_at(ctx.line(stream_at(i) + ".suppress_unsubscribed"),
+                   who(s) + "suppress_unsubscribed applies to campaign streams only (person-to-person mail is never "
+                            "blocked by a newsletter unsubscribe)");
+    if (s.list_unsubscribe)
+      rep.error_at(ctx.line(stream_at(i) + ".list_unsubscribe"), who(s) + "list_unsubscribe applies to campaign streams only");
+  }
+}
+
+void stream_tracking_needs(const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+  for (std::size_t i = 0; i < o.policy.streams.size(); ++i) {
+    const StreamFile& s = o.policy.streams[i];
+    if (!tracks(o, s) && !s.list_unsubscribe) continue;
+    if (o.tracking.domain.empty())
+      rep.error_at(ctx.line(stream_at(i)), who(s) + "tracking or list_unsubscribe needs tracking.domain");
+    if (!ctx.has_tracking_key)
+      rep.error_at(ctx.line(stream_at(i)),
+                   who(s) + "tracking or list_unsubscribe needs a tracking key ([secrets] file with [[tracking_key]])");
+  }
+}
+
+void distinct_windows(const std::vector<QuotaWindowFile>& in, const std::string& key, const RuleContext& ctx,
+                      Reporter& rep) {
+  for (std::size_t i = 0; i < in.size(); ++i)
+    for (std::size_t j = 0; j < i; ++j)
+      if (in[j].per_s == in[i].per_s) {
+        rep.error_at(ctx.line(key + "[" + std::to_string(i) + "]"),
+                     key + ": two windows of " + policy::describe_window(in[i].per_s));
+        break;
+      }
+}
+
+}  // namespace
+
+const std::vector<Rule<OrgFile>>& org_policy_rules() {
+  static const std::vector<Rule<OrgFile>> rules = {
+      {"Stream names are unique within an organization.", unique_streams},
+      {"`suppress_unsubscribed` and `list_unsubscribe` apply to campaign streams only: person-to-person mail is "
+       "never blocked by a newsletter unsubscribe.",
+       campaign_only},
+      {"A stream that tracks (its own `tracking` or the org's) or adds List-Unsubscribe needs `tracking.domain` and "
+       "a tracking key (`[[tracking_key]]` in the secrets file).",
+       stream_tracking_needs},
+      {"Two windows of `quota.messages` (or of `quota.recipients`) may not have the same length.",
+       [](const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+         distinct_windows(o.policy.quota_messages, "quota.messages", ctx, rep);
+         distinct_windows(o.policy.quota_recipients, "quota.recipients", ctx, rep);
+       }},
   };
+  return rules;
+}
+
+policy::OrgPolicy build_org_policy(const OrgFile& o) {
+  const OrgPolicyFile& f = o.policy;
   policy::OrgPolicy out;
   policy::Stream& def = out.streams.fallback;
   def.name = "default";
   def.kind = StreamKind::personal;
-  def.opens = t.opens;
-  def.clicks = t.clicks;
+  def.opens = o.tracking.opens;
+  def.clicks = o.tracking.clicks;
   def.consent = f.consent;
-
-  std::map<std::string, unsigned> names;
-  for (std::size_t i = 0; i < f.streams.size(); ++i) {
-    const StreamFile& sf = f.streams[i];
-    std::string at = "stream[" + std::to_string(i) + "]";
-    unsigned line = line_of(at);
-    if (auto [it, fresh] = names.emplace(sf.name, line); !fresh) {
-      diags.push_back({file, line, "stream " + toml_quote(sf.name) + " is declared twice (first at line " +
-                                       std::to_string(it->second) + ")"});
-      continue;
-    }
+  for (const StreamFile& sf : f.streams) {
     policy::Stream s;
     s.name = sf.name;
     s.senders = sf.senders;
     s.kind = sf.kind;
-    s.opens = sf.opens.value_or(t.opens);
-    s.clicks = sf.clicks.value_or(t.clicks);
-    s.consent = sf.consent.empty() ? f.consent : sf.consent == "implied" ? ConsentMode::implied : ConsentMode::required;
+    s.opens = sf.opens.value_or(o.tracking.opens);
+    s.clicks = sf.clicks.value_or(o.tracking.clicks);
+    s.consent = sf.consent.value_or(f.consent);
     s.suppress_unsubscribed = sf.suppress_unsubscribed.value_or(sf.kind == StreamKind::campaign);
     s.list_unsubscribe = sf.list_unsubscribe;
-    std::string who = "stream " + toml_quote(s.name) + ": ";
-    if (s.kind == StreamKind::personal && s.suppress_unsubscribed)
-      diags.push_back({file, line_of(at + ".suppress_unsubscribed"),
-                       who + "suppress_unsubscribed applies to campaign streams only (person-to-person mail is "
-                             "never blocked by a newsletter unsubscribe)"});
-    if (s.kind == StreamKind::personal && s.list_unsubscribe)
-      diags.push_back({file, line_of(at + ".list_unsubscribe"), who + "list_unsubscribe applies to campaign streams only"});
-    if ((s.tracks() || s.list_unsubscribe) && !t.has_domain)
-      diags.push_back({file, line, who + "tracking or list_unsubscribe needs tracking.domain"});
-    if ((s.tracks() || s.list_unsubscribe) && !t.has_key)
-      diags.push_back({file, line,
-                       who + "tracking or list_unsubscribe needs a tracking key ([secrets] file with [[tracking_key]])"});
     out.streams.streams.push_back(std::move(s));
   }
-
-  auto windows = [&](const std::vector<QuotaWindowFile>& in, const std::string& key) {
+  auto windows = [](const std::vector<QuotaWindowFile>& in) {
     std::vector<policy::QuotaWindow> v;
-    for (std::size_t i = 0; i < in.size(); ++i) {
-      for (const auto& w : v)
-        if (w.per_s == in[i].per_s)
-          diags.push_back({file, line_of(key + "[" + std::to_string(i) + "]"),
-                           key + ": two windows of " + policy::describe_window(in[i].per_s)});
-      v.push_back({in[i].per_s, static_cast<std::uint64_t>(in[i].max)});
-    }
+    for (const auto& w : in) v.push_back({w.per_s, static_cast<std::uint64_t>(w.max)});
     return v;
   };
-  out.quota.messages = windows(f.quota_messages, "quota.messages");
-  out.quota.recipients = windows(f.quota_recipients, "quota.recipients");
+  out.quota.messages = windows(f.quota_messages);
+  out.quota.recipients = windows(f.quota_recipients);
   out.quota.max_recipients_per_message = static_cast<std::uint32_t>(f.max_recipients_per_message);
   out.quota.action = f.quota_action;
   return out;

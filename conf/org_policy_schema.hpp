@@ -1,11 +1,12 @@
 // The policy part of an organization file: [[stream]] tables, [quota], and the
-// consent model of [tracking]; their schema keys and the checks across them.
+// consent model of [tracking]; their schema keys and the rules across them.
 //
-// Contract: stream_keys()/quota_keys() are spliced into the org schema (so the
-// reference documents them); build_org_policy() turns what a file declared into the
-// immutable policy::OrgPolicy (streams + quota) the milter uses, reporting every
+// Contract: org_policy_keys() and org_policy_rules() are spliced into the org schema
+// (so the reference documents them, conf/schemas.cpp); the rules report every
 // inconsistency (suppression or List-Unsubscribe on a personal stream, tracking
-// without a domain, duplicate names) with the file and line it comes from.
+// without a domain or key, duplicate names, two windows of one length) with the file
+// and line it comes from. build_org_policy() turns a file that passed them into the
+// immutable policy::OrgPolicy (streams + quota) the milter uses.
 #pragma once
 
 #include <optional>
@@ -23,7 +24,7 @@ struct StreamFile {
   std::vector<std::string> senders;
   policy::StreamKind kind = policy::StreamKind::personal;
   std::optional<bool> opens, clicks;       // unset: the org's [tracking] switches
-  std::string consent;                     // "": the org's tracking.consent; "required" | "implied"
+  std::optional<policy::ConsentMode> consent;  // unset: the org's tracking.consent
   std::optional<bool> suppress_unsubscribed;  // unset: true for campaign streams
   bool list_unsubscribe = false;
 };
@@ -44,13 +45,11 @@ struct OrgPolicyFile {
 // The keys of these settings (OrgFile embeds an OrgPolicyFile and lifts them, schema.hpp).
 const std::vector<Key<OrgPolicyFile>>& org_policy_keys();
 
-struct OrgTrackingSwitches {
-  bool opens = false, clicks = false;
-  bool has_domain = false, has_key = false;
-};
+struct OrgFile;  // conf/schemas.hpp: the whole organization file
+// The rules across the stream, quota and tracking keys of an organization file.
+const std::vector<Rule<OrgFile>>& org_policy_rules();
 
-// Validates and builds; problems go to diags with file and the lines in `lines`.
-policy::OrgPolicy build_org_policy(const OrgPolicyFile& f, const OrgTrackingSwitches& t, const std::string& file,
-                           const LineMap& lines, Diagnostics& diags);
+// The org's streams and quota, from a file that passed the rules.
+policy::OrgPolicy build_org_policy(const OrgFile& f);
 
 }  // namespace cllavio::conf

@@ -6,6 +6,10 @@
 // with file:line, and every key not given keeps the default set by
 // apply_defaults(). The same Key data renders the configuration reference
 // (docs/configuration.md), so documentation and parser cannot drift apart.
+//
+// Rules across keys (a tracking switch that needs a domain, stream rules, a URL that
+// needs a secret) are declared on the schema too: each with the sentence the reference
+// prints and the check the loader runs once every key of the file was read.
 #pragma once
 
 #include <toml++/toml.h>
@@ -47,6 +51,24 @@ class Reporter {
   std::string prefix_;
 };
 
+// What a rule across keys sees besides the file: where each key was written, and what
+// the other files of the configuration provide.
+struct RuleContext {
+  const LineMap& lines;
+  bool has_tracking_key = false;        // the secrets file holds a [[tracking_key]]
+  bool has_api_signing_secret = false;  // the secrets file holds [api] signing_secret
+  unsigned line(const std::string& key) const {
+    auto it = lines.find(key);
+    return it == lines.end() ? 0 : it->second;
+  }
+};
+
+template <class T>
+struct Rule {
+  std::string doc;  // one sentence for the reference
+  std::function<void(const T&, const RuleContext&, Reporter&)> check;
+};
+
 template <class T>
 struct Key {
   std::string path;          // dotted: "milter.socket"
@@ -69,10 +91,16 @@ std::string closest_name(std::string_view wanted, const std::vector<std::string>
 template <class T>
 class Schema {
  public:
-  Schema(std::vector<std::string> tables, std::vector<Key<T>> keys)
-      : tables_(std::move(tables)), keys_(std::move(keys)) {}
+  Schema(std::vector<std::string> tables, std::vector<Key<T>> keys, std::vector<Rule<T>> rules = {})
+      : tables_(std::move(tables)), keys_(std::move(keys)), rules_(std::move(rules)) {}
 
   const std::vector<Key<T>>& keys() const { return keys_; }
+  const std::vector<Rule<T>>& rules() const { return rules_; }
+
+  // The rules across keys, once every key was applied.
+  void check_rules(const T& target, const RuleContext& ctx, Reporter& rep) const {
+    for (const auto& r : rules_) r.check(target, ctx, rep);
+  }
 
   void apply_defaults(T& target) const {
     for (const auto& k : keys_)
@@ -133,6 +161,7 @@ class Schema {
 
   std::vector<std::string> tables_;
   std::vector<Key<T>> keys_;
+  std::vector<Rule<T>> rules_;
 };
 
 // ---- key builders -------------------------------------------------------------
@@ -281,6 +310,24 @@ Key<T> optional_bool_key(std::string path, Access<T, std::optional<bool>> acc, s
   Key<T> k{std::move(path), "boolean", std::move(default_text), "true | false", std::move(doc), false, {}, {}};
   k.reset = [acc](T& t) { acc(t) = std::nullopt; };
   k.set = bool_setter<T, std::optional<bool>>(acc);
+  return k;
+}
+
+// An enum that may stay unset (its default comes from elsewhere, named in default_text).
+template <class T, class E>
+Key<T> optional_enum_key(std::string path, Access<T, std::optional<E>> acc, std::string default_text,
+                         std::vector<std::pair<std::string, E>> names, std::string doc) {
+  std::string allowed;
+  for (const auto& [name, value] : names) allowed += (allowed.empty() ? "" : " | ") + toml_quote(name);
+  Key<T> k{std::move(path), "string", std::move(default_text), allowed, std::move(doc), false, {}, {}};
+  k.reset = [acc](T& t) { acc(t) = std::nullopt; };
+  k.set = [acc, names, allowed](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
+    const auto* s = n.as_string();
+    if (s == nullptr) return rep.error(n, "expected a string, found " + toml_type_name(n));
+    for (const auto& [name, value] : names)
+      if (name == s->get()) return void(acc(t) = value);
+    rep.error(n, "invalid value " + toml_quote(s->get()) + "; expected " + allowed);
+  };
   return k;
 }
 

@@ -79,6 +79,9 @@ Key<Config> socket_mode_key() {
 
 }  // namespace
 
+// [api] defaults are the struct's own (conf/config.hpp), written once.
+const ApiSettings kApi{};
+
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
       {"milter", "store", "orgs", "log", "secrets", "tracking", "api"},
@@ -203,20 +206,28 @@ const Schema<Config>& main_schema() {
                 if (!v.empty()) v = resolve_path(ctx.base_dir, v);
                 return {};
               }),
-          int_key<Config, int>("api.batch_max", [](Config& c) -> int& { return c.api.batch_max; }, 100, 1, 10000,
+          int_key<Config, int>("api.batch_max", [](Config& c) -> int& { return c.api.batch_max; }, kApi.batch_max, 1, 10000,
                                "Most events per request."),
-          int_key<Config, int>("api.batch_max_kb", [](Config& c) -> int& { return c.api.batch_max_kb; }, 512, 1,
+          int_key<Config, int>("api.batch_max_kb", [](Config& c) -> int& { return c.api.batch_max_kb; }, kApi.batch_max_kb, 1,
                                65536, "Most KiB of events per request (a single larger event is sent alone)."),
-          int_key<Config, int>("api.linger_ms", [](Config& c) -> int& { return c.api.linger_ms; }, 200, 0, 60000,
+          int_key<Config, int>("api.linger_ms", [](Config& c) -> int& { return c.api.linger_ms; }, kApi.linger_ms, 0, 60000,
                                "How long the forwarder waits for more events before sending a partial batch."),
           int_key<Config, std::uint64_t>(
-              "api.max_outbox_mb", [](Config& c) -> std::uint64_t& { return c.api.max_outbox_mb; }, 256, 1, 1048576,
+              "api.max_outbox_mb", [](Config& c) -> std::uint64_t& { return c.api.max_outbox_mb; }, kApi.max_outbox_mb, 1,
+              1048576,
               "Bound of the outbox. When full, mail keeps flowing, new events are counted as dropped and logged "
               "loudly; nothing already queued is discarded. Keep it well below `store.map_size_mb`."),
-          int_key<Config, int>("api.consent_poll_s", [](Config& c) -> int& { return c.api.consent_poll_s; }, 60, 0,
+          int_key<Config, int>("api.consent_poll_s", [](Config& c) -> int& { return c.api.consent_poll_s; }, kApi.consent_poll_s, 0,
                                86400, "How often consent changes are fetched from the API; 0: never."),
-          int_key<Config, int>("api.timeout_ms", [](Config& c) -> int& { return c.api.timeout_ms; }, 10000, 100,
+          int_key<Config, int>("api.timeout_ms", [](Config& c) -> int& { return c.api.timeout_ms; }, kApi.timeout_ms, 100,
                                600000, "Connect-plus-transfer timeout of one request."),
+      },
+      {
+          {"`api.url` needs `[api] signing_secret` in the secrets file: every request is signed.",
+           [](const Config& c, const RuleContext& ctx, Reporter& rep) {
+             if (!c.api.url.empty() && !ctx.has_api_signing_secret)
+               rep.error_at(ctx.line("api.url"), "api.url is set but the secrets file has no [api] signing_secret");
+           }},
       });
   return schema;
 }
@@ -318,78 +329,67 @@ const Schema<OrgFile>& org_schema() {
       };
       for (const auto& k : org_policy_keys()) keys.push_back(lift(k, &OrgFile::policy));
       return keys;
+      }(),
+      [] {
+        std::vector<Rule<OrgFile>> rules{
+            {"`tracking.domain` is required when `tracking.opens` or `tracking.clicks` is on.",
+             [](const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+               if ((o.tracking.opens || o.tracking.clicks) && o.tracking.domain.empty())
+                 rep.error_at(ctx.line(o.tracking.opens ? "tracking.opens" : "tracking.clicks"),
+                              "tracking.domain is required when tracking.opens or tracking.clicks is on");
+             }},
+            {"Tracking (`tracking.opens`, `tracking.clicks`) needs a tracking key: a secrets file (`secrets.file`) "
+             "with a `[[tracking_key]]`.",
+             [](const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+               if ((o.tracking.opens || o.tracking.clicks) && !ctx.has_tracking_key)
+                 rep.error_at(ctx.line(o.tracking.opens ? "tracking.opens" : "tracking.clicks"),
+                              "tracking is on but no tracking key is configured ([secrets] file with [[tracking_key]])");
+             }},
+        };
+        for (const auto& r : org_policy_rules()) rules.push_back(r);
+        return rules;
       }());
   return schema;
 }
 
 namespace {
 
-bool key_id_ok(std::string_view id) {
-  if (id.empty() || id.size() > 32) return false;
-  for (char c : id)
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '_' ||
-          c == '-'))
-      return false;
-  return true;
-}
-
-// [[tracking_key]] id = "...", secret = "BASE64 of >= 32 bytes"
-Key<SecretsFile> tracking_keys_key() {
-  Key<SecretsFile> k{"tracking_key", "array of tables", "[]",
-                     "`id`: 1..32 of `A-Z a-z 0-9 . _ -`; `secret`: base64 of at least 32 random bytes",
-                     "Keys that sign tracking tokens: the first signs, all verify (rotate by adding a new key "
-                     "first and removing the old one once its tokens no longer matter). Make one with "
-                     "`openssl rand -base64 32`.",
-                     false, {}, {}};
-  k.reset = [](SecretsFile& s) { s.tracking_keys.clear(); };
-  k.set = [](const toml::node& n, SecretsFile& s, const KeyContext&, Reporter& rep) {
-    const auto* arr = n.as_array();
-    if (arr == nullptr) return rep.error(n, "expected [[tracking_key]] tables, found " + toml_type_name(n));
-    for (const toml::node& el : *arr) {
-      const auto* tbl = el.as_table();
-      if (tbl == nullptr) {
-        rep.error(el, "expected a table with id and secret");
-        continue;
-      }
-      tracking::TrackingKey key;
-      bool has_id = false, has_secret = false, ok = true;
-      for (auto&& [name, v] : *tbl) {
-        const auto* str = v.as_string();
-        if (name.str() == "id") {
-          has_id = true;
-          if (!str || !key_id_ok(str->get())) {
-            rep.error(v, "id must be 1..32 of A-Z a-z 0-9 . _ -");
-            ok = false;
-          } else {
-            key.id = str->get();
-          }
-        } else if (name.str() == "secret") {
-          has_secret = true;
-          std::string raw;
-          if (!str || !tracking::base64_decode(str->get(), raw) || raw.size() < 32) {
-            rep.error(v, "secret must be base64 of at least 32 bytes (openssl rand -base64 32)");
-            ok = false;
-          } else {
-            key.secret = std::move(raw);
-          }
-        } else {
-          rep.error_at(name.source().begin.line, "unknown key '" + std::string(name.str()) + "' in a tracking key");
-          ok = false;
-        }
-      }
-      if (!has_id || !has_secret) {
-        rep.error(el, "a tracking key needs id and secret");
-        continue;
-      }
-      for (const auto& other : s.tracking_keys)
-        if (other.id == key.id) {
-          rep.error(el, "tracking key id " + toml_quote(key.id) + " is listed twice");
-          ok = false;
-        }
-      if (ok) s.tracking_keys.push_back(std::move(key));
-    }
-  };
-  return k;
+const Schema<TrackingKeyFile>& tracking_key_schema() {
+  static const Schema<TrackingKeyFile> schema(
+      {},
+      {
+          [] {
+            auto k = string_key<TrackingKeyFile>(
+                "id", [](TrackingKeyFile& t) -> std::string& { return t.id; }, "",
+                "Names the key in every token it signs.",
+                [](std::string& v, const KeyContext&) -> std::string {
+                  bool ok = !v.empty() && v.size() <= 32;
+                  for (char c : v)
+                    ok = ok && ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+                                c == '.' || c == '_' || c == '-');
+                  return ok ? "" : "must be 1..32 of A-Z a-z 0-9 . _ -";
+                },
+                "1..32 of `A-Z a-z 0-9 . _ -`");
+            k.required = true;
+            return k;
+          }(),
+          [] {
+            // Checked, never echoed: a message must not carry the secret.
+            auto k = string_key<TrackingKeyFile>(
+                "secret", [](TrackingKeyFile& t) -> std::string& { return t.secret; }, "",
+                "The key: base64 of at least 32 random bytes (`openssl rand -base64 32`).",
+                [](std::string& v, const KeyContext&) -> std::string {
+                  std::string raw;
+                  return tracking::base64_decode(v, raw) && raw.size() >= 32
+                             ? ""
+                             : "must be base64 of at least 32 bytes (openssl rand -base64 32)";
+                },
+                "base64 of >= 32 bytes");
+            k.required = true;
+            return k;
+          }(),
+      });
+  return schema;
 }
 
 std::string cell(std::string_view s) {
@@ -413,6 +413,9 @@ void render_table(std::string& out, const Schema<T>& schema) {
       out += "| `" + r[0] + "` | " + cell(r[1]) + " | " + cell(d) + " | " + cell(r[3]) + " | " + cell(r[4]) + " |\n";
     }
   }
+  if (schema.rules().empty()) return;
+  out += "\nRules across keys:\n\n";
+  for (const auto& r : schema.rules()) out += "- " + r.doc + "\n";
 }
 
 }  // namespace
@@ -440,15 +443,41 @@ Key<SecretsFile> org_keys_key() {
 const Schema<SecretsFile>& secrets_schema() {
   static const Schema<SecretsFile> schema(
       {"api"},
-      {tracking_keys_key(),
+      {table_array_key<SecretsFile, TrackingKeyFile>(
+           "tracking_key", [](SecretsFile& s) -> std::vector<TrackingKeyFile>& { return s.tracking_keys; },
+           tracking_key_schema(), "`[[tracking_key]]` tables",
+           "Keys that sign tracking tokens: the first signs, all verify (rotate by adding a new key first and removing "
+           "the old one once its tokens no longer matter)."),
        string_key<SecretsFile>("api.signing_secret", [](SecretsFile& s) -> std::string& { return s.api_signing_secret; },
                                "",
                                "Secret of the `Cllavio-Signature` HMAC over every request to the API (docs/api.md).",
                                [](std::string& v, const KeyContext&) -> std::string {
                                  return v.empty() || v.size() >= 16 ? "" : "api.signing_secret is too short (16+)";
                                }),
-       org_keys_key()});
+       org_keys_key()},
+      {
+          {"Tracking key ids are unique.",
+           [](const SecretsFile& s, const RuleContext& ctx, Reporter& rep) {
+             for (std::size_t i = 0; i < s.tracking_keys.size(); ++i)
+               for (std::size_t j = 0; j < i; ++j)
+                 if (s.tracking_keys[j].id == s.tracking_keys[i].id) {
+                   rep.error_at(ctx.line("tracking_key[" + std::to_string(i) + "]"),
+                                "tracking key id " + toml_quote(s.tracking_keys[i].id) + " is listed twice");
+                   break;
+                 }
+           }},
+      });
   return schema;
+}
+
+std::vector<tracking::TrackingKey> SecretsFile::keys() const {
+  std::vector<tracking::TrackingKey> out;
+  for (const auto& k : tracking_keys) {
+    tracking::TrackingKey key{k.id, {}};
+    tracking::base64_decode(k.secret, key.secret);
+    out.push_back(std::move(key));
+  }
+  return out;
 }
 
 std::string render_reference() {

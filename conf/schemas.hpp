@@ -1,7 +1,9 @@
-// The two file schemas: the main file and one organization file (orgs.d/*.toml).
+// The three file schemas: the main file, one organization file (orgs.d/*.toml) and
+// the secrets file.
 //
-// Every key, its type, default, allowed range and documentation is declared once
-// in schemas.cpp; the loader applies them and render_reference() documents them.
+// Every key, its type, default, allowed range and documentation, and every rule across
+// keys, is declared once in schemas.cpp (the org file's policy part in
+// org_policy_schema.cpp); the loader applies them and render_reference() documents them.
 #pragma once
 
 #include <map>
@@ -26,11 +28,19 @@ struct OrgFile {
   OrgPolicyFile policy;                 // tracking.consent, [[stream]], [quota]
 };
 
-// The secrets file ([secrets] file): tracking keys; later API credentials.
+// One [[tracking_key]] as written (the secret still in base64).
+struct TrackingKeyFile {
+  std::string id;
+  std::string secret;
+};
+
+// The secrets file ([secrets] file): tracking keys and the API's credentials.
 struct SecretsFile {
-  std::vector<tracking::TrackingKey> tracking_keys;  // [[tracking_key]], first signs
-  std::string api_signing_secret;                    // [api] signing_secret
-  std::map<std::string, std::string> api_org_keys;   // [api.org_keys]
+  std::vector<TrackingKeyFile> tracking_keys;       // [[tracking_key]], first signs
+  std::string api_signing_secret;                   // [api] signing_secret
+  std::map<std::string, std::string> api_org_keys;  // [api.org_keys]
+
+  std::vector<tracking::TrackingKey> keys() const;  // secrets decoded (valid once the schema accepted them)
 };
 
 const Schema<Config>& main_schema();
