@@ -44,7 +44,7 @@ ORG_TRACKED = ('id = "track"\ndomains = ["track.example"]\nnetworks = ["127.0.0.
 ORG_POLICY = ORG + ('[[stream]]\nname = "campaigns"\nsenders = ["news@bench.example"]\nkind = "campaign"\n'
                     '[quota]\nmessages = [{ per = "1m", max = 1000000 }, { per = "1d", max = 100000000 }]\n'
                     'recipients = [{ per = "1h", max = 100000000 }]\nmax_recipients_per_message = 1000\n')
-KEY = '[[tracking_key]]\nid = "bench"\nsecret = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"\n'
+KEY = {"tracking_key": [{"id": "bench", "secret": "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"}]}
 
 
 def tracked_message(size_kb: int) -> bytes:
@@ -226,7 +226,7 @@ def events_suite(args, sizes):
     notice. Also prints how many events reached the answering API."""
     import tempfile
     from api_server import ApiServer
-    secrets = '[api]\nsigning_secret = "bench-signing-secret-0123"\n[api.org_keys]\nbench = "bench-key"\n'
+    secrets = {"api": {"signing_secret": "bench-signing-secret-0123", "org_keys": {"bench": "bench-key"}}}
     apis, harnesses = {}, {}
     try:
         for name in ("api-up", "api-hanging"):

@@ -48,7 +48,7 @@ class Events(HarnessCase):
         os.chmod(cls.api.ca_file, 0o644)
         cls.harness_kwargs = dict(
             milter="unix", orgs={"acme": ORG, "small": ORG_LIMITED}, default_action="accept",
-            secrets=f'[api]\nsigning_secret = "{SIGNING}"\n[api.org_keys]\nacme = "acme-key"\nsmall = "small-key"\n',
+            secrets={"api": {"signing_secret": SIGNING, "org_keys": {"acme": "acme-key", "small": "small-key"}}},
             settings={"api.url": cls.api.url, "api.ca_file": cls.api.ca_file, "api.linger_ms": 50,
                       "api.batch_max": 10, "api.consent_poll_s": 1})
         try:
