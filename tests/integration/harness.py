@@ -1,8 +1,9 @@
 """Integration-test harness for cllavio-milter: a private Postfix, an smtp-sink next hop,
-an optional private Dovecot SASL server and the milter under test, all inside one temp dir.
+an optional private Dovecot SASL server, an optional local HTTPS API server and the milter
+under test, all inside one temp dir.
 
 Python 3.11 standard library only. Must run as root on Debian 12 with the packages
-postfix, swaks, dovecot-core (only for sasl=True) installed.
+postfix, swaks, dovecot-core (only for sasl=True) and openssl (only for api=...) installed.
 
     with Harness(milter="unix", orgs={"acme": ACME_TOML}) as h:   # __enter__ starts everything
         r = h.swaks(sender="a@acme.example", rcpts=["b@example.net"], data=MSG)
@@ -13,6 +14,7 @@ Harness is a facade over one part per concern, each in its own module:
     h.postfix  postfix_instance.PostfixInstance  main.cf/master.cf, start/stop, queue, maillog
     h.sink     sink.SmtpSink                     the next hop: process, dump files, counters
     h.dovecot  dovecot_sasl.DovecotSasl          SMTP AUTH accounts (None unless sasl=True)
+    h.api      api_server.ApiServer              the stand-in Cllavio API (None unless api=...)
     h.milter   milter_daemon.MilterDaemon        config files, start/stop/kill/reload, log, cllavioctl
     h.submit   submit.Submitter                  swaks, sendmail, smtp-source
 The milter's TOML files are rendered by toml_writer (org files given as text are written as
@@ -27,8 +29,9 @@ Layout of Harness.dir (a fresh tempfile.mkdtemp(prefix="cllavio-it-"), mode 0755
     sink/                          smtp-sink dump files, one per message (owned by postfix)
     sink.out, sink.err             smtp-sink counters (\\r separated) and diagnostics
     dovecot/                       private Dovecot auth server (sasl=True)
+    api/ca/                        the API server's private CA and "localhost" certificate (api=...)
     cllavio/cllavio.toml, cllavio/secrets.toml, cllavio/orgs.d/*.toml, cllavio/run/milter.sock,
-    cllavio/store/                 the milter's files (secrets.toml only with secrets)
+    cllavio/store/                 the milter's files (secrets.toml only with secrets or api)
     milter.log                     the milter's stdout+stderr (appended across restarts)
     tmp/                           message files handed to swaks / smtp-source
 
@@ -48,10 +51,12 @@ import tempfile
 import threading
 import weakref
 
+import toml_writer
+from api_server import ApiServer
 from dovecot_sasl import DovecotSasl
 from milter_daemon import DEFAULT_CTL, DEFAULT_MILTER, MilterDaemon
 from postfix_instance import PostfixInstance
-from procs import _tail, _wait_log, free_port  # noqa: F401 - free_port: re-exported
+from procs import _tail, _wait_log, free_port
 from sink import Delivered, SmtpSink, dot_stuff, parse_sink_dump, to_crlf
 from submit import Submitter
 
@@ -84,8 +89,22 @@ class _Of:
         return None if part is None else getattr(part, self.name)
 
 
+def _api_server(base_dir: str, api) -> ApiServer:
+    """The API server for api=True | {ApiServer keyword arguments}, in base_dir/api on a free
+    port (not started), its CA certificate readable by the unprivileged milter."""
+    kw = {} if api is True else dict(api)
+    kw.setdefault("port", free_port())
+    workdir = os.path.join(base_dir, "api")
+    os.makedirs(workdir, mode=0o755, exist_ok=True)
+    server = ApiServer(workdir, **kw)
+    for d in (workdir, server.ca.dir):
+        os.chmod(d, 0o755)
+    os.chmod(server.ca_file, 0o644)
+    return server
+
+
 class Harness:
-    """A private Postfix (+ smtp-sink, optional Dovecot SASL, optional milter).
+    """A private Postfix (+ smtp-sink, optional Dovecot SASL and API server, optional milter).
 
     milter: "unix" | "inet" | None (Postfix alone, no milter attached).
     default_action: Postfix milter_default_action ("accept" | "tempfail" | "reject").
@@ -102,16 +121,20 @@ class Harness:
     sink_dump: False: the sink only counts messages (sink_counters()), dumps nothing (benchmarks).
     milter_command: run this milter instead of cllavio-milter: an argv list in which "{socket}"
         is replaced by the libmilter address (it must print "ready: listening on").
+    api: True or {ApiServer keyword arguments: signing_secret, org_keys...}: start a local
+        HTTPS API server (h.api) and point the milter at it: settings api.url and api.ca_file,
+        secrets [api] signing_secret and org_keys (what settings/secrets give wins).
     """
 
     def __init__(self, *, milter="unix", default_action="tempfail", sasl=False, unknown="accept",
                  orgs=None, milter_user="nobody", extra_main=None, postfix_main=None, settings=None,
-                 milter_command=None, sink_dump=True, secrets=None):
+                 milter_command=None, sink_dump=True, secrets=None, api=None):
         if milter not in ("unix", "inet", None):
             raise ValueError(f"milter must be 'unix', 'inet' or None, not {milter!r}")
         self.postfix: PostfixInstance | None = None
         self.sink: SmtpSink | None = None
         self.dovecot: DovecotSasl | None = None
+        self.api: ApiServer | None = None
         self.milter: MilterDaemon | None = None
         self.submit: Submitter | None = None
         self._started = False
@@ -125,6 +148,12 @@ class Harness:
             self.sink = SmtpSink(d, dump=sink_dump)
             if sasl:
                 self.dovecot = DovecotSasl(d, instance_name=os.path.basename(d))
+            if api not in (None, False):
+                self.api = _api_server(d, api)
+                settings = {"api.url": self.api.url, "api.ca_file": self.api.ca_file, **(settings or {})}
+                given = toml_writer.as_dict(secrets) if secrets is not None else {}
+                secrets = toml_writer.merge({"api": {"signing_secret": self.api.signing_secret.decode(),
+                                                     "org_keys": dict(self.api.org_keys)}}, given)
             self.milter = MilterDaemon(d, kind=milter, user=milter_user, orgs=orgs, unknown=unknown,
                                        settings=settings, secrets=secrets, extra_main=extra_main,
                                        command=milter_command)
@@ -177,7 +206,7 @@ class Harness:
         return False
 
     def start(self):
-        """Start sink, (dovecot), (milter), Postfix; return when each accepts
+        """Start sink, (dovecot), (API server), (milter), Postfix; return when each accepts
         connections. On failure everything is torn down (close()) and RuntimeError carries the logs."""
         if self._started:
             return self
@@ -187,6 +216,8 @@ class Harness:
             self.sink.start()
             if self.dovecot:
                 self.dovecot.start()
+            if self.api:
+                self.api.start()
             if self.milter.kind is not None:
                 self.milter.start()
             self.postfix.start()
@@ -216,7 +247,7 @@ class Harness:
                 return
             self._closed = True
         errors = []
-        for part in (self.postfix, self.milter, self.dovecot, self.sink):
+        for part in (self.postfix, self.milter, self.dovecot, self.sink, self.api):
             try:
                 if part is not None:
                     part.stop()
