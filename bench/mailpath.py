@@ -44,7 +44,7 @@ ORG_TRACKED = ('id = "track"\ndomains = ["track.example"]\nnetworks = ["127.0.0.
 ORG_POLICY = ORG + ('[[stream]]\nname = "campaigns"\nsenders = ["news@bench.example"]\nkind = "campaign"\n'
                     '[quota]\nmessages = [{ per = "1m", max = 1000000 }, { per = "1d", max = 100000000 }]\n'
                     'recipients = [{ per = "1h", max = 100000000 }]\nmax_recipients_per_message = 1000\n')
-KEY = '[[tracking_key]]\nid = "bench"\nsecret = "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"\n'
+KEY = {"tracking_key": [{"id": "bench", "secret": "YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5"}]}
 
 
 def tracked_message(size_kb: int) -> bytes:
@@ -224,30 +224,19 @@ def events_suite(args, sizes):
     """The same mail through cllavio-milter with its events going to a local HTTPS API
     that answers ("api-up") and to one that never answers ("api-hanging"): SMTP must not
     notice. Also prints how many events reached the answering API."""
-    import tempfile
-    from api_server import ApiServer
-    secrets = '[api]\nsigning_secret = "bench-signing-secret-0123"\n[api.org_keys]\nbench = "bench-key"\n'
-    apis, harnesses = {}, {}
+    harnesses = {}
     try:
         for name in ("api-up", "api-hanging"):
-            d = tempfile.mkdtemp(prefix="cllavio-bench-api-")
-            os.chmod(d, 0o755)
-            apis[name] = ApiServer(d, signing_secret=b"bench-signing-secret-0123", org_keys={"bench": "bench-key"})
-            apis[name].start()
-            for root, dirs, _ in os.walk(d):
-                for sub in dirs:
-                    os.chmod(os.path.join(root, sub), 0o755)
-            os.chmod(apis[name].ca_file, 0o644)
+            harnesses[name] = h = harness.Harness(
+                orgs={"bench": ORG}, milter="unix", **COMMON, settings={"api.timeout_ms": 30000},
+                api=dict(signing_secret=b"bench-signing-secret-0123", org_keys={"bench": "bench-key"}))
             if name == "api-hanging":
-                apis[name].fail_mode = "hang"
-            harnesses[name] = harness.Harness(orgs={"bench": ORG}, milter="unix", secrets=secrets, **COMMON,
-                                              settings={"api.url": apis[name].url, "api.ca_file": apis[name].ca_file,
-                                                        "api.timeout_ms": 30000})
-            harnesses[name].start()
+                h.api.fail_mode = "hang"
+            h.start()
         runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
         results, cpu = measure(runs, sizes, args)
         report("events", runs, sizes, results, cpu, args, "api-up")
-        up = apis["api-up"]
+        up = harnesses["api-up"].api
         up.wait_for(lambda: False, 5)  # let the last batches arrive
         print(f"events accepted by api-up: {len(up.distinct_event_ids())} distinct ids "
               f"({len(up.events)} deliveries, {len(up.posts())} requests); api-hanging queued: "
@@ -255,8 +244,6 @@ def events_suite(args, sizes):
     finally:
         for h in harnesses.values():
             h.close()
-        for a in apis.values():
-            a.stop()
 
 
 def main():

@@ -48,7 +48,7 @@ messages = [{ per = "1h", max = 1000 }, { per = "1d", max = 10000 }]
 max_recipients_per_message = 50
 """
 # A fresh signing key per demo run (in production: openssl rand -base64 32, file mode 0600).
-SECRETS = f'[[tracking_key]]\nid = "demo"\nsecret = "{base64.b64encode(os.urandom(32)).decode()}"\n'
+SECRETS = {"tracking_key": [{"id": "demo", "secret": base64.b64encode(os.urandom(32)).decode()}]}
 
 
 def section(title):

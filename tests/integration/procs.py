@@ -1,11 +1,14 @@
-"""Process, port and file helpers for the integration harness (Python standard library only)."""
+"""Process, port, file and log helpers shared by the integration harness's parts
+(Python standard library only)."""
 
 from __future__ import annotations
 
-import json
+import errno
 import os
 import random
+import re
 import shutil
+import signal
 import socket
 import subprocess
 import threading
@@ -114,6 +117,32 @@ def _unix_connectable(path: str) -> bool:
         s.close()
 
 
+def _read(path: str) -> str:
+    """The file's text (UTF-8, bad bytes replaced); "" if it does not exist."""
+    try:
+        with open(path, "rb") as f:
+            return f.read().decode("utf-8", "replace")
+    except FileNotFoundError:
+        return ""
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
+
+
+def _wait_log(read, pattern, timeout: float, what: str, start: int = 0) -> re.Match:
+    """Poll read() until re.search(pattern, text[start:], re.M) matches; returns the match.
+    TimeoutError (with the log's tail) otherwise."""
+    rx = re.compile(pattern, re.M) if isinstance(pattern, str) else pattern
+    try:
+        return _wait_until(lambda: rx.search(read()[start:]), timeout, f"/{rx.pattern}/ in the {what}")
+    except TimeoutError as e:
+        raise TimeoutError(f"{e}\n--- {what} tail ---\n{read()[start:][-3000:]}") from None
+
+
 def _tail(path: str, nbytes: int = 4000) -> str:
     try:
         with open(path, "rb") as f:
@@ -144,16 +173,6 @@ def _run(args, *, timeout=60, check=False, input=None, env=None, text=False) -> 
         if check:
             raise subprocess.CalledProcessError(124, args, out, err) from None
         return cp
-
-
-def _toml_value(v) -> str:
-    if isinstance(v, bool):
-        return "true" if v else "false"
-    if isinstance(v, int):
-        return str(v)
-    if isinstance(v, (list, tuple)):
-        return "[" + ", ".join(_toml_value(x) for x in v) + "]"
-    return json.dumps(str(v))  # a JSON string is a valid TOML basic string
 
 
 def _write(path: str, text, mode: int = 0o644):
@@ -196,3 +215,25 @@ def _pgrp_alive(pgid: int) -> bool:
             return True
     return False
 
+
+def _stop_proc(p: subprocess.Popen | None, sig=signal.SIGTERM, timeout: float = 10) -> None:
+    """Signal p, wait up to timeout (then SIGKILL), then make sure its process group is gone
+    (our children run with start_new_session: dovecot's auth/log processes, for instance)."""
+    if p is None:
+        return
+    if p.poll() is None:
+        _kill(p.pid, sig)
+        try:
+            p.wait(timeout)
+        except subprocess.TimeoutExpired:
+            _killpg(p.pid, signal.SIGKILL)
+            _kill(p.pid, signal.SIGKILL)
+            try:
+                p.wait(10)
+            except subprocess.TimeoutExpired:
+                pass
+    deadline = time.monotonic() + 5
+    while _pgrp_alive(p.pid) and time.monotonic() < deadline:
+        time.sleep(0.05)
+    if _pgrp_alive(p.pid):
+        _killpg(p.pid, signal.SIGKILL)

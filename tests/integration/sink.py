@@ -1,11 +1,24 @@
-"""smtp-sink dump files and what the tests compare: Delivered messages, CRLF and dot-stuffing helpers."""
+"""The smtp-sink next hop of the private Postfix: the process (SmtpSink), its dump files
+(parse_sink_dump -> Delivered, what the tests compare) and its counters; CRLF and
+dot-stuffing helpers.
+
+Files, inside the harness's base dir:
+    sink/                          dump files, one per message (owned by postfix)
+    sink.out, sink.err             smtp-sink -c counters (\\r separated) and diagnostics
+"""
 
 from __future__ import annotations
 
+import os
+import pwd
 import re
+import subprocess
 from dataclasses import dataclass, field
 
+from procs import _find_exe, _read, _stop_proc, _tail, _tcp_banner, _wait_until, free_port
+
 HOSTNAME = "mx.cllavio-it.test"  # Postfix myhostname: marks the Received header Postfix adds
+SINK_HOSTNAME = "sink.cllavio-it.test"  # smtp-sink's own name (-h)
 
 
 def to_crlf(data: bytes) -> bytes:
@@ -176,3 +189,110 @@ def parse_sink_dump(dump: bytes, *, path: str | None = None, hostname: str = HOS
     return d
 
 
+
+
+class SmtpSink:
+    """smtp-sink on a free 127.0.0.1 port, run as postfix, dumping each message to its own
+    file under base_dir/sink (dump=False: it only counts, see counters(); for benchmarks).
+    hostname: the sending Postfix's myhostname (to find the Received header it adds)."""
+
+    def __init__(self, base_dir: str, *, dump: bool = True, hostname: str = HOSTNAME):
+        self.dir = os.path.join(base_dir, "sink")
+        self.out_path = os.path.join(base_dir, "sink.out")
+        self.err_path = os.path.join(base_dir, "sink.err")
+        self.port = free_port()
+        self.dump = dump
+        self.hostname = hostname
+        self.proc: subprocess.Popen | None = None
+        pf = pwd.getpwnam("postfix")
+        os.makedirs(self.dir, mode=0o755, exist_ok=True)
+        os.chown(self.dir, pf.pw_uid, pf.pw_gid)
+        os.chmod(self.dir, 0o755)
+
+    def start(self) -> None:
+        """Start smtp-sink and return when it answers with 220."""
+        args = [_find_exe("smtp-sink"), "-u", "postfix", "-4", "-c", "-h", SINK_HOSTNAME]
+        if self.dump:
+            args += ["-d", os.path.join(self.dir, "msg.")]
+        args += [f"127.0.0.1:{self.port}", "256"]
+        with open(self.out_path, "ab") as out, open(self.err_path, "ab") as err:
+            self.proc = subprocess.Popen(args, stdin=subprocess.DEVNULL, stdout=out, stderr=err,
+                                         start_new_session=True, close_fds=True)
+        proc = self.proc
+
+        def ready():
+            if proc.poll() is not None:
+                raise RuntimeError(f"smtp-sink exited with {proc.returncode}: {_tail(self.err_path)}")
+            b = _tcp_banner(self.port)
+            return b is not None and b.startswith(b"220")
+        _wait_until(ready, 15, f"smtp-sink on port {self.port}")
+
+    def stop(self) -> None:
+        _stop_proc(self.proc)
+
+    def _open_files(self) -> set[str]:
+        """Dump files the sink still holds open (transactions in progress)."""
+        out = set()
+        p = self.proc
+        if p is None or p.poll() is not None:
+            return out
+        fd_dir = f"/proc/{p.pid}/fd"
+        try:
+            for fd in os.listdir(fd_dir):
+                try:
+                    target = os.readlink(os.path.join(fd_dir, fd))
+                except OSError:
+                    continue
+                if target.startswith(self.dir + "/"):
+                    out.add(target)
+        except OSError:
+            pass
+        return out
+
+    def delivered(self, match=None) -> list[Delivered]:
+        """Every message the sink has completely received, in arrival order (file mtime).
+        match: optional predicate(Delivered) -> bool to keep only some."""
+        try:
+            names = os.listdir(self.dir)
+        except FileNotFoundError:
+            return []
+        open_now = self._open_files()  # listed after the listdir: a closed file is complete
+        items = []
+        for name in names:
+            path = os.path.join(self.dir, name)
+            if path in open_now:
+                continue
+            try:
+                st = os.stat(path)
+                with open(path, "rb") as f:
+                    data = f.read()
+            except FileNotFoundError:
+                continue  # aborted transaction (RSET) unlinked by the sink
+            d = parse_sink_dump(data, path=path, hostname=self.hostname)
+            d.mtime_ns = st.st_mtime_ns
+            if match is None or match(d):
+                items.append(d)
+        items.sort(key=lambda d: (d.mtime_ns, d.path))
+        return items
+
+    def wait_delivered(self, n: int, timeout: float = 60, match=None) -> list[Delivered]:
+        """Wait until >= n complete messages (that satisfy match, if given) arrived; returns
+        them all (arrival order). TimeoutError says how many there were."""
+        got: list = []
+
+        def enough():
+            nonlocal got
+            got = self.delivered(match)
+            return len(got) >= n
+        try:
+            _wait_until(enough, timeout, f"{n} delivered message(s)")
+        except TimeoutError as e:
+            raise TimeoutError(f"{e}: sink has {len(got)}") from None
+        return got
+
+    def counters(self) -> dict:
+        """Last 'sess=N quit=N mesg=N' line of smtp-sink -c, as ints."""
+        parts = [p for p in re.split(r"[\r\n]", _read(self.out_path)) if p.startswith("sess=")]
+        if not parts:
+            return {"sess": 0, "quit": 0, "mesg": 0}
+        return {k: int(v) for k, v in re.findall(r"(\w+)=(\d+)", parts[-1])}

@@ -7,12 +7,10 @@ and can be retried; kill -9 of the milter under load loses no recorded event."""
 import json
 import os
 import smtplib
-import tempfile
 import threading
 import time
 import unittest
 
-from api_server import ApiServer
 from common import HarnessCase, plain_message
 
 SIGNING = "events-e2e-signing-secret"
@@ -35,32 +33,17 @@ messages = [{ per = "1d", max = 1 }]
 
 
 class Events(HarnessCase):
-    @classmethod
-    def setUpClass(cls):
-        cls.api_dir = tempfile.mkdtemp(prefix="cllavio-api-")
-        os.chmod(cls.api_dir, 0o755)
-        cls.api = ApiServer(cls.api_dir, signing_secret=SIGNING.encode(),
-                            org_keys={"acme": "acme-key", "small": "small-key"})
-        cls.api.start()
-        for root, dirs, _ in os.walk(cls.api_dir):  # the unprivileged milter reads ca.pem
-            for d in dirs:
-                os.chmod(os.path.join(root, d), 0o755)
-        os.chmod(cls.api.ca_file, 0o644)
-        cls.harness_kwargs = dict(
-            milter="unix", orgs={"acme": ORG, "small": ORG_LIMITED}, default_action="accept",
-            secrets=f'[api]\nsigning_secret = "{SIGNING}"\n[api.org_keys]\nacme = "acme-key"\nsmall = "small-key"\n',
-            settings={"api.url": cls.api.url, "api.ca_file": cls.api.ca_file, "api.linger_ms": 50,
-                      "api.batch_max": 10, "api.consent_poll_s": 1})
-        try:
-            super().setUpClass()
-        except BaseException:
-            cls.api.stop()
-            raise
+    # The harness runs the API server (self.h.api) and points the milter at it: api.url,
+    # api.ca_file, and the signing secret and org keys in the secrets file.
+    harness_kwargs = dict(
+        milter="unix", orgs={"acme": ORG, "small": ORG_LIMITED}, default_action="accept",
+        api=dict(signing_secret=SIGNING.encode(), org_keys={"acme": "acme-key", "small": "small-key"}),
+        settings={"api.linger_ms": 50, "api.batch_max": 10, "api.consent_poll_s": 1})
 
     @classmethod
-    def tearDownClass(cls):
-        super().tearDownClass()
-        cls.api.stop()
+    def setUpClass(cls):
+        super().setUpClass()
+        cls.api = cls.h.api
 
     def setUp(self):
         self.api.fail_mode = None
@@ -212,8 +195,8 @@ class Events(HarnessCase):
 
     def test_tls_is_verified_and_no_secret_is_logged(self):
         from api_server import CA
-        other = CA(os.path.join(self.api_dir, "other-ca"))  # not the CA that signed the API's certificate
-        os.chmod(os.path.join(self.api_dir, "other-ca"), 0o755)
+        other = CA(os.path.join(self.h.dir, "api", "other-ca"))  # not the CA that signed the API's certificate
+        os.chmod(other.dir, 0o755)
         os.chmod(other.ca_file, 0o644)
         self.h.write_config(settings={"api.ca_file": other.ca_file})
         self.h.reload_milter()

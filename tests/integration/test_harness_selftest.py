@@ -13,6 +13,7 @@ import unittest
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 import harness  # noqa: E402
+import procs  # noqa: E402
 
 MILTER_BIN = os.environ.get("CLLAVIO_MILTER", harness.DEFAULT_MILTER)
 
@@ -60,14 +61,14 @@ class _HarnessCase(unittest.TestCase):
 
 
 def assert_closed(h):
-    leftovers = h._instance_pids()
+    leftovers = h.postfix.instance_pids()
     if leftovers:
         raise AssertionError(f"Postfix processes of {h.dir} still alive: {leftovers}")
     for name in ("sink_proc", "dovecot_proc", "milter_proc"):
         p = getattr(h, name)
         if p is not None and p.poll() is None:
             raise AssertionError(f"{name} (pid {p.pid}) still running")
-        if p is not None and harness._pgrp_alive(p.pid):
+        if p is not None and procs._pgrp_alive(p.pid):
             raise AssertionError(f"children of {name} (pgid {p.pid}) still running")
     if os.environ.get("CLLAVIO_KEEP_TMP") != "1" and os.path.exists(h.dir):
         raise AssertionError(f"{h.dir} not removed")
@@ -178,9 +179,10 @@ class SaslTest(_HarnessCase):
 
 @unittest.skipUnless(os.access(MILTER_BIN, os.X_OK), f"milter binary {MILTER_BIN} not built (set CLLAVIO_MILTER)")
 class MilterPassThroughTest(_HarnessCase):
-    harness_kwargs = dict(milter="unix", orgs={"acme": 'id = "acme"\ndomains = ["acme.example"]\n'
-                                                      'sasl_users = ["@acme.example"]\n'
-                                                      'networks = ["127.0.0.1/32"]\n'})
+    # the org file given as a dict: rendered by toml_writer
+    harness_kwargs = dict(milter="unix", orgs={"acme": {"id": "acme", "domains": ["acme.example"],
+                                                        "sasl_users": ["@acme.example"],
+                                                        "networks": ["127.0.0.1/32"]}})
 
     def test_message_passes_and_is_logged(self):
         h = self.h

@@ -87,8 +87,11 @@ class ReloadAndShutdown(HarnessCase):
     def setUp(self):
         if self.h.milter_proc.poll() is not None:
             self.h.start_milter()
+        start = self.h.log_size()
         self.h.write_config(orgs=ALL_ORGS, settings={"milter.on_error": "accept"})
         self.h.reload_milter()
+        # a test's first connection must see this configuration, not the one a test before left
+        self.h.wait_log(r"reloaded ", start=start)
 
     def test_sighup_under_load_loses_nothing(self):
         h = self.h

@@ -13,7 +13,9 @@ import time
 
 from common import ACME_NET, HarnessCase
 
-KEY = '[[tracking_key]]\nid = "pol"\nsecret = "cG9saWN5LXRlc3Qta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="\n'
+# The secrets file: one tracking key.
+KEY = {"tracking_key": [{"id": "pol",
+                         "secret": "cG9saWN5LXRlc3Qta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="}]}
 ORG_ACME = f"""id = "acme"
 domains = ["acme.example"]
 networks = ["{ACME_NET}/32"]

@@ -11,7 +11,9 @@ import unittest
 
 from common import ACME_NET, GLOBEX_NET, ORG_GLOBEX, HarnessCase, plain_message
 
-KEY = '[[tracking_key]]\nid = "e2e"\nsecret = "ZTJlLXRlc3Qta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="\n'
+# The secrets file: one tracking key.
+KEY = {"tracking_key": [{"id": "e2e",
+                         "secret": "ZTJlLXRlc3Qta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="}]}
 ORG_TRACKED = f"""id = "acme"
 domains = ["acme.example"]
 networks = ["{ACME_NET}/32", "127.0.0.1/32"]
