@@ -40,7 +40,7 @@ std::optional<ConsentPage> parse_consent_page(std::string_view body) {
 ConsentSync::ConsentSync(store::Db& db, std::unique_ptr<Transport> transport, const core::Logger& log)
     : db_(db), transport_(std::move(transport)), log_(log), clock_(unix_seconds) {}
 
-ConsentSync::~ConsentSync() { stop(); }
+ConsentSync::~ConsentSync() { worker_.stop(); }
 
 std::size_t ConsentSync::poll_org(const conf::ApiSettings& api, const std::string& org, const std::string& key) {
   std::size_t applied = 0;
@@ -88,16 +88,7 @@ std::size_t ConsentSync::poll(const conf::ApiSettings& api) {
 
 void ConsentSync::start(std::function<std::shared_ptr<const conf::Config>()> config) {
   config_ = std::move(config);
-  thread_ = std::thread([this] { run(); });
-}
-
-void ConsentSync::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
+  worker_.start([this] { run(); });
 }
 
 void ConsentSync::run() {
@@ -110,11 +101,11 @@ void ConsentSync::run() {
       next_poll = clock::now() + std::chrono::seconds(cfg->api.consent_poll_s);
       poll(cfg->api);
     }
-    std::unique_lock lock(mu_);
     // Until the next poll, but look at the configuration again at least every second
     // (a reload may turn the sync on or change its interval).
-    auto until = on ? std::min(next_poll, clock::now() + std::chrono::seconds(1)) : clock::now() + std::chrono::seconds(1);
-    if (cv_.wait_until(lock, until, [&] { return stopping_; })) return;
+    auto second = clock::now() + std::chrono::seconds(1);
+    worker_.sleep_until(on ? std::min(next_poll, second) : second);
+    if (worker_.stopping()) return;
   }
 }
 

@@ -8,20 +8,18 @@
 // logged and the next poll tries again; a failing events endpoint does not delay it.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <memory>
-#include <mutex>
 #include <optional>
 #include <string>
 #include <string_view>
-#include <thread>
 #include <vector>
 
 #include "conf/config.hpp"
 #include "core/log.hpp"
 #include "events/transport.hpp"
+#include "events/worker.hpp"
 #include "store/db.hpp"
 
 namespace cllavio::events {
@@ -48,7 +46,7 @@ class ConsentSync {
   void set_clock(std::function<std::int64_t()> unix_s) { clock_ = std::move(unix_s); }
 
   void start(std::function<std::shared_ptr<const conf::Config>()> config);
-  void stop();
+  void stop() { worker_.stop(); }
 
  private:
   std::size_t poll_org(const conf::ApiSettings& api, const std::string& org, const std::string& key);
@@ -59,10 +57,7 @@ class ConsentSync {
   const core::Logger& log_;
   std::function<std::int64_t()> clock_;  // unix seconds
   std::function<std::shared_ptr<const conf::Config>()> config_;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool stopping_ = false;
+  Worker worker_;  // last: its thread stops before the rest goes
 };
 
 }  // namespace cllavio::events

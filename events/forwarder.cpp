@@ -45,7 +45,7 @@ std::int64_t unix_seconds() {
 Forwarder::Forwarder(store::Db& db, std::unique_ptr<Transport> transport, const core::Logger& log)
     : db_(db), transport_(std::move(transport)), log_(log), clock_(unix_seconds) {}
 
-Forwarder::~Forwarder() { stop(); }
+Forwarder::~Forwarder() { worker_.stop(); }
 
 SendReport Forwarder::deliver(const conf::ApiSettings& api, const std::string& key,
                               std::vector<store::OutboxItem> items) {
@@ -124,24 +124,7 @@ SendReport Forwarder::send_pending(const conf::ApiSettings& api) {
 
 void Forwarder::start(std::function<std::shared_ptr<const conf::Config>()> config) {
   config_ = std::move(config);
-  thread_ = std::thread([this] { run(); });
-}
-
-void Forwarder::stop() {
-  {
-    std::lock_guard lock(mu_);
-    stopping_ = true;
-  }
-  cv_.notify_all();
-  if (thread_.joinable()) thread_.join();
-}
-
-void Forwarder::wake() {
-  {
-    std::lock_guard lock(mu_);
-    woken_ = true;
-  }
-  cv_.notify_all();
+  worker_.start([this] { run(); });
 }
 
 void Forwarder::note_error(const std::string& error) {
@@ -157,20 +140,15 @@ void Forwarder::run() {
   auto next_try = clock::now();
   std::string last_error;
   for (;;) {
-    {
-      std::unique_lock lock(mu_);
-      // Woken by new events, or every second to look again (backoff ends, queued events
-      // from before a start, a configuration that now has an API).
-      auto until = std::max(next_try, clock::now() + std::chrono::seconds(1));
-      cv_.wait_until(lock, until, [&] { return stopping_ || (woken_ && clock::now() >= next_try); });
-      if (stopping_) return;
-      bool was_woken = woken_;
-      woken_ = false;
-      int linger_ms = config_()->api.linger_ms;
-      if (was_woken && linger_ms > 0) {  // let a batch fill up
-        cv_.wait_for(lock, std::chrono::milliseconds(linger_ms), [&] { return stopping_; });
-        if (stopping_) return;
-      }
+    // Woken by new events, or every second to look again (backoff ends, queued events
+    // from before a start, a configuration that now has an API).
+    worker_.sleep_until(std::max(next_try, clock::now() + std::chrono::seconds(1)),
+                        [&](bool woken) { return woken && clock::now() >= next_try; });
+    if (worker_.stopping()) return;
+    int linger_ms = config_()->api.linger_ms;
+    if (worker_.take_wake() && linger_ms > 0) {  // let a batch fill up
+      worker_.sleep_until(clock::now() + std::chrono::milliseconds(linger_ms));
+      if (worker_.stopping()) return;
     }
     auto cfg = config_();  // a reload during the wait applies to this send
     if (clock::now() < next_try || cfg->api.url.empty()) continue;
@@ -194,10 +172,7 @@ void Forwarder::run() {
       backoff.reset();
       last_error.clear();
       next_try = clock::now();
-      if (r.delivered > 0) {  // more may have arrived meanwhile
-        std::lock_guard lock(mu_);
-        woken_ = true;
-      }
+      if (r.delivered > 0) worker_.wake();  // more may have arrived meanwhile
     }
   }
 }

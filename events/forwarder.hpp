@@ -13,19 +13,17 @@
 // component (events/consent_sync.hpp) with its own thread.
 #pragma once
 
-#include <condition_variable>
 #include <cstdint>
 #include <functional>
 #include <map>
 #include <memory>
-#include <mutex>
 #include <string>
-#include <thread>
 #include <vector>
 
 #include "conf/config.hpp"
 #include "core/log.hpp"
 #include "events/transport.hpp"
+#include "events/worker.hpp"
 #include "store/db.hpp"
 
 namespace cllavio::events {
@@ -50,8 +48,8 @@ class Forwarder {
 
   // The background thread: sends when woken (new events) or when a backoff ends.
   void start(std::function<std::shared_ptr<const conf::Config>()> config);
-  void stop();
-  void wake();
+  void stop() { worker_.stop(); }
+  void wake() { worker_.wake(); }
 
  private:
   SendReport deliver(const conf::ApiSettings& api, const std::string& key, std::vector<store::OutboxItem> items);
@@ -63,12 +61,8 @@ class Forwarder {
   const core::Logger& log_;
   std::function<std::int64_t()> clock_;  // unix seconds
   std::function<std::shared_ptr<const conf::Config>()> config_;
-  std::thread thread_;
-  std::mutex mu_;
-  std::condition_variable cv_;
-  bool woken_ = false;
-  bool stopping_ = false;
   std::map<std::string, bool> warned_no_key_;
+  Worker worker_;  // last: its thread stops before the rest goes
 };
 
 // Seconds since the epoch, from the system clock.

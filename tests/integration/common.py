@@ -41,6 +41,26 @@ networks = ["127.0.0.1/32"]
 """
 ALL_ORGS = {"acme": ORG_ACME, "globex": ORG_GLOBEX, "initech": ORG_INITECH, "local": ORG_LOCAL}
 
+# An org that tracks (consent implied) with a campaign stream for news@acme.example (consent
+# required, suppression, List-Unsubscribe), and the secrets file with the key it signs with.
+ORG_ACME_CAMPAIGNS = f"""id = "acme"
+domains = ["acme.example"]
+networks = ["{ACME_NET}/32"]
+[tracking]
+opens = true
+clicks = true
+domain = "t.acme.example"
+consent = "implied"
+[[stream]]
+name = "campaigns"
+senders = ["news@acme.example"]
+kind = "campaign"
+consent = "required"
+list_unsubscribe = true
+"""
+TRACKING_KEY = {"tracking_key": [{"id": "pol",
+                                  "secret": "cG9saWN5LXRlc3Qta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="}]}
+
 
 def plain_message(msgid: str, sender: str = "alice@acme.example", rcpt: str = "bob@example.net",
                   subject: str = "plain") -> bytes:

@@ -11,28 +11,9 @@ import smtplib
 import threading
 import time
 
-from common import ACME_NET, HarnessCase
+from common import ACME_NET, ORG_ACME_CAMPAIGNS, TRACKING_KEY, HarnessCase
 
-# The secrets file: one tracking key.
-KEY = {"tracking_key": [{"id": "pol",
-                         "secret": "cG9saWN5LXRlc3Qta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="}]}
-ORG_ACME = f"""id = "acme"
-domains = ["acme.example"]
-networks = ["{ACME_NET}/32"]
-[tracking]
-opens = true
-clicks = true
-domain = "t.acme.example"
-consent = "implied"
-[[stream]]
-name = "campaigns"
-senders = ["news@acme.example"]
-kind = "campaign"
-consent = "required"
-list_unsubscribe = true
-[quota]
-max_recipients_per_message = 5
-"""
+ORG_ACME = ORG_ACME_CAMPAIGNS + "[quota]\nmax_recipients_per_message = 5\n"
 ORG_QUOTA = """id = "quotaco"
 domains = ["quota.example"]
 networks = ["127.0.0.1/32"]
@@ -61,7 +42,7 @@ def message(msgid: str, sender: str, rcpts, extra: str = "", html: bool = True) 
 
 class Policy(HarnessCase):
     harness_kwargs = dict(milter="unix", orgs={"acme": ORG_ACME, "quotaco": ORG_QUOTA, "abortco": ORG_ABORT},
-                          secrets=KEY)
+                          secrets=TRACKING_KEY)
 
     def smtp(self, source="127.0.0.1") -> smtplib.SMTP:
         s = smtplib.SMTP("127.0.0.1", self.h.smtp_port, timeout=30, source_address=(source, 0))

@@ -9,24 +9,7 @@ import os
 import subprocess
 
 import harness
-from common import ACME_NET, HarnessCase, multipart_message
-
-KEY = '[[tracking_key]]\nid = "prev"\nsecret = "cHJldmlldy10ZXN0LWtleS1vbmx5LWZvci10aGUtaW50ZWdyYXRpb24tdGVzdA=="\n'
-ORG_ACME = f"""id = "acme"
-domains = ["acme.example"]
-networks = ["{ACME_NET}/32"]
-[tracking]
-opens = true
-clicks = true
-domain = "t.acme.example"
-consent = "implied"
-[[stream]]
-name = "campaigns"
-senders = ["news@acme.example"]
-kind = "campaign"
-consent = "required"
-list_unsubscribe = true
-"""
+from common import ACME_NET, ORG_ACME_CAMPAIGNS, TRACKING_KEY, HarnessCase, multipart_message
 
 HTML = ('<html><body><h1>News</h1><p>Read <a href="https://acme.example/offer?id=7&amp;src=nl">the offer</a> '
         'or <a href="mailto:sales@acme.example">write</a>.</p></body></html>\r\n')
@@ -39,7 +22,7 @@ def html_message(msgid: str, sender: str, rcpts, extra: str = "") -> bytes:
 
 
 class Preview(HarnessCase):
-    harness_kwargs = dict(milter="unix", orgs={"acme": ORG_ACME}, secrets=KEY)
+    harness_kwargs = dict(milter="unix", orgs={"acme": ORG_ACME_CAMPAIGNS}, secrets=TRACKING_KEY)
 
     @classmethod
     def setUpClass(cls):
