@@ -1,6 +1,7 @@
 #include "core/plan.hpp"
 
 #include "core/tracking_step.hpp"
+#include "tracking/mime.hpp"
 #include "tracking/token.hpp"
 
 namespace cllavio::core {
@@ -161,8 +162,16 @@ bool apply(const EomPlan& plan, MilterActions& actions) {
 }
 
 std::string apply_to_message(const EomPlan& plan, std::string_view header, std::string_view body) {
-  std::string out = tracking::apply_header_edits(header, plan.header_edits);
-  out.append(plan.body ? std::string_view(*plan.body) : body);
+  // As on the wire, every header line ends, and an empty line separates a body: a file
+  // that ends inside its header block gets what SMTP and Postfix would add.
+  const std::string_view eol = tracking::eol_str(tracking::detect_eol(header, tracking::Eol::crlf));
+  std::string out(header);
+  if (!out.empty() && out.back() != '\n') out.append(eol);
+  out = tracking::apply_header_edits(out, plan.header_edits);
+  std::string_view b = plan.body ? std::string_view(*plan.body) : body;
+  bool separated = out.ends_with("\n\n") || out.ends_with("\n\r\n") || out == eol;
+  if (!b.empty() && !separated) out.append(eol);
+  out.append(b);
   return out;
 }
 

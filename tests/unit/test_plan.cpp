@@ -206,4 +206,8 @@ BOOST_AUTO_TEST_CASE(apply_hands_every_effect_over_in_order_and_stops_at_a_refus
   // The same plan on a message file, as Postfix writes it.
   std::string msg = core::apply_to_message(plan, "Subject: s\r\nX-Cllavio-Stream: c\r\n\r\n", "old");
   BOOST_TEST(msg == "Subject: s\r\nList-Unsubscribe: <u>\r\n\r\nnew");
+  // A file that ends inside its header block: lines end and an empty line comes before a body.
+  BOOST_TEST(core::apply_to_message(plan, "Subject: s\nX-Cllavio-Stream: c", "") == "Subject: s\nList-Unsubscribe: <u>\n\nnew");
+  core::EomPlan nothing;
+  BOOST_TEST(core::apply_to_message(nothing, "Subject: s", "") == "Subject: s\r\n");
 }
