@@ -247,8 +247,11 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
       decoded = buf.decoded;
     } else if (p.encoding == "base64") {
       buf.decoded.clear();
-      if (!base64_decode(raw, buf.decoded))
-        return skip(std::move(r), "malformed: bad base64 in part " + std::to_string(i));
+      std::size_t data_end;
+      if (!base64_decode(raw, buf.decoded, &data_end)) {  // text after the data would be lost: leave it all
+        const char* what = data_end == std::string_view::npos ? "bad base64" : "text after the base64 data";
+        return skip(std::move(r), std::string("malformed: ") + what + " in part " + std::to_string(i));
+      }
       decoded = buf.decoded;
     }
     std::vector<Patch> patches =

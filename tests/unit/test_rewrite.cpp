@@ -143,6 +143,36 @@ BOOST_AUTO_TEST_CASE(base64_html_stays_base64) {
   BOOST_TEST(destinations(dec) == (std::vector<std::string>{"https://example.com/b64"}));
 }
 
+BOOST_AUTO_TEST_CASE(base64_with_text_after_the_data_passes_unchanged) {
+  // Mailing lists append footers after the base64 data of single-part messages; a
+  // re-encoded part would lose them, so the message is left alone.
+  std::string html = "<body><a href=\"https://example.com/list\">x</a></body>";  // 51 bytes: padded
+  std::string enc;
+  base64_encode(html, Eol::crlf, enc);
+  const std::string header = kHtmlHeader + "Content-Transfer-Encoding: base64\r\n";
+  for (std::string footer : {"\r\n-- \r\nList footer\r\n", "\r\n_______________\r\nList footer text\r\n",
+                             "List footer text\r\n", "\r\nListFooterText\r\n", "Footer\r\n"}) {
+    auto r = run(header, enc + footer);
+    BOOST_TEST(!r.changed, footer);
+    BOOST_TEST(r.body.empty());
+    BOOST_TEST(r.skipped == "malformed: text after the base64 data in part 0", footer);
+  }
+  std::string unpadded;
+  base64_encode(html + "!", Eol::crlf, unpadded);
+  for (std::string footer : {"\r\nList footer text\r\n", "\r\nListFooterText\r\n", "\r\n-- \r\n"})
+    BOOST_TEST(run(header, unpadded + footer).skipped == "malformed: text after the base64 data in part 0", footer);
+  BOOST_TEST(run(header, "PGJvZHk+*\r\n").skipped == "malformed: bad base64 in part 0");
+  BOOST_TEST(run(header, "PGJvZHk\r\n").skipped == "malformed: bad base64 in part 0");  // truncated
+  // In a multipart message the part is named; a part that would not change is not decoded.
+  std::string mp = "--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw==\r\n\r\nfooter\r\n"
+                   "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n" + enc;
+  auto tracked = run("Content-Type: multipart/mixed; boundary=b\r\n", mp + "--b--\r\n");
+  BOOST_REQUIRE_MESSAGE(tracked.changed, tracked.skipped);
+  BOOST_TEST(tracked.body.find("base64\r\n\r\niVBORw==\r\n\r\nfooter\r\n--b\r\n") != std::string::npos);
+  auto skipped = run("Content-Type: multipart/mixed; boundary=b\r\n", mp + "\r\nfooter\r\n--b--\r\n");
+  BOOST_TEST(skipped.skipped == "malformed: text after the base64 data in part 2");
+}
+
 BOOST_AUTO_TEST_CASE(long_7bit_lines_become_quoted_printable) {
   std::string body = "<body><a href=\"https://example.com/" + std::string(900, 'p') + "\">x</a></body>\r\n";
   auto single = run(kHtmlHeader + "Content-Transfer-Encoding: 7bit\r\n", body);
