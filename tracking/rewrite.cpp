@@ -229,7 +229,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   std::vector<std::string> unsubscribe;
   if (const HeaderField* f = find_field(headers, "List-Unsubscribe")) unsubscribe = list_unsubscribe_urls(f->value());
   const MessageSigner signer(codec, in.org, in.message_id, in.recipient);
-  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe}, r, {}, 1, {}};
+  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}};
 
   std::vector<ChangedPart> changed;
   Scratch& buf = scratch();
@@ -254,6 +254,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
       }
       decoded = buf.decoded;
     }
+    ctx.urls.charset = p.type.charset;  // 8-bit destinations are tracked only in UTF-8 parts
     std::vector<Patch> patches =
         p.type.subtype == "html" ? html_patches(decoded, ctx) : text_patches(decoded, ctx);
     if (patches.empty()) continue;
