@@ -334,6 +334,22 @@ BOOST_AUTO_TEST_CASE(quoted_tracked_mail_is_restored_not_double_counted) {
   BOOST_TEST(count(r.body, "/o/") == 1);  // only the new pixel
 }
 
+BOOST_AUTO_TEST_CASE(restored_eight_bit_links_keep_their_meaning_in_any_charset) {
+  // Our token carries the destination: quoted in a windows-1251 reply, it is tracked
+  // again for the new message, not judged by the reply's bytes.
+  auto sent = run(kHtmlHeader + "Content-Transfer-Encoding: 8bit\r\n",
+                  "<body><a href=\"https://example.com/caf\xc3\xa9\">x</a></body>");
+  BOOST_REQUIRE(sent.changed);
+  RewriteInput in{"Content-Type: text/html; charset=windows-1251\r\nContent-Transfer-Encoding: 8bit\r\n",
+                  "<body><p>\xd1\xef\xe0\xf1\xe8\xe1\xee</p><blockquote>" + sent.body + "</blockquote></body>", "acme",
+                  0x5678, std::nullopt};
+  auto r = rewrite(in, policy(), {}, codec());
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_TEST(r.old_links_restored == 1);
+  BOOST_TEST(r.kept.empty());
+  BOOST_TEST(destinations(r.body) == (std::vector<std::string>{"https://example.com/caf\xc3\xa9"}));
+}
+
 BOOST_AUTO_TEST_CASE(text_links_respect_html_opt_out) {
   auto pol = policy();
   pol.text_links = true;
