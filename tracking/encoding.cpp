@@ -151,66 +151,118 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
 
 namespace {
 
-// The common shape, decoded at EVP_DecodeBlock speed (3x EVP_DecodeUpdate): lines of
-// whole 4-character groups, '=' only as the padding of the last data line, nothing but
-// blank lines after it. Anything else returns false and takes the streaming decoder.
-bool base64_decode_lines(std::string_view in, std::string& out) {
-  const std::size_t start = out.size();
-  out.resize(start + in.size() / 4 * 3 + 3);
-  auto* dst = reinterpret_cast<unsigned char*>(out.data() + start);
-  std::size_t len = 0, pos = 0;
-  bool padded = false;
-  while (pos < in.size()) {
-    const void* nl = std::memchr(in.data() + pos, '\n', in.size() - pos);
-    std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - in.data()) : in.size();
-    std::size_t next = nl ? end + 1 : end;
-    while (end > pos && (in[end - 1] == '\r' || in[end - 1] == ' ' || in[end - 1] == '\t')) --end;
-    std::string_view line = in.substr(pos, end - pos);
-    pos = next;
-    if (line.empty()) continue;
-    if (padded || line.size() % 4 != 0 || line.size() > (1u << 30)) return false;
-    std::size_t pad = line.back() == '=' ? (line[line.size() - 2] == '=' ? 2 : 1) : 0;
-    if (std::memchr(line.data(), '=', line.size() - pad) != nullptr) return false;
-    int got = EVP_DecodeBlock(dst + len, reinterpret_cast<const unsigned char*>(line.data()),
-                              static_cast<int>(line.size()));
-    if (got < 0) return false;  // a byte outside the alphabet, or a blank inside the line
-    len += static_cast<std::size_t>(got) - pad;  // EVP_DecodeBlock counts padding as zero bytes
-    padded = pad > 0;
+// Decoding tables, one per position in a 4-character group, each giving a character's
+// 6 bits already shifted into place; every byte outside the alphabet (blanks, line
+// breaks and '=' included) sets bit 24 instead.
+constexpr std::uint32_t kBad = 1u << 24;
+constexpr std::array<std::uint32_t, 256> make_b64_table(int shift) {
+  std::array<std::uint32_t, 256> t{};
+  for (auto& v : t) v = kBad;
+  constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  for (std::uint32_t i = 0; i < kAlphabet.size(); ++i)
+    t[static_cast<unsigned char>(kAlphabet[i])] = i << shift;
+  return t;
+}
+constexpr auto kB64a = make_b64_table(18), kB64b = make_b64_table(12), kB64c = make_b64_table(6),
+               kB64d = make_b64_table(0);
+
+// Decodes `groups` groups of 4 characters; false when one of them is outside the
+// alphabet (the bytes written are then meaningless). One check per call, not per group.
+bool decode_groups(const char* src, std::size_t groups, unsigned char* dst) {
+  const auto* s = reinterpret_cast<const unsigned char*>(src);
+  std::uint32_t bad = 0;
+  for (std::size_t g = 0; g < groups; ++g, s += 4, dst += 3) {
+    std::uint32_t x = kB64a[s[0]] | kB64b[s[1]] | kB64c[s[2]] | kB64d[s[3]];
+    bad |= x;
+    dst[0] = static_cast<unsigned char>(x >> 16);
+    dst[1] = static_cast<unsigned char>(x >> 8);
+    dst[2] = static_cast<unsigned char>(x);
   }
-  out.resize(start + len);
-  return true;
+  return (bad & kBad) == 0;
 }
 
 }  // namespace
 
-bool base64_decode(std::string_view in, std::string& out) {
+bool base64_decode(std::string_view in, std::string& out, std::size_t* data_end) {
+  constexpr std::size_t npos = std::string_view::npos;
+  if (data_end != nullptr) *data_end = npos;
   const std::size_t start = out.size();
-  if (base64_decode_lines(in, out)) return true;
-  out.resize(start);
-  // OpenSSL's streaming decoder skips line breaks and blanks itself.
-  out.resize(start + in.size() / 4 * 3 + 3);
-  EVP_ENCODE_CTX* ctx = EVP_ENCODE_CTX_new();
-  if (ctx == nullptr) return false;
-  EVP_DecodeInit(ctx);
-  auto* dst = reinterpret_cast<unsigned char*>(out.data() + start);
-  int len = 0, tail = 0;
-  bool ok = true;
-  // EVP_DecodeUpdate takes an int length: feed large input in slices.
-  constexpr std::size_t kSlice = 1 << 30;
-  for (std::size_t off = 0; ok && off < in.size(); off += kSlice) {
-    int got = 0;
-    std::size_t take = std::min(kSlice, in.size() - off);
-    int rc = EVP_DecodeUpdate(ctx, dst + len, &got, reinterpret_cast<const unsigned char*>(in.data() + off),
-                              static_cast<int>(take));
-    len += got;
-    // rc 0: the end ("=" padding) was reached; anything but blanks after it is an error.
-    if (rc < 0) ok = false;
-    if (rc == 0 && in.substr(off + take).find_first_not_of(" \t\r\n") != std::string_view::npos) ok = false;
+  out.resize(start + in.size() / 4 * 3 + 3);  // every group of 4 input bytes writes 3
+  auto* const first = reinterpret_cast<unsigned char*>(out.data() + start);
+  unsigned char* dst = first;
+  char carry[4];              // a group split across lines
+  std::size_t carried = 0;
+  std::size_t width = 0;      // length of the first data line; 0 before it
+  std::size_t last = 0;       // length of the latest data line
+  bool padded = false;        // '=' seen: the final group (complete once carried is 0)
+  bool gap = false;           // a blank line followed the data
+  // The final group, "xx==" or "xxx=" in `carry`: its '=' stand for zero bits.
+  auto finish = [&] {
+    std::size_t pad = carry[3] != '=' ? 0 : carry[2] != '=' ? 1 : 2;
+    std::memset(carry + 4 - pad, 'A', pad);
+    if (!decode_groups(carry, 1, dst)) return false;
+    dst += 3 - pad;
+    carried = 0;
+    return true;
+  };
+  std::size_t pos = 0;
+  while (pos < in.size()) {
+    const std::size_t begin = pos;
+    const void* nl = std::memchr(in.data() + pos, '\n', in.size() - pos);
+    std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - in.data()) : in.size();
+    pos = nl ? end + 1 : end;
+    while (end > begin && (in[end - 1] == '\r' || in[end - 1] == ' ' || in[end - 1] == '\t')) --end;
+    const std::size_t len = end - begin;
+    if (len == 0) {
+      gap = width > 0;
+      continue;
+    }
+    // What went before is whole base64 data: if this line does not belong to it, it is
+    // text after the data (a list footer), not broken base64.
+    const bool complete = width > 0 && carried == 0;
+    auto reject = [&] {
+      if (data_end != nullptr && complete) *data_end = begin;
+      return false;
+    };
+    if (gap || (padded && carried == 0)) return reject();
+    if (width == 0) width = len;
+    else if (last != width || len > width) return reject();  // only the last line may be shorter
+    last = len;
+    const char* s = in.data() + begin;
+    if (padded) {  // the rest of the padding, on a line of its own
+      if (len != 4 - carried || std::string_view(s, len).find_first_not_of('=') != npos) return reject();
+      std::memset(carry + carried, '=', len);
+      if (!finish()) return reject();
+      continue;
+    }
+    std::size_t n = len, pad = 0;
+    while (pad < 2 && n > 0 && s[n - 1] == '=') ++pad, --n;  // a third '=' stays and fails as data
+    if (carried > 0) {  // complete the group the previous line began
+      std::size_t take = std::min(4 - carried, n);
+      std::memcpy(carry + carried, s, take);
+      carried += take;
+      s += take;
+      n -= take;
+      if (carried == 4) {
+        if (!decode_groups(carry, 1, dst)) return reject();
+        dst += 3;
+        carried = 0;
+      }
+    }
+    if (!decode_groups(s, n / 4, dst)) return reject();
+    dst += n / 4 * 3;
+    std::memcpy(carry + carried, s + n / 4 * 4, n % 4);
+    carried += n % 4;
+    if (pad > 0) {
+      if (carried < 2 || carried + pad > 4) return reject();
+      std::memset(carry + carried, '=', pad);
+      carried += pad;
+      padded = true;
+      if (carried == 4 && !finish()) return reject();
+    }
   }
-  if (ok && EVP_DecodeFinal(ctx, dst + len, &tail) < 0) ok = false;
-  EVP_ENCODE_CTX_free(ctx);
-  if (!ok) return false;
-  out.resize(start + static_cast<std::size_t>(len + tail));
+  if (carried != 0) return false;  // a truncated final group
+  out.resize(start + static_cast<std::size_t>(dst - first));
   return true;
 }
 

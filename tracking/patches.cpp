@@ -26,13 +26,15 @@ bool decide_link(std::string url, std::string_view opt_out, PartContext& ctx, st
     restored = true;
     ++ctx.result.old_links_restored;
   }
+  UrlContext urls = ctx.urls;
+  if (restored) urls.charset = "utf-8";  // the destination comes from our token, not from this part's bytes
   std::string_view why;
   if (!opt_out.empty()) {
     why = "opt_out";
     ctx.opted_out.push_back(url);
   } else if (!ctx.policy.clicks) {
     why = "clicks_off";
-  } else if (Skip s = classify_url(url, ctx.urls); s != Skip::none) {
+  } else if (Skip s = classify_url(url, urls); s != Skip::none) {
     why = to_string(s);
   } else if (ctx.result.links.size() >= ctx.limits.max_links) {
     why = to_string(Skip::max_links);

@@ -229,7 +229,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   std::vector<std::string> unsubscribe;
   if (const HeaderField* f = find_field(headers, "List-Unsubscribe")) unsubscribe = list_unsubscribe_urls(f->value());
   const MessageSigner signer(codec, in.org, in.message_id, in.recipient);
-  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe}, r, {}, 1, {}};
+  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}};
 
   std::vector<ChangedPart> changed;
   Scratch& buf = scratch();
@@ -247,10 +247,14 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
       decoded = buf.decoded;
     } else if (p.encoding == "base64") {
       buf.decoded.clear();
-      if (!base64_decode(raw, buf.decoded))
-        return skip(std::move(r), "malformed: bad base64 in part " + std::to_string(i));
+      std::size_t data_end;
+      if (!base64_decode(raw, buf.decoded, &data_end)) {  // text after the data would be lost: leave it all
+        const char* what = data_end == std::string_view::npos ? "bad base64" : "text after the base64 data";
+        return skip(std::move(r), std::string("malformed: ") + what + " in part " + std::to_string(i));
+      }
       decoded = buf.decoded;
     }
+    ctx.urls.charset = p.type.charset;  // 8-bit destinations are tracked only in UTF-8 parts
     std::vector<Patch> patches =
         p.type.subtype == "html" ? html_patches(decoded, ctx) : text_patches(decoded, ctx);
     if (patches.empty()) continue;

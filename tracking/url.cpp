@@ -8,6 +8,9 @@ namespace cllavio::tracking {
 
 namespace {
 
+bool has_8bit(std::string_view s) {
+  return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
+}
 
 }  // namespace
 
@@ -23,9 +26,32 @@ std::string_view to_string(Skip s) {
     case Skip::opt_out: return "opt_out";
     case Skip::max_links: return "max_links";
     case Skip::too_long: return "too_long";
+    case Skip::non_utf8_url: return "non_utf8_url";
     case Skip::none: break;
   }
   return "none";
+}
+
+bool valid_utf8(std::string_view s) {
+  std::size_t i = 0;
+  while (i < s.size()) {
+    auto c = static_cast<unsigned char>(s[i]);
+    if (c < 0x80) {
+      ++i;
+      continue;
+    }
+    std::size_t len = c >= 0xC2 && c <= 0xDF ? 2 : c >= 0xE0 && c <= 0xEF ? 3 : c >= 0xF0 && c <= 0xF4 ? 4 : 0;
+    if (len == 0 || s.size() - i < len) return false;
+    // The second byte's range excludes overlong forms, surrogates and > U+10FFFF.
+    auto c1 = static_cast<unsigned char>(s[i + 1]);
+    unsigned char lo = c == 0xE0 ? 0xA0 : c == 0xF0 ? 0x90 : 0x80;
+    unsigned char hi = c == 0xED ? 0x9F : c == 0xF4 ? 0x8F : 0xBF;
+    if (c1 < lo || c1 > hi) return false;
+    for (std::size_t k = 2; k < len; ++k)
+      if ((static_cast<unsigned char>(s[i + k]) & 0xC0) != 0x80) return false;
+    i += len;
+  }
+  return true;
 }
 
 std::string clean_url(std::string_view v) {
@@ -86,6 +112,10 @@ Skip classify_url(std::string_view url, const UrlContext& ctx) {
   if (ctx.unsubscribe != nullptr &&
       std::find(ctx.unsubscribe->begin(), ctx.unsubscribe->end(), url) != ctx.unsubscribe->end())
     return Skip::unsubscribe;
+  // A browser decodes the document in its charset and percent-encodes the result (the
+  // query in that charset): only UTF-8 bytes in a UTF-8 part reach the token unchanged.
+  if (has_8bit(url) && ((ctx.charset != "utf-8" && ctx.charset != "utf8") || !valid_utf8(url)))
+    return Skip::non_utf8_url;
   return Skip::none;
 }
 

@@ -2,8 +2,11 @@
 //
 // Pure functions over decoded attribute values and text. A link is tracked only when
 // it is an absolute http(s) URL with a plausible host that is not the tracking host,
-// not a template placeholder and not a List-Unsubscribe target; everything else is
-// kept with a reason that the rewrite report names.
+// not a template placeholder and not a List-Unsubscribe target, and whose bytes mean
+// the same wherever they go: any byte >= 0x80 only as valid UTF-8 in a part declared
+// UTF-8 (a browser reads other bytes in the document's charset, and sends them in a
+// way the token cannot reproduce). Everything else is kept with a reason that the
+// rewrite report names.
 #pragma once
 
 #include <string>
@@ -14,7 +17,7 @@
 namespace cllavio::tracking {
 
 enum class Skip { none, scheme, fragment, relative, unparsable, placeholder, tracking_domain, unsubscribe, opt_out,
-                  max_links, too_long };
+                  max_links, too_long, non_utf8_url };
 
 // Longer destinations are not tracked: the token would exceed what browsers and servers
 // reliably accept in a URL.
@@ -32,7 +35,11 @@ std::string url_host(std::string_view url);
 struct UrlContext {
   std::string_view tracking_domain;                      // lowercase
   const std::vector<std::string>* unsubscribe = nullptr;  // List-Unsubscribe http(s) targets
+  std::string_view charset;  // the part's Content-Type charset, lowercase ("" when none)
 };
+
+// Valid UTF-8: no overlong forms, surrogates or code points over U+10FFFF.
+bool valid_utf8(std::string_view s);
 
 Skip classify_url(std::string_view url, const UrlContext& ctx);
 

@@ -1,7 +1,7 @@
 // Fuzzes the whole rewrite as the milter drives it: the input is split into a header
 // block and a body delivered in chunks (like body callbacks), then rewritten. The
-// output, when changed, must walk to the same structure and its tokens must verify;
-// an unchanged message must not be touched.
+// output, when changed, must walk to the same structure and its tokens must verify
+// (and carry 8-bit bytes only as valid UTF-8); an unchanged message must not be touched.
 #include <cstddef>
 #include <cstdint>
 #include <cstdlib>
@@ -9,6 +9,7 @@
 #include <string_view>
 
 #include "tracking/rewrite.hpp"
+#include "tracking/url.hpp"
 
 extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size) {
   using namespace cllavio::tracking;
@@ -46,6 +47,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   MimeTree a = walk(before_f, body, lim.mime), b = walk(after_f, r.body, lim.mime);
   if (b.malformed || a.parts.size() != b.parts.size()) std::abort();
   for (const auto& l : r.links) {
+    if (!valid_utf8(l.url)) std::abort();  // non_utf8_url keeps everything else
     TokenData t;
     t.kind = TokenKind::click;
     t.org = "org";

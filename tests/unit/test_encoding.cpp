@@ -103,9 +103,7 @@ BOOST_AUTO_TEST_CASE(base64_rules) {
   BOOST_TEST(out == std::string(100, 'a'));
 }
 
-BOOST_AUTO_TEST_CASE(base64_line_shapes_off_the_fast_path_decode_the_same) {
-  // The per-line decoder takes whole 4-character groups per line; every other shape
-  // goes through the streaming decoder and must still decode (or fail) the same way.
+BOOST_AUTO_TEST_CASE(base64_line_shapes_encoders_write) {
   std::string out = "keep:";
   BOOST_TEST(base64_decode("aGVsbG8gd29y\nbGQ=\n", out));  // appends
   BOOST_TEST(out == "keep:hello world");
@@ -113,18 +111,138 @@ BOOST_AUTO_TEST_CASE(base64_line_shapes_off_the_fast_path_decode_the_same) {
   BOOST_TEST(base64_decode("aGVsbG8gd2\r\n9ybGQ=\r\n", out));  // groups split across lines
   BOOST_TEST(out == "hello world");
   out.clear();
-  BOOST_TEST(base64_decode("aGVs bG8g\td29y bGQ=", out));  // blanks inside a line
-  BOOST_TEST(out == "hello world");
-  out.clear();
-  BOOST_TEST(base64_decode("aGVsbG8=  \r\n\r\n\r\n", out));  // trailing blanks and empty lines
+  BOOST_TEST(base64_decode("aGVsbG8=  \r\n\r\n \t\r\n", out));  // trailing blanks and blank lines
   BOOST_TEST(out == "hello");
+  out.clear();
+  BOOST_TEST(base64_decode("\r\n\r\naGVsbG8g\r\nd29ybGQ=", out));  // blank lines before, no final break
+  BOOST_TEST(out == "hello world");
   out.clear();
   BOOST_TEST(base64_decode("aGk=\n", out));
   BOOST_TEST(out == "hi");
+  out.clear();
+  BOOST_TEST(base64_decode("aGVsbG8gd29y\r\n", out));  // unpadded whole groups
+  BOOST_TEST(out == "hello wor");
+  out.clear();
+  BOOST_TEST(base64_decode("aGk\n=\n", out));  // the padding alone on the last line
+  BOOST_TEST(out == "hi");
+  out.clear();
+  BOOST_TEST(base64_decode("aG=\n=\n", out));  // or split across lines (widths not a multiple of 4)
+  BOOST_TEST(out == "h");
+  out.clear();
+  BOOST_TEST(base64_decode("aGl=", out));  // unused bits need not be zero (as OpenSSL)
+  BOOST_TEST(out == "hi");
+}
+
+BOOST_AUTO_TEST_CASE(base64_bytes_outside_the_alphabet_fail) {
+  std::string out;
+  BOOST_TEST(!base64_decode("aGV*bG8=", out));
+  BOOST_TEST(!base64_decode("aGVs\nbG8*\n", out));           // second line
+  BOOST_TEST(!base64_decode("aGVs\fbG8=", out));             // form feed
+  BOOST_TEST(!base64_decode(std::string("aGVs\0bG8=", 9), out));
+  BOOST_TEST(!base64_decode("aGVs\xc3\xa9G8=", out));        // 8-bit
+  BOOST_TEST(!base64_decode("aGVs-G8_", out));               // the URL-safe alphabet is not MIME's
+}
+
+BOOST_AUTO_TEST_CASE(base64_whitespace_only_ends_a_line) {
+  std::string out;
+  BOOST_TEST(!base64_decode("aGVs bG8g\td29y bGQ=", out));  // blanks inside a line
+  BOOST_TEST(!base64_decode(" aGVsbG8=\r\n", out));           // before the data of a line
+  BOOST_TEST(!base64_decode("aGVsbG8g\r\n    d29y\r\n", out));
+  BOOST_TEST(!base64_decode("aGVs\rbG8=\r\n", out));          // a bare CR is not a line break
+}
+
+BOOST_AUTO_TEST_CASE(base64_padding_only_at_the_end) {
+  std::string out;
+  BOOST_TEST(!base64_decode("aG=sbG8=", out));
   BOOST_TEST(!base64_decode("aGk=\naGk=\n", out));      // data after the padding
-  BOOST_TEST(!base64_decode("aGVsbG8=aGk=\n", out));     // padding inside a line
+  BOOST_TEST(!base64_decode("aGVsbG8=aGk=\n", out));    // padding inside a line
   BOOST_TEST(!base64_decode("====\n", out));
-  BOOST_TEST(!base64_decode("aGVs\nbG8*\n", out));       // not in the alphabet, second line
+  BOOST_TEST(!base64_decode("aGk==\n", out));           // more padding than the group needs
+  BOOST_TEST(!base64_decode("aG===\n", out));
+  BOOST_TEST(!base64_decode("a===\n", out));
+  BOOST_TEST(!base64_decode("aG=\n==\n", out));         // padding split across lines, one too many
+  BOOST_TEST(!base64_decode("aG=\nx\n", out));
+}
+
+BOOST_AUTO_TEST_CASE(base64_nothing_but_blank_lines_after_a_blank_line) {
+  std::string out;
+  BOOST_TEST(!base64_decode("aGVs\r\n\r\nbG8=\r\n", out));
+  BOOST_TEST(!base64_decode("aGVs\n \nbG8=\n", out));  // a line of blanks is blank
+  BOOST_TEST(base64_decode("aGVs\r\n\r\n\r\n", out));
+}
+
+BOOST_AUTO_TEST_CASE(base64_lines_as_long_as_the_first_but_the_last) {
+  std::string out;
+  BOOST_TEST(!base64_decode("aGVsbG8g\nd29y\nbGQ=\n", out));      // a short line in the middle
+  BOOST_TEST(!base64_decode("aGVs\nbG8gd29y\n", out));            // the last line longer
+  BOOST_TEST(!base64_decode("aGVsbG8g\nd29ybGQ=IQ==\n", out));
+  BOOST_TEST(base64_decode("aGVsbG8g\nd29ybGQ=\n", out));         // equal
+  out.clear();
+  BOOST_TEST(base64_decode("aGVsbG8g\r\nd29ybGQh  \r\naQ==\r\n", out));  // trailing blanks do not count
+  BOOST_TEST(out == "hello world!i");
+}
+
+BOOST_AUTO_TEST_CASE(base64_whole_groups) {
+  std::string out;
+  BOOST_TEST(!base64_decode("aGVsbG8", out));
+  BOOST_TEST(!base64_decode("aGVsbG8\r\n", out));
+  BOOST_TEST(!base64_decode("aGVsbG8gd2\n9ybGQ\n", out));  // 15 characters over two lines
+  BOOST_TEST(!base64_decode("a", out));
+}
+
+BOOST_AUTO_TEST_CASE(base64_text_after_the_data_is_found) {
+  auto data_end = [](std::string_view in) {
+    std::string out;
+    std::size_t end = 0;
+    BOOST_TEST(!base64_decode(in, out, &end));
+    if (end != std::string_view::npos) {  // what comes before is whole data on its own
+      std::string prefix;
+      BOOST_TEST(base64_decode(in.substr(0, end), prefix));
+    }
+    return end;
+  };
+  constexpr auto npos = std::string_view::npos;
+  // A list footer after a blank line, in and out of the alphabet.
+  BOOST_TEST(data_end("aGVsbG8=\r\n\r\n_______________\r\nList footer text\r\n") == 12u);
+  BOOST_TEST(data_end("aGVsbG8gd29y\r\n\r\nListFooter\r\n") == 16u);
+  // Right after the data: alphabet characters and spaces, or a longer line.
+  BOOST_TEST(data_end("aGVsbG8gd29y\r\nList footer text\r\n") == 14u);
+  BOOST_TEST(data_end("aGVsbG8gd29y\r\nbGQ=\r\nFooterText\r\n") == 20u);  // after the padding
+  BOOST_TEST(data_end("aGVsbG8gd29y\r\naGVs\r\nFoot\r\n") == 20u);        // after a shorter last line
+  BOOST_TEST(data_end("aGVsbG8gd29y\r\nListFooterText\r\n") == 14u);      // longer than the data lines
+  // Not whole data before the line that breaks the rules.
+  BOOST_TEST(data_end("aGV*\r\n") == npos);
+  BOOST_TEST(data_end("aGVsbG8\r\n\r\nfooter\r\n") == npos);
+  BOOST_TEST(data_end("aGVsbG8gd2\r\n9y*G\r\n") == npos);  // inside a group split across lines
+  std::string out;
+  std::size_t end = 0;
+  BOOST_TEST(!base64_decode("aGVsbG8", out, &end));  // truncated: nothing after the data
+  BOOST_TEST(end == npos);
+  // The documented limit: alphabet-only text of the right length right after unpadded
+  // data is data.
+  BOOST_TEST(base64_decode("aGVsbG8h\r\nFoot\r\n", out));
+}
+
+BOOST_AUTO_TEST_CASE(base64_every_line_width_and_ending_decodes) {
+  // Encoders differ in line width (76, 64, 72, one long line) and endings; all of it
+  // decodes to the same bytes as before the decoder became strict.
+  std::mt19937 rng(11);
+  for (int round = 0; round < 400; ++round) {
+    std::string s(rng() % 300, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    std::string flat;
+    base64_encode(s, Eol::lf, flat);
+    for (std::size_t p; (p = flat.find('\n')) != std::string::npos;) flat.erase(p, 1);
+    std::size_t width = 1 + rng() % 100;
+    std::string eol = rng() % 2 ? "\r\n" : "\n";
+    std::string in = rng() % 3 == 0 ? eol : "";
+    for (std::size_t off = 0; off < flat.size(); off += width)
+      in += flat.substr(off, width) + (rng() % 4 == 0 ? " " : "") + eol;
+    if (rng() % 2) in += eol + eol;
+    std::string out;
+    BOOST_TEST(base64_decode(in, out), in);
+    BOOST_TEST(out == s);
+  }
 }
 
 BOOST_AUTO_TEST_CASE(base64_round_trips_every_length) {

@@ -143,6 +143,36 @@ BOOST_AUTO_TEST_CASE(base64_html_stays_base64) {
   BOOST_TEST(destinations(dec) == (std::vector<std::string>{"https://example.com/b64"}));
 }
 
+BOOST_AUTO_TEST_CASE(base64_with_text_after_the_data_passes_unchanged) {
+  // Mailing lists append footers after the base64 data of single-part messages; a
+  // re-encoded part would lose them, so the message is left alone.
+  std::string html = "<body><a href=\"https://example.com/list\">x</a></body>";  // 51 bytes: padded
+  std::string enc;
+  base64_encode(html, Eol::crlf, enc);
+  const std::string header = kHtmlHeader + "Content-Transfer-Encoding: base64\r\n";
+  for (std::string footer : {"\r\n-- \r\nList footer\r\n", "\r\n_______________\r\nList footer text\r\n",
+                             "List footer text\r\n", "\r\nListFooterText\r\n", "Footer\r\n"}) {
+    auto r = run(header, enc + footer);
+    BOOST_TEST(!r.changed, footer);
+    BOOST_TEST(r.body.empty());
+    BOOST_TEST(r.skipped == "malformed: text after the base64 data in part 0", footer);
+  }
+  std::string unpadded;
+  base64_encode(html + "!", Eol::crlf, unpadded);
+  for (std::string footer : {"\r\nList footer text\r\n", "\r\nListFooterText\r\n", "\r\n-- \r\n"})
+    BOOST_TEST(run(header, unpadded + footer).skipped == "malformed: text after the base64 data in part 0", footer);
+  BOOST_TEST(run(header, "PGJvZHk+*\r\n").skipped == "malformed: bad base64 in part 0");
+  BOOST_TEST(run(header, "PGJvZHk\r\n").skipped == "malformed: bad base64 in part 0");  // truncated
+  // In a multipart message the part is named; a part that would not change is not decoded.
+  std::string mp = "--b\r\nContent-Type: image/png\r\nContent-Transfer-Encoding: base64\r\n\r\niVBORw==\r\n\r\nfooter\r\n"
+                   "--b\r\nContent-Type: text/html\r\nContent-Transfer-Encoding: base64\r\n\r\n" + enc;
+  auto tracked = run("Content-Type: multipart/mixed; boundary=b\r\n", mp + "--b--\r\n");
+  BOOST_REQUIRE_MESSAGE(tracked.changed, tracked.skipped);
+  BOOST_TEST(tracked.body.find("base64\r\n\r\niVBORw==\r\n\r\nfooter\r\n--b\r\n") != std::string::npos);
+  auto skipped = run("Content-Type: multipart/mixed; boundary=b\r\n", mp + "\r\nfooter\r\n--b--\r\n");
+  BOOST_TEST(skipped.skipped == "malformed: text after the base64 data in part 2");
+}
+
 BOOST_AUTO_TEST_CASE(long_7bit_lines_become_quoted_printable) {
   std::string body = "<body><a href=\"https://example.com/" + std::string(900, 'p') + "\">x</a></body>\r\n";
   auto single = run(kHtmlHeader + "Content-Transfer-Encoding: 7bit\r\n", body);
@@ -234,6 +264,56 @@ BOOST_AUTO_TEST_CASE(opt_outs_placeholders_unsubscribe_and_max_links) {
   BOOST_TEST(r.links[0].url == "https://example.com/1");
 }
 
+BOOST_AUTO_TEST_CASE(eight_bit_links_outside_utf8_are_kept) {
+  // "\xcf\xf0\xe8\xec\xe5\xf0" is "Пример" in windows-1251; a browser would not send these bytes.
+  const std::string cp1251_link = "https://example.com/\xcf\xf0\xe8\xec\xe5\xf0?q=\xe4\xe0";
+  std::string body = "<body><a href=\"" + cp1251_link + "\">a</a> <a href=\"https://example.com/ascii\">b</a>"
+                     " <a href=\"https://example.com/caf&eacute;\">c</a></body>";
+  auto r = run("Content-Type: text/html; charset=windows-1251\r\nContent-Transfer-Encoding: 8bit\r\n", body);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_REQUIRE_EQUAL(r.links.size(), 1u);
+  BOOST_TEST(r.links[0].url == "https://example.com/ascii");
+  BOOST_REQUIRE_EQUAL(r.kept.size(), 2u);
+  BOOST_TEST(r.kept[0].url == cp1251_link);
+  BOOST_TEST(r.kept[0].why == "non_utf8_url");
+  BOOST_TEST(r.kept[1].url == "https://example.com/caf\xc3\xa9");  // an entity counts: cp1251 would send 0xE9
+  BOOST_TEST(r.kept[1].why == "non_utf8_url");
+  BOOST_TEST(r.body.find("href=\"" + cp1251_link + "\"") != std::string::npos);  // the sender's bytes
+  BOOST_TEST(r.body.find("href=\"https://example.com/caf&eacute;\"") != std::string::npos);
+
+  // Declared UTF-8: valid UTF-8 is tracked (raw or from an entity), anything else kept.
+  auto utf8 = run(kHtmlHeader, "<body><a href=\"https://example.com/caf\xc3\xa9\">a</a>"
+                               "<a href=\"https://example.com/caf&eacute;\">b</a>"
+                               "<a href=\"https://example.com/\xcf\xf0\">c</a></body>");
+  BOOST_REQUIRE_MESSAGE(utf8.changed, utf8.skipped);
+  BOOST_TEST(utf8.links.size() == 2u);
+  std::string dec;
+  qp_decode(utf8.body, dec);  // 7bit with 8-bit bytes (the kept link) became quoted-printable
+  BOOST_TEST(destinations(dec) ==
+             (std::vector<std::string>{"https://example.com/caf\xc3\xa9", "https://example.com/caf\xc3\xa9"}));
+  BOOST_TEST(utf8.kept.at(0).why == "non_utf8_url");
+  // No charset at all is US-ASCII.
+  auto none = run("Content-Type: text/html\r\n", "<a href=\"https://example.com/caf\xc3\xa9\">a</a>");
+  BOOST_TEST(none.kept.at(0).why == "non_utf8_url");
+}
+
+BOOST_AUTO_TEST_CASE(eight_bit_text_links_follow_their_own_part_charset) {
+  auto pol = policy();
+  pol.text_links = true;
+  std::string body = "--a\r\nContent-Type: text/plain; charset=\"ISO-8859-1\"\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                     "Lire https://example.com/caf\xc3\xa9 et https://example.com/plain\r\n"
+                     "--a\r\nContent-Type: text/plain; charset=UTF-8\r\nContent-Transfer-Encoding: 8bit\r\n\r\n"
+                     "Lire https://example.com/caf\xc3\xa9\r\n--a--\r\n";
+  auto r = run("Content-Type: multipart/mixed; boundary=a\r\n", body, pol);
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  std::vector<std::string> tracked, kept;
+  for (const auto& l : r.links) tracked.push_back(l.url);
+  for (const auto& k : r.kept) kept.push_back(k.why + " " + k.url);
+  BOOST_TEST(tracked == (std::vector<std::string>{"https://example.com/plain", "https://example.com/caf\xc3\xa9"}));
+  BOOST_TEST(kept == (std::vector<std::string>{"non_utf8_url https://example.com/caf\xc3\xa9"}));
+  BOOST_TEST(r.body.find("Lire https://example.com/caf\xc3\xa9 et https://t.acme.example/c/") != std::string::npos);
+}
+
 BOOST_AUTO_TEST_CASE(quoted_tracked_mail_is_restored_not_double_counted) {
   std::string first = "<body><a href=\"https://example.com/x?a=1&amp;b=2\">x</a></body>";
   auto sent = run(kHtmlHeader, first);
@@ -252,6 +332,22 @@ BOOST_AUTO_TEST_CASE(quoted_tracked_mail_is_restored_not_double_counted) {
   BOOST_TEST(tok.message == 0x5678u);  // the link now belongs to the new message
   BOOST_TEST(!tok.recipient);
   BOOST_TEST(count(r.body, "/o/") == 1);  // only the new pixel
+}
+
+BOOST_AUTO_TEST_CASE(restored_eight_bit_links_keep_their_meaning_in_any_charset) {
+  // Our token carries the destination: quoted in a windows-1251 reply, it is tracked
+  // again for the new message, not judged by the reply's bytes.
+  auto sent = run(kHtmlHeader + "Content-Transfer-Encoding: 8bit\r\n",
+                  "<body><a href=\"https://example.com/caf\xc3\xa9\">x</a></body>");
+  BOOST_REQUIRE(sent.changed);
+  RewriteInput in{"Content-Type: text/html; charset=windows-1251\r\nContent-Transfer-Encoding: 8bit\r\n",
+                  "<body><p>\xd1\xef\xe0\xf1\xe8\xe1\xee</p><blockquote>" + sent.body + "</blockquote></body>", "acme",
+                  0x5678, std::nullopt};
+  auto r = rewrite(in, policy(), {}, codec());
+  BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
+  BOOST_TEST(r.old_links_restored == 1);
+  BOOST_TEST(r.kept.empty());
+  BOOST_TEST(destinations(r.body) == (std::vector<std::string>{"https://example.com/caf\xc3\xa9"}));
 }
 
 BOOST_AUTO_TEST_CASE(text_links_respect_html_opt_out) {

@@ -8,7 +8,12 @@ using namespace cllavio::tracking;
 namespace {
 
 std::string why(std::string_view url, std::vector<std::string> unsub = {}) {
-  UrlContext ctx{"t.acme.example", &unsub};
+  UrlContext ctx{"t.acme.example", &unsub, "utf-8"};
+  return std::string(to_string(classify_url(url, ctx)));
+}
+
+std::string in_charset(std::string_view charset, std::string_view url) {
+  UrlContext ctx{"t.acme.example", nullptr, charset};
   return std::string(to_string(classify_url(url, ctx)));
 }
 
@@ -39,6 +44,41 @@ BOOST_AUTO_TEST_CASE(what_is_tracked_and_why_not) {
   BOOST_TEST(why("https://x.example/unsub", {"https://x.example/unsub"}) == "unsubscribe");
   BOOST_TEST(why("https://x.example/" + std::string(4096, 'a')) == "too_long");
   BOOST_TEST(why("https://x.example/" + std::string(4000, 'a')) == "none");
+}
+
+BOOST_AUTO_TEST_CASE(eight_bit_destinations_only_as_utf8_in_utf8_parts) {
+  const std::string utf8_path = "https://x.example/caf\xc3\xa9?q=\xe4\xb8\xad";  // café, 中
+  BOOST_TEST(in_charset("utf-8", utf8_path) == "none");
+  BOOST_TEST(in_charset("utf8", utf8_path) == "none");
+  BOOST_TEST(in_charset("utf-8", "https://\xc3\xa9x.example/") == "none");  // a raw IDN host
+  // Another charset (or none: US-ASCII) reads the same bytes as other characters.
+  BOOST_TEST(in_charset("windows-1251", "https://x.example/\xcf\xf0\xe8?q=\xe2") == "non_utf8_url");
+  BOOST_TEST(in_charset("big5", "https://x.example/?q=\xa4\xa4") == "non_utf8_url");
+  BOOST_TEST(in_charset("iso-8859-1", utf8_path) == "non_utf8_url");  // valid UTF-8, but not what a browser sees
+  BOOST_TEST(in_charset("", utf8_path) == "non_utf8_url");
+  BOOST_TEST(in_charset("us-ascii", utf8_path) == "non_utf8_url");
+  // Declared UTF-8 but not: a browser would show U+FFFD.
+  BOOST_TEST(in_charset("utf-8", "https://x.example/\xcf\xf0") == "non_utf8_url");
+  BOOST_TEST(in_charset("utf-8", "https://x.example/\xc0\xaf") == "non_utf8_url");        // overlong '/'
+  BOOST_TEST(in_charset("utf-8", "https://x.example/\xed\xa0\x80") == "non_utf8_url");    // surrogate
+  BOOST_TEST(in_charset("utf-8", "https://x.example/\xe4\xb8") == "non_utf8_url");        // truncated
+  // ASCII destinations do not depend on the charset, percent-encoded bytes included.
+  BOOST_TEST(in_charset("windows-1251", "https://x.example/%CF%F0?q=%E2") == "none");
+  BOOST_TEST(in_charset("", "https://x.example/a") == "none");
+  // The other reasons come first.
+  BOOST_TEST(in_charset("big5", "mailto:\xa4\xa4@x.example") == "scheme");
+  BOOST_TEST(in_charset("big5", "#\xa4\xa4") == "fragment");
+}
+
+BOOST_AUTO_TEST_CASE(utf8_validation) {
+  BOOST_TEST(valid_utf8(""));
+  BOOST_TEST(valid_utf8("ascii"));
+  BOOST_TEST(valid_utf8("\xc2\x80 \xdf\xbf \xe0\xa0\x80 \xed\x9f\xbf \xee\x80\x80 \xef\xbf\xbf"));
+  BOOST_TEST(valid_utf8("\xf0\x90\x80\x80 \xf4\x8f\xbf\xbf"));
+  for (std::string bad : {"\x80", "\xbf", "\xc0\x80", "\xc1\xbf", "\xc2", "\xc2\x41", "\xe0\x9f\xbf",
+                          "\xed\xa0\x80", "\xed\xbf\xbf", "\xef\xbf", "\xf0\x8f\xbf\xbf",
+                          "\xf4\x90\x80\x80", "\xf5\x80\x80\x80", "\xff", "\xe4\xb8\x41"})
+    BOOST_TEST(!valid_utf8(bad), bad);
 }
 
 BOOST_AUTO_TEST_CASE(hosts) {
