@@ -12,6 +12,8 @@ packages=(
   clang libclang-rt-14-dev
   # tests and demo: a real Postfix, its smtp-sink/smtp-source, swaks, private SASL through Dovecot
   postfix swaks dovecot-core python3 lmdb-utils procps
+  # browser test (tests/browser): renders original and tracked HTML in headless Chromium
+  chromium chromium-driver python3-selenium
 )
 
 missing=()

@@ -22,7 +22,7 @@ bool digit(char c) { return c >= '0' && c <= '9'; }
 bool alnum(char c) { return alpha(c) || digit(c); }
 bool name_char(char c) { return alnum(c) || c == ':' || c == '-' || c == '_' || c == '.'; }
 
-enum class Kind { other, a, area, vml, img, body, raw_text };
+enum class Kind { other, a, area, vml, img, body, raw_text, plaintext };
 
 Kind classify(std::string_view name) {
   if (iequals(name, "a")) return Kind::a;
@@ -32,6 +32,7 @@ Kind classify(std::string_view name) {
   if (iequals(name, "v:roundrect") || iequals(name, "v:rect")) return Kind::vml;
   if (iequals(name, "script") || iequals(name, "style") || iequals(name, "title") || iequals(name, "textarea"))
     return Kind::raw_text;
+  if (iequals(name, "plaintext")) return Kind::plaintext;
   return Kind::other;
 }
 
@@ -52,34 +53,57 @@ HtmlScan scan_html(std::string_view h) {
   HtmlScan out;
   const std::size_t n = h.size();
   std::size_t i = 0;
+  // Browsers read an Outlook conditional comment as a comment up to its "-->": a body tag
+  // before that is not one to them.
+  std::size_t hidden_until = 0;
+  auto unclosed = [&](std::size_t at) {
+    if (!out.unclosed_at) out.unclosed_at = at;
+  };
   for (;;) {
     std::size_t lt = h.find('<', i);
-    if (lt == std::string_view::npos || lt + 1 >= n) break;
+    if (lt == std::string_view::npos || lt + 1 >= n) break;  // a '<' at the end is text
     char c = h[lt + 1];
     if (c == '!') {
       if (h.compare(lt, 4, "<!--") == 0) {
         if (istarts_at(h, lt + 4, "[if")) {  // conditional comment: what it guards is markup too
           std::size_t gt = h.find('>', lt + 4);
-          if (gt == std::string_view::npos) break;
+          if (gt == std::string_view::npos) {
+            unclosed(lt);
+            break;
+          }
+          if (lt >= hidden_until) {
+            std::size_t close = h.find("-->", lt + 4);
+            if (close == std::string_view::npos) unclosed(lt);  // a comment to the end, to a browser
+            hidden_until = close == std::string_view::npos ? n : close + 3;
+          }
           i = gt + 1;
           continue;
         }
         std::size_t close = h.find("-->", lt + 2);  // also "<!-->"
-        if (close == std::string_view::npos) break;
+        if (close == std::string_view::npos) {
+          unclosed(lt);
+          break;
+        }
         i = close + 3;
         continue;
       }
       std::size_t gt = h.find('>', lt + 2);  // <!DOCTYPE ...>, <![endif]>, <![CDATA[...]]>
-      if (gt == std::string_view::npos) break;
+      if (gt == std::string_view::npos) {
+        unclosed(lt);
+        break;
+      }
       i = gt + 1;
       continue;
     }
     if (c == '/' || c == '?') {  // end tag or processing instruction
       std::size_t j = lt + 2;
       while (j < n && name_char(h[j])) ++j;
-      if (c == '/' && iequals(h.substr(lt + 2, j - lt - 2), "body")) out.body_close_begin = lt;
       std::size_t gt = h.find('>', j);
-      if (gt == std::string_view::npos) break;
+      if (gt == std::string_view::npos) {
+        unclosed(lt);
+        break;
+      }
+      if (c == '/' && lt >= hidden_until && iequals(h.substr(lt + 2, j - lt - 2), "body")) out.body_close_begin = lt;
       i = gt + 1;
       continue;
     }
@@ -142,7 +166,10 @@ HtmlScan scan_html(std::string_view h) {
         opt_out = opt_out_marker(h, aname, has_value ? &v : nullptr);
       }
     }
-    if (!closed) break;  // unterminated tag: the rest is not markup we can trust
+    if (!closed) {  // unterminated tag: the rest is not markup we can trust
+      unclosed(lt);
+      break;
+    }
     switch (kind) {
       case Kind::a:
       case Kind::area:
@@ -155,7 +182,10 @@ HtmlScan scan_html(std::string_view h) {
         if (has_src) out.images.push_back(ImageSite{src, lt, k});
         break;
       case Kind::body:
-        if (!out.body_open_end) out.body_open_end = k;
+        if (!out.body_open_end && lt >= hidden_until) out.body_open_end = k;
+        break;
+      case Kind::plaintext:  // everything after it is text to a browser
+        unclosed(lt);
         break;
       case Kind::raw_text: {
         // Nothing inside <script>, <style>, <title>, <textarea> is a tag.
@@ -166,7 +196,10 @@ HtmlScan scan_html(std::string_view h) {
           if (j == std::string_view::npos || istarts_at(h, j, closing)) break;
           j += 2;
         }
-        if (j == std::string_view::npos) return out;
+        if (j == std::string_view::npos) {
+          unclosed(lt);
+          return out;
+        }
         k = j;
         break;
       }
@@ -176,6 +209,32 @@ HtmlScan scan_html(std::string_view h) {
     i = k;
   }
   return out;
+}
+
+std::optional<std::size_t> body_end(std::string_view h, const HtmlScan& scan) {
+  std::size_t at = h.size();
+  if (scan.body_close_begin) {
+    // Only whitespace, comments and </html> after the last </body>: before it. Anything
+    // else there is shown inside the body by browsers, so the end is after it.
+    std::size_t i = h.find('>', *scan.body_close_begin) + 1;  // the scan saw this '>'
+    for (;;) {
+      while (i < h.size() && space(h[i])) ++i;
+      std::size_t next = std::string_view::npos;
+      if (i == h.size()) {
+        at = *scan.body_close_begin;
+      } else if (istarts_at(h, i, "</html") && (i + 6 == h.size() || space(h[i + 6]) || h[i + 6] == '>')) {
+        if (std::size_t gt = h.find('>', i); gt != std::string_view::npos) next = gt + 1;
+      } else if (h.compare(i, 4, "<!--") == 0) {
+        if (std::size_t close = h.find("-->", i + 2); close != std::string_view::npos) next = close + 3;
+      }
+      if (next == std::string_view::npos) break;
+      i = next;
+    }
+  }
+  if (at == h.size())  // before the input's trailing whitespace (its last line break, say)
+    while (at > 0 && space(h[at - 1])) --at;
+  if (scan.unclosed_at && at > *scan.unclosed_at) return std::nullopt;
+  return at;
 }
 
 // ---- character references ----------------------------------------------------

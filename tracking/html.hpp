@@ -5,7 +5,8 @@
 // may change; it never builds or re-serializes a document. Markup inside Outlook
 // conditional comments (<!--[if mso]> ... <![endif]-->) is scanned like any other,
 // which is where VML buttons (v:roundrect, v:rect) keep their href. Malformed HTML
-// never fails: unterminated constructs end the scan at the end of the input.
+// never fails: an unterminated construct (truncated mail) ends the scan, and the scan
+// says where it began: text added after that point would be read as part of it.
 //
 // decode_entities() and escape_attr() are the two halves of attribute values: what a
 // browser would read (so "&amp;" in an href is "&" in the destination) and how to
@@ -45,9 +46,19 @@ struct HtmlScan {
   std::vector<ImageSite> images;                 // <img> with a src
   std::optional<std::size_t> body_open_end;      // just after the first <body ...>
   std::optional<std::size_t> body_close_begin;   // at the last </body>
+  // Where an unterminated tag, comment (Outlook conditional ones included), raw-text
+  // element (script, style, title, textarea) or a <plaintext> begins; unset when the input
+  // ends in text. Only before it is a browser reading text, where markup can be added.
+  std::optional<std::size_t> unclosed_at;
 };
 
 HtmlScan scan_html(std::string_view html);
+
+// Where content belongs that ends the body: at the last </body> when only whitespace,
+// comments and </html> follow it, else at the end of the input before its trailing
+// whitespace (browsers show what follows </body> inside the body). nullopt when that
+// place is not text (see unclosed_at).
+std::optional<std::size_t> body_end(std::string_view html, const HtmlScan& scan);
 
 // An attribute value as a browser reads it: character references decoded (named ones
 // from a table of the common names; legacy names without ';' follow the HTML rule for

@@ -8,6 +8,15 @@ namespace cllavio::tracking {
 
 namespace {
 
+// The open pixel: a 1x1 image in a box that takes no room in the layout, so that the
+// message looks the same with it wherever the content ends (docs/tracking.md, "The pixel").
+constexpr std::string_view kPixelBoxOpen =
+    "<div style=\"position:absolute;height:0;max-height:0;overflow:hidden;line-height:0;font-size:0\">";
+constexpr std::string_view kPixelImg = "<img src=\"";
+constexpr std::string_view kPixelImgRest =
+    "\" width=\"1\" height=\"1\" alt=\"\" border=\"0\" style=\"display:block;border:0;width:1px;height:1px\">";
+constexpr std::string_view kPixelBoxClose = "</div>";
+
 // Our own token in a URL seen again (a reply or forward quotes tracked mail).
 std::optional<TokenData> our_token(std::string_view url, const TokenCodec& codec, TokenKind kind) {
   auto split = split_tracking_url(url);
@@ -65,7 +74,14 @@ std::vector<Patch> html_patches(std::string_view html, PartContext& ctx) {
   for (const ImageSite& img : scan.images) {
     std::string src = clean_url(decode_entities(html.substr(img.src.begin, img.src.end - img.src.begin)));
     if (our_token(src, ctx.codec, TokenKind::open)) {
-      patches.push_back({img.tag_begin, img.tag_end, {}});
+      // The box goes with it when it is exactly ours.
+      bool boxed = img.tag_begin >= kPixelBoxOpen.size() &&
+                   html.substr(img.tag_begin - kPixelBoxOpen.size(), kPixelBoxOpen.size()) == kPixelBoxOpen &&
+                   html.substr(img.tag_end, kPixelBoxClose.size()) == kPixelBoxClose;
+      if (boxed)
+        patches.push_back({img.tag_begin - kPixelBoxOpen.size(), img.tag_end + kPixelBoxClose.size(), {}});
+      else
+        patches.push_back({img.tag_begin, img.tag_end, {}});
       ++ctx.result.old_pixels_removed;
     }
   }
@@ -81,16 +97,27 @@ std::vector<Patch> html_patches(std::string_view html, PartContext& ctx) {
   }
 
   if (ctx.policy.opens) {
-    std::size_t at;
-    if (ctx.policy.pixel == PixelPosition::top)
+    // Only where a browser reads text: in a part that ends inside an unterminated tag,
+    // comment or raw-text element (truncated mail) a pixel at the end would become part of it.
+    std::optional<std::size_t> at;
+    if (ctx.policy.pixel == PixelPosition::top) {
       at = scan.body_open_end.value_or(0);
-    else
-      at = scan.body_close_begin.value_or(html.size());
-    Patch p{at, at, "<img src=\""};
-    escape_attr(open_url(ctx), '"', p.text);
-    p.text += "\" width=\"1\" height=\"1\" alt=\"\" border=\"0\" style=\"border:0;width:1px;height:1px\">";
-    patches.push_back(std::move(p));
-    ++ctx.result.pixels;
+      if (scan.unclosed_at && *at > *scan.unclosed_at) at.reset();
+    } else {
+      at = body_end(html, scan);
+    }
+    if (at) {
+      Patch p{*at, *at, {}};
+      const std::string& url = open_url(ctx);
+      p.text.reserve(kPixelBoxOpen.size() + kPixelImg.size() + url.size() + kPixelImgRest.size() + kPixelBoxClose.size());
+      p.text.append(kPixelBoxOpen).append(kPixelImg);
+      escape_attr(url, '"', p.text);
+      p.text.append(kPixelImgRest).append(kPixelBoxClose);
+      patches.push_back(std::move(p));
+      ++ctx.result.pixels;
+    } else {
+      ctx.result.pixel_skipped = "unclosed_markup";
+    }
   }
   return patches;
 }

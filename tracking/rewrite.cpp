@@ -113,6 +113,7 @@ RewriteResult skip(RewriteResult r, std::string why) {
   r.links.clear();
   r.kept.clear();
   r.parts_changed = r.pixels = r.old_pixels_removed = r.old_links_restored = 0;
+  r.pixel_skipped.clear();
   // Only the removal of X-Cllavio-Track survives a skip.
   std::erase_if(r.header_edits, [](const HeaderEdit& e) { return !iequals(e.name, "x-cllavio-track"); });
   return r;

@@ -74,6 +74,10 @@ struct RewriteResult {
   std::vector<HeaderEdit> header_edits; // apply in order (also when skipped: X-Cllavio-Track removal)
   int parts_changed = 0;
   int pixels = 0;
+  // Why an HTML part that should have had a pixel got none, "" when none was left out:
+  // "unclosed_markup" (the part ends inside an unterminated tag, comment or raw-text
+  // element, where a pixel would be read as part of it; its links are still tracked).
+  std::string pixel_skipped;
   int old_pixels_removed = 0;
   int old_links_restored = 0;
   std::vector<TrackedLink> links;

@@ -77,6 +77,79 @@ BOOST_AUTO_TEST_CASE(unterminated_markup_never_fails) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(unterminated_markup_is_located) {
+  // Truncated mail: where the construct a browser is still reading at the end begins.
+  const std::pair<std::string, std::size_t> unclosed[] = {
+      {"<p>Hi</p><a href=\"https://x", 9},          // attribute value
+      {"<p>Hi</p><a href=x class", 9},               // start tag
+      {"<p>Hi</p><a", 9},
+      {"<p>Hi</p></bo", 9},                          // end tag
+      {"<p>Hi</p></", 9},
+      {"<p>Hi</p><!-- note", 9},                     // comment
+      {"<p>Hi</p><!DOCTYPE html", 9},
+      {"<p>Hi</p><script>var a = 1;", 9},            // raw text
+      {"<p>Hi</p><style>p{}</p>", 9},
+      {"<p>Hi</p><!--[if mso]>", 9},                 // conditional comment never closed
+      {"<p>Hi</p><!--[if mso]><b>x</b><![endif]>", 9},
+      {"<p>Hi</p><!--[if mso", 9},
+      {"<p>Hi</p><plaintext><b>", 9},                // all text from here on
+      {"<p>Hi</p><!-- a --><a href='x'>y</a><b", 36},
+  };
+  for (const auto& [h, at] : unclosed) {
+    BOOST_TEST_CONTEXT(h) {
+      HtmlScan s = scan_html(h);
+      BOOST_TEST(s.unclosed_at.value_or(999) == at);
+      BOOST_TEST(!body_end(h, s));
+    }
+  }
+  for (const char* h : {"<p>Hi</p>", "a < b", "ends with <", "x &", "<!-- c -->", "<!-->", "<script>x</script>",
+                        "<!--[if mso]><b>x</b><![endif]-->", "<!--[if !mso]><!--><b>x</b><!--<![endif]-->", ""}) {
+    BOOST_TEST_CONTEXT(h) {
+      HtmlScan s = scan_html(h);
+      BOOST_TEST(!s.unclosed_at);
+      BOOST_TEST(body_end(h, s).value_or(999) == std::string_view(h).size());
+    }
+  }
+  // Links before the unterminated construct are still found.
+  HtmlScan s = scan_html("<a href=\"https://a.example\">a</a><a href=\"https://b.exa");
+  BOOST_TEST(s.links.size() == 1u);
+  BOOST_TEST(s.unclosed_at.value_or(999) == 33u);
+}
+
+BOOST_AUTO_TEST_CASE(body_end_is_where_the_content_ends) {
+  auto end = [](const std::string& h) { return body_end(h, scan_html(h)); };
+  std::string h = "<html><body><p>x</p></body>\r\n</html>\r\n";
+  BOOST_TEST(end(h).value() == h.find("</body>"));
+  h = "<body><p>x</p></BODY >\n<!-- sent by x -->\n</html >\n<!-- y -->\n\n";
+  BOOST_TEST(end(h).value() == h.find("</BODY"));
+  h = "<body><p>x</p></body></html>\n\n--\nFooter text after the document\r\n";  // shown inside the body
+  BOOST_TEST(end(h).value() == h.size() - 2);  // before the trailing line break
+  h = "<body><p>x</p></body></htmlx>";
+  BOOST_TEST(end(h).value() == h.size());
+  h = "<body><p>x</p></body><p>y</p></body>\n";  // the last </body>
+  BOOST_TEST(end(h).value() == h.rfind("</body>"));
+  h = "<p>no body tag</p>\n \t\n";
+  BOOST_TEST(end(h).value() == h.find("\n"));
+  h = "\r\n";
+  BOOST_TEST(end(h).value() == 0u);
+  h = "<body><p>x</p></body></html><!-- never closed";
+  BOOST_TEST(!end(h));
+  h = "<body><p>x</p></body>\n<a href=\"https://trunc";
+  BOOST_TEST(!end(h));
+}
+
+BOOST_AUTO_TEST_CASE(body_tags_that_browsers_read_as_a_comment_are_not_the_body) {
+  std::string h = "<!--[if mso]><body class=\"mso\"><![endif]--><body><p>x</p>"
+                  "<!--[if mso]></body><![endif]--><p>y</p>";
+  HtmlScan s = scan_html(h);
+  BOOST_TEST(*s.body_open_end == h.find("<p>x"));
+  BOOST_TEST(!s.body_close_begin);
+  BOOST_TEST(!s.unclosed_at);
+  h = "<body><!--[if !mso]><!--><p>x</p><!--<![endif]--></body>";  // downlevel-revealed: visible
+  s = scan_html(h);
+  BOOST_TEST(*s.body_close_begin == h.find("</body>"));
+}
+
 BOOST_AUTO_TEST_CASE(entity_decoding_follows_the_attribute_rules) {
   BOOST_TEST(decode_entities("https://x.example/?a=1&amp;b=2") == "https://x.example/?a=1&b=2");
   BOOST_TEST(decode_entities("a&#38;b&#x26;c&#X26;") == "a&b&c&");

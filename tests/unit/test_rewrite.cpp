@@ -51,6 +51,27 @@ int count(std::string_view s, std::string_view needle) {
 
 const std::string kHtmlHeader = "Content-Type: text/html; charset=utf-8\r\n";
 
+// Where the open pixel's box begins in `body` (npos if there is none), checked to be a
+// zero-height box with the 1x1 image alone inside it.
+std::size_t pixel_box(const std::string& body) {
+  std::size_t img = body.find("<img src=\"https://t.acme.example/o/");
+  if (img == std::string::npos) return img;
+  std::size_t box = body.rfind("<div style=\"", img);
+  BOOST_REQUIRE(box != std::string::npos);
+  std::string open = body.substr(box, body.find('>', box) + 1 - box);
+  BOOST_TEST(open.size() == img - box);  // the image right inside the box
+  BOOST_TEST(open.find("height:0;max-height:0;overflow:hidden;line-height:0;font-size:0") != std::string::npos);
+  BOOST_TEST(open.find("display:none") == std::string::npos);  // some clients would not load it
+  std::size_t img_end = body.find('>', img) + 1;
+  std::string tag = body.substr(img, img_end - img);
+  BOOST_TEST(tag.find("width=\"1\" height=\"1\" alt=\"\"") != std::string::npos);
+  BOOST_TEST(tag.find("display:block") != std::string::npos);
+  BOOST_TEST(body.compare(img_end, 6, "</div>") == 0);
+  return box;
+}
+
+std::size_t pixel_box_end(const std::string& body) { return body.find("</div>", pixel_box(body)) + 6; }
+
 }  // namespace
 
 BOOST_AUTO_TEST_CASE(links_and_pixel_in_a_simple_html_message) {
@@ -75,10 +96,8 @@ BOOST_AUTO_TEST_CASE(links_and_pixel_in_a_simple_html_message) {
   BOOST_TEST(r.kept[0].why == "scheme");
   BOOST_TEST(r.kept[1].why == "fragment");
   BOOST_TEST(r.pixels == 1);
-  std::size_t pixel = r.body.find("<img src=\"https://t.acme.example/o/");
-  BOOST_TEST(pixel == r.body.find("</body>") - (r.body.find("</body>") - pixel));
-  BOOST_TEST(r.body.find("</body>") > pixel);
-  BOOST_TEST(r.body.find("alt=\"\"") != std::string::npos);
+  BOOST_TEST(r.pixel_skipped.empty());
+  BOOST_TEST(pixel_box_end(r.body) == r.body.find("</body>"));  // right before </body>
   BOOST_TEST(r.skipped.empty());
 }
 
@@ -86,11 +105,67 @@ BOOST_AUTO_TEST_CASE(pixel_at_top_and_without_body_tag) {
   auto top = policy();
   top.pixel = PixelPosition::top;
   auto r = run(kHtmlHeader, "<body class=\"x\">hello</body>", top);
-  BOOST_TEST(r.body.find("<body class=\"x\"><img src=\"https://t.acme.example/o/") == 0u);
+  BOOST_TEST(pixel_box(r.body) == std::string("<body class=\"x\">").size());
+  BOOST_TEST(r.body.substr(pixel_box_end(r.body)) == "hello</body>");
   auto end = run(kHtmlHeader, "<p>fragment only</p>");
-  BOOST_TEST(end.body.find("<p>fragment only</p><img ") == 0u);
+  BOOST_TEST(pixel_box(end.body) == std::string("<p>fragment only</p>").size());
+  BOOST_TEST(pixel_box_end(end.body) == end.body.size());
   auto start = run(kHtmlHeader, "<p>fragment only</p>", top);
-  BOOST_TEST(start.body.find("<img ") == 0u);
+  BOOST_TEST(pixel_box(start.body) == 0u);
+}
+
+BOOST_AUTO_TEST_CASE(pixel_goes_where_the_content_ends) {
+  // Only whitespace, comments and </html> after </body>: before </body>.
+  std::string body = "<html><body><p style=\"text-align:center\">Bye</p></body>\r\n<!-- x -->\r\n</html>\r\n";
+  auto r = run(kHtmlHeader, body);
+  BOOST_TEST(pixel_box_end(r.body) == r.body.find("</body>"));
+  // Text after </html> is shown inside the body, after what precedes </body>: the pixel
+  // goes after it, not between the two.
+  body = "<html><body><p>Hi</p></body></html>\r\n\r\n____\r\nSent from a free mail service\r\n";
+  r = run(kHtmlHeader, body);
+  BOOST_TEST(r.body.substr(0, body.size() - 2) == body.substr(0, body.size() - 2));
+  BOOST_TEST(pixel_box(r.body) == body.size() - 2);  // the last line break stays last
+  BOOST_TEST(r.body.substr(pixel_box_end(r.body)) == "\r\n");
+  // A </body> that browsers read inside an Outlook conditional comment is not the end.
+  body = "<body><p>Hi</p><!--[if mso]></body><![endif]--><p>Bye</p>";
+  r = run(kHtmlHeader, body);
+  BOOST_TEST(pixel_box(r.body) == body.size());
+}
+
+BOOST_AUTO_TEST_CASE(truncated_html_gets_no_pixel_inside_its_last_tag) {
+  // Truncated mail ending inside a tag: a pixel there would be read as its attributes.
+  std::string body = "<html><body><p><a href=\"https://example.com/a\">a</a> and <a href=\"https://examp";
+  auto r = run(kHtmlHeader, body);
+  BOOST_REQUIRE(r.changed);
+  BOOST_TEST(r.pixels == 0);
+  BOOST_TEST(r.pixel_skipped == "unclosed_markup");
+  BOOST_TEST(r.links.size() == 1u);  // links before it are tracked as always
+  BOOST_TEST(r.body.find("/o/") == std::string::npos);
+  BOOST_TEST(r.body.ends_with(" and <a href=\"https://examp"));
+  for (const char* tail : {"<!-- comment never closed", "<style>p{color:red}", "<!--[if mso]><p>x</p>", "</bod"}) {
+    BOOST_TEST_CONTEXT(tail) {
+      auto t = run(kHtmlHeader, std::string("<body><p>Hi</p></body>") + tail, policy(true, false));
+      BOOST_TEST(!t.changed);  // nothing else to change: the message passes as it was
+      BOOST_TEST(t.skipped.empty());
+      BOOST_TEST(t.pixels == 0);
+      BOOST_TEST(t.pixel_skipped == "unclosed_markup");
+    }
+  }
+  // With the pixel at the top, it goes after <body>, which is text.
+  auto top = policy();
+  top.pixel = PixelPosition::top;
+  r = run(kHtmlHeader, body, top);
+  BOOST_TEST(r.pixels == 1);
+  BOOST_TEST(r.pixel_skipped.empty());
+  BOOST_TEST(pixel_box(r.body) == std::string("<html><body>").size());
+  // One truncated part of two: the other still gets its pixel.
+  std::string two = "--b\r\nContent-Type: text/html\r\n\r\n<body>complete</body>\r\n--b\r\n"
+                    "Content-Type: text/html\r\n\r\n<body>trunc<a href=\"x\r\n--b--\r\n";
+  r = run("Content-Type: multipart/mixed; boundary=b\r\n", two);
+  BOOST_TEST(r.pixels == 1);
+  BOOST_TEST(r.pixel_skipped == "unclosed_markup");
+  BOOST_TEST(count(r.body, "/o/") == 1);
+  BOOST_TEST(r.body.find("complete<div style=") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(only_what_is_enabled) {
@@ -332,6 +407,35 @@ BOOST_AUTO_TEST_CASE(quoted_tracked_mail_is_restored_not_double_counted) {
   BOOST_TEST(tok.message == 0x5678u);  // the link now belongs to the new message
   BOOST_TEST(!tok.recipient);
   BOOST_TEST(count(r.body, "/o/") == 1);  // only the new pixel
+  BOOST_TEST(count(r.body, "<div style=") == 1);  // the old pixel's box went with it
+  BOOST_TEST(count(r.body, "</div>") == 1);
+}
+
+BOOST_AUTO_TEST_CASE(old_pixels_are_removed_with_their_box_only_when_it_is_exactly_ours) {
+  auto sent = run(kHtmlHeader, "<body><p>x</p></body>", policy(true, false));
+  std::size_t box = pixel_box(sent.body), box_end = pixel_box_end(sent.body);
+  std::string ours = sent.body.substr(box, box_end - box);
+  std::size_t img = ours.find("<img");
+  std::string img_tag = ours.substr(img, ours.size() - 6 - img);
+  std::string url = img_tag.substr(10, img_tag.find('"', 10) - 10);
+  RewriteInput in{kHtmlHeader, "", "acme", 0x5678, std::nullopt};
+  auto reply = [&](const std::string& quoted) {
+    std::string body = "<body><p>Reply</p><blockquote>" + quoted + "</blockquote></body>";
+    in.body = body;
+    auto r = rewrite(in, policy(true, false), {}, codec());
+    BOOST_TEST(r.old_pixels_removed == 1);
+    BOOST_TEST(count(r.body, url) == 0);
+    BOOST_TEST(r.pixels == 1);
+    std::size_t q = r.body.find("<blockquote>") + 12;
+    return r.body.substr(q, r.body.find("</blockquote>") - q);
+  };
+  BOOST_TEST(reply(ours) == "");  // the box goes with the image
+  // Our earlier inline pixel (no box), and a box a mail client rewrote: only the image goes.
+  std::string legacy = "<img src=\"" + url + "\" width=\"1\" height=\"1\" alt=\"\" border=\"0\" "
+                       "style=\"border:0;width:1px;height:1px\">";
+  BOOST_TEST(reply("<p>old</p>" + legacy) == "<p>old</p>");
+  BOOST_TEST(reply("<div style=\"height:0\">" + img_tag + "</div>") == "<div style=\"height:0\"></div>");
+  BOOST_TEST(reply(ours.substr(0, ours.size() - 6) + "</DIV>") == ours.substr(0, img) + "</DIV>");
 }
 
 BOOST_AUTO_TEST_CASE(restored_eight_bit_links_keep_their_meaning_in_any_charset) {
