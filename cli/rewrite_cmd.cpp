@@ -109,6 +109,7 @@ json report_json(const core::EomPlan& plan, const std::vector<std::string>& refu
   for (const auto& k : r.kept) kept.push_back({{"url", k.url}, {"why", k.why}});
   j["links_kept"] = std::move(kept);
   j["pixels"] = r.pixels;
+  j["pixel_skipped"] = r.pixel_skipped.empty() ? json(nullptr) : json(r.pixel_skipped);
   json links = json::array();
   for (const auto& l : r.links) links.push_back({{"index", l.index}, {"url", l.url}});
   j["links"] = std::move(links);

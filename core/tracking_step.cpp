@@ -23,6 +23,7 @@ store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_rec
   for (const auto& l : r.links) o.links.push_back({l.index, l.url});
   o.links_kept = static_cast<std::uint32_t>(r.kept.size());
   o.per_recipient = per_recipient && (r.pixels > 0 || !r.links.empty());
+  o.pixel_skipped = r.pixel_skipped;
   return o;
 }
 
@@ -32,7 +33,9 @@ std::string describe(const store::TrackingOutcome& o) {
     std::string why = o.skipped.substr(0, o.skipped.find(':'));
     return "track=skipped:" + why;
   }
-  return "track=" + o.status + " links=" + std::to_string(o.links.size()) + " pixels=" + std::to_string(o.pixels);
+  std::string d = "track=" + o.status + " links=" + std::to_string(o.links.size()) + " pixels=" + std::to_string(o.pixels);
+  if (!o.pixel_skipped.empty()) d += " pixel_skipped=" + o.pixel_skipped;
+  return d;
 }
 
 }  // namespace cllavio::core

@@ -54,6 +54,7 @@ void put_fields(Json& j, const MessageRecord& r, bool compact_links) {
     }
     t["links_kept"] = r.tracking.links_kept;
     t["per_recipient"] = r.tracking.per_recipient;
+    if (!r.tracking.pixel_skipped.empty()) t["pixel_skipped"] = r.tracking.pixel_skipped;
     j["tracking"] = std::move(t);
   }
 }
@@ -97,6 +98,7 @@ MessageRecord from_json(const json& j) {
     r.tracking.pixels = t.value("pixels", 0u);
     r.tracking.links_kept = t.value("links_kept", 0u);
     r.tracking.per_recipient = t.value("per_recipient", false);
+    r.tracking.pixel_skipped = t.value("pixel_skipped", std::string());
     auto index = t.find("link_index"), url = t.find("link_url");
     if (index != t.end() && url != t.end() && index->is_array() && url->is_array()) {
       // at(): arrays of different lengths raise json::out_of_range, like any corrupt record.

@@ -29,6 +29,7 @@ struct TrackingOutcome {
   std::vector<TrackedLinkEntry> links;  // the link table: index (as in the click token) -> destination
   std::uint32_t links_kept = 0;         // links left as they were
   bool per_recipient = false;           // tokens name the recipient (exactly one recipient)
+  std::string pixel_skipped;            // why a part that should have one got no pixel ("unclosed_markup")
   friend bool operator==(const TrackingOutcome&, const TrackingOutcome&) = default;
 };
 
