@@ -74,6 +74,34 @@ std::size_t from_line_length(std::string_view msg) {
   return nl == std::string_view::npos ? msg.size() : nl + 1;
 }
 
+// Where the header block ends as Postfix reads it: after the empty line, or at the first
+// line that is neither a header field nor a continuation (Postfix then starts the body
+// there, and writes an empty line before it: apply_to_message does the same).
+std::size_t header_length(std::string_view msg) {
+  std::size_t pos = 0;
+  bool in_field = false;
+  while (pos < msg.size()) {
+    std::size_t nl = msg.find('\n', pos);
+    std::size_t next = nl == std::string_view::npos ? msg.size() : nl + 1;
+    std::string_view line = msg.substr(pos, (nl == std::string_view::npos ? msg.size() : nl) - pos);
+    if (!line.empty() && line.back() == '\r') line.remove_suffix(1);
+    if (line.empty()) return next;  // the empty line ends the block and belongs to it
+    if (line.front() == ' ' || line.front() == '\t') {
+      if (!in_field) return pos;
+    } else {
+      std::size_t colon = line.find(':');
+      std::string_view name = line.substr(0, colon == std::string_view::npos ? 0 : colon);
+      while (!name.empty() && (name.back() == ' ' || name.back() == '\t')) name.remove_suffix(1);
+      bool ok = !name.empty();
+      for (char c : name) ok = ok && static_cast<unsigned char>(c) > 32 && static_cast<unsigned char>(c) < 127;
+      if (!ok) return pos;
+      in_field = true;
+    }
+    pos = next;
+  }
+  return msg.size();
+}
+
 // The store's consent, read-only; without a store (a preview on another machine) every
 // recipient has none recorded, and the caller says so.
 core::ConsentLookup consent_lookup(std::shared_ptr<store::Db> db) {
@@ -150,13 +178,11 @@ int cmd_rewrite(const std::string& config_path, const Args& raw_args) {
   std::string_view msg(input);
   std::size_t from_len = from_line_length(msg);
   std::string_view message = msg.substr(from_len);
-  std::vector<tracking::HeaderField> fields;
-  std::size_t hlen = 0;
-  if (!tracking::parse_header_block(message, message.size() + 1, fields, hlen)) {
-    std::fprintf(stderr, "cllavioctl rewrite: the input does not start with a header block\n");
-    return kExitUsage;
-  }
+  std::size_t hlen = header_length(message);
   std::string_view header = message.substr(0, hlen), body = message.substr(hlen);
+  std::vector<tracking::HeaderField> fields;
+  std::size_t parsed = 0;
+  tracking::parse_header_block(header, header.size() + 1, fields, parsed);  // header_length() kept only fields
 
   // MAIL FROM
   core::MessageState st;

@@ -88,6 +88,15 @@ class Preview(HarnessCase):
         self.assertTrue(got.endswith(HTML.encode()))
         self.assertIn(b"List-Unsubscribe: <https://t.acme.example/u/", got)
 
+    def test_a_header_block_cut_by_a_line_that_is_not_a_field(self):
+        # Postfix ends the header at such a line and writes an empty line before it.
+        msg = html_message("p-cut@acme.example", "alice@acme.example", ["bob@example.net"])
+        head, body = msg.split(b"\r\n\r\n", 1)
+        msg = head + b"\r\nthis line is no header field\r\n" + body
+        got, rec, _ = self.through_both("p-cut@acme.example", msg, "alice@acme.example", ["bob@example.net"])
+        self.assertIn(b"\r\n\r\nthis line is no header field\r\n", got)
+        self.assertEqual(rec["tracking"]["status"], "tracked")
+
     def test_header_chosen_campaign_loses_an_unsubscribed_recipient(self):
         rcpts = ["carol@example.net", "erin@example.net"]
         msg = html_message("p-header@acme.example", "alice@acme.example", rcpts, extra="X-Cllavio-Stream: campaigns\r\n")
