@@ -22,6 +22,9 @@ cllavio-milter, sent for an org without tracking ("untracked") and for an org wi
 clicks on ("tracked"), plus Postfix alone; the ratio that matters is tracked / untracked.
 events: the pass-through mail with events going to a local HTTPS API that answers ("api-up")
 and to one that hangs ("api-hanging"); the ratio that matters is hanging / up (SMTP must not notice).
+--baseline PATH adds the same configurations run by another cllavio-milter binary (an earlier
+build: base-unix, base-policy; base-untracked, base-tracked), so a change is measured against
+what it changed in the same run.
 Needs root; build first (scripts/build.sh).
 """
 
@@ -182,6 +185,10 @@ def passthrough_suite(args, sizes):
         "cllavio-inet": dict(milter="inet"),
         "cllavio-policy": dict(milter="unix", orgs={"bench": ORG_POLICY}),
     }
+    if args.baseline:
+        base = [args.baseline, "-c", "{config}"]
+        configs["base-unix"] = dict(milter="unix", milter_command=base)
+        configs["base-policy"] = dict(milter="unix", milter_command=base, orgs={"bench": ORG_POLICY})
     harnesses = {}
     try:
         for name, kw in configs.items():
@@ -189,8 +196,7 @@ def passthrough_suite(args, sizes):
             harnesses[name].start()
         runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
         results, cpu = measure(runs, sizes, args)
-        rss = {n: peak_rss_kb(harnesses[n].milter_proc.pid)
-               for n in ("null", "cllavio-unix", "cllavio-inet", "cllavio-policy")}
+        rss = {n: peak_rss_kb(harnesses[n].milter_proc.pid) for n in configs if n != "postfix"}
         report("pass-through", configs, sizes, results, cpu, args, "postfix")
         print("peak RSS: " + ", ".join(f"{n} {kb / 1024:.1f} MB" for n, kb in rss.items()))
     finally:
@@ -201,14 +207,22 @@ def passthrough_suite(args, sizes):
 def tracking_suite(args, sizes):
     alone = harness.Harness(orgs={"bench": ORG}, milter=None, **COMMON)
     tracked = harness.Harness(orgs={"bench": ORG, "track": ORG_TRACKED}, milter="unix", secrets=KEY, **COMMON)
+    base = None
+    if args.baseline:
+        base = harness.Harness(orgs={"bench": ORG, "track": ORG_TRACKED}, milter="unix", secrets=KEY, **COMMON,
+                               milter_command=[args.baseline, "-c", "{config}"])
     try:
-        alone.start()
-        tracked.start()
+        for h in (alone, tracked, base):
+            if h:
+                h.start()
         runs = {
             "postfix": (alone, write_files(alone, tracked_message, sizes, "html"), "news@bench.example"),
             "untracked": (tracked, write_files(tracked, tracked_message, sizes, "html"), "news@bench.example"),
             "tracked": (tracked, write_files(tracked, tracked_message, sizes, "html"), "news@track.example"),
         }
+        if base:
+            runs["base-untracked"] = (base, write_files(base, tracked_message, sizes, "html"), "news@bench.example")
+            runs["base-tracked"] = (base, write_files(base, tracked_message, sizes, "html"), "news@track.example")
         results, cpu = measure(runs, sizes, args)
         report("tracking", runs, sizes, results, cpu, args, "untracked")
         rec = tracked.ctl_messages("--org", "track", "--limit", "1")
@@ -216,8 +230,9 @@ def tracking_suite(args, sizes):
         print(f"links tracked per message at {sizes[-1]} KB: {links}; "
               f"cllavio {describe_memory(tracked.milter_proc.pid)}")
     finally:
-        tracked.close()
-        alone.close()
+        for h in (base, tracked, alone):
+            if h:
+                h.close()
 
 
 def events_suite(args, sizes):
@@ -253,6 +268,7 @@ def main():
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--sizes", default="5,50", help="message sizes in KiB, comma separated")
+    ap.add_argument("--baseline", help="another cllavio-milter binary (an earlier build) measured beside this one")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
     if args.suite in ("passthrough", "all"):

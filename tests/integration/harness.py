@@ -120,7 +120,8 @@ class Harness:
     postfix_main: extra/overriding main.cf parameters {name: value} (extension).
     sink_dump: False: the sink only counts messages (sink_counters()), dumps nothing (benchmarks).
     milter_command: run this milter instead of cllavio-milter: an argv list in which "{socket}"
-        is replaced by the libmilter address (it must print "ready: listening on").
+        is replaced by the libmilter address and "{config}" by the main file's path (it must
+        print "ready: listening on").
     api: True or {ApiServer keyword arguments: signing_secret, org_keys...}: start a local
         HTTPS API server (h.api) and point the milter at it: settings api.url and api.ca_file,
         secrets [api] signing_secret and org_keys (what settings/secrets give wins).

@@ -44,7 +44,8 @@ class MilterDaemon:
     secrets: the secrets file as a dict or TOML text (None: no secrets file).
     extra_main: a dict or TOML text merged into the main file after settings, table by table.
     command: run this milter instead of cllavio-milter: an argv list in which "{socket}" is
-        replaced by the libmilter address (it must print "ready: listening on").
+        replaced by the libmilter address and "{config}" by the main file's path (it must print
+        "ready: listening on"); e.g. another cllavio-milter build: [path, "-c", "{config}"].
     """
 
     def __init__(self, base_dir: str, *, kind="unix", user="nobody", orgs=None, unknown="accept",
@@ -148,7 +149,8 @@ class MilterDaemon:
         if self.running():
             raise RuntimeError("milter already running")
         if self.command:
-            argv = [a.replace("{socket}", self.libmilter_address) for a in self.command]
+            argv = [a.replace("{socket}", self.libmilter_address).replace("{config}", self.config_path)
+                    for a in self.command]
             if self.socket:
                 os.makedirs(os.path.dirname(self.socket), mode=0o755, exist_ok=True)
         else:
