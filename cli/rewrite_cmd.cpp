@@ -132,14 +132,14 @@ json report_json(const core::EomPlan& plan, const std::vector<std::string>& refu
   j["skipped"] = r.skipped.empty() ? (rec.tracking.skipped.empty() ? json(nullptr) : json(rec.tracking.skipped))
                                    : json(r.skipped);
   j["parts_changed"] = r.parts_changed;
-  j["links_rewritten"] = r.links.size();
+  j["links_rewritten"] = rec.tracking.links.size();
   json kept = json::array();
   for (const auto& k : r.kept) kept.push_back({{"url", k.url}, {"why", k.why}});
   j["links_kept"] = std::move(kept);
   j["pixels"] = r.pixels;
   j["pixel_skipped"] = r.pixel_skipped.empty() ? json(nullptr) : json(r.pixel_skipped);
   json links = json::array();
-  for (const auto& l : r.links) links.push_back({{"index", l.index}, {"url", l.url}});
+  for (const auto& l : rec.tracking.links) links.push_back({{"index", l.index}, {"url", l.url}});
   j["links"] = std::move(links);
   j["old_pixels_removed"] = r.old_pixels_removed;
   j["old_links_restored"] = r.old_links_restored;

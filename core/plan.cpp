@@ -131,7 +131,7 @@ void plan_tracking(const conf::Config& cfg, MessageState& m, const policy::Strea
     return;
   }
   std::string().swap(m.body_bytes);
-  rec.tracking = outcome_of(r, rec.recipient_count == 1);
+  rec.tracking = take_outcome(r, rec.recipient_count == 1);
   plan.header_edits.insert(plan.header_edits.end(), r.header_edits.begin(), r.header_edits.end());
   if (r.changed) plan.body = std::move(r.body);
   r.body.clear();

@@ -45,7 +45,8 @@ struct EomPlan {
   std::vector<tracking::HeaderEdit> header_edits;  // in this order
   std::optional<std::string> body;                 // the new body; none: unchanged
   QuotaCharge charge;                              // undone unless committed
-  std::optional<tracking::RewriteResult> rewrite;  // what tracking did (its body moved to `body`)
+  std::optional<tracking::RewriteResult> rewrite;  // what tracking did (its body moved to `body`, its
+                                                   // link table to record.tracking.links)
   std::string error;                               // a step that failed and was left out (for the log)
 
   bool changes_message() const { return !delete_recipients.empty() || !header_edits.empty() || body.has_value(); }

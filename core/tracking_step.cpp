@@ -15,14 +15,16 @@ tracking::RewriteResult track_message(const conf::Config& cfg, const TrackReques
                            cfg.tokens ? *cfg.tokens : no_keys);
 }
 
-store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_recipient) {
+store::TrackingOutcome take_outcome(tracking::RewriteResult& r, bool per_recipient) {
   store::TrackingOutcome o;
   o.status = !r.skipped.empty() ? "skipped" : r.changed ? "tracked" : "unchanged";
   o.skipped = r.skipped;
   o.pixels = static_cast<std::uint32_t>(r.pixels);
-  for (const auto& l : r.links) o.links.push_back({l.index, l.url});
-  o.links_kept = static_cast<std::uint32_t>(r.kept.size());
   o.per_recipient = per_recipient && (r.pixels > 0 || !r.links.empty());
+  o.links.reserve(r.links.size());
+  for (auto& l : r.links) o.links.push_back({l.index, std::move(l.url)});
+  r.links.clear();
+  o.links_kept = static_cast<std::uint32_t>(r.kept.size());
   o.pixel_skipped = r.pixel_skipped;
   return o;
 }

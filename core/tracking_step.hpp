@@ -3,7 +3,7 @@
 //
 // track_message() applies the org's [tracking] settings, the configured limits and
 // the secrets file's keys to one message (tracking/rewrite.hpp does the work), and
-// outcome_of() turns the result into what the store records.
+// take_outcome() turns the result into what the store records (taking its link table).
 #pragma once
 
 #include <cstdint>
@@ -29,7 +29,9 @@ struct TrackRequest {
 
 tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req);
 
-store::TrackingOutcome outcome_of(const tracking::RewriteResult& r, bool per_recipient);
+// What the record keeps of a rewrite. The link table is moved out of r (r.links is left
+// empty): a newsletter's hundreds of destinations are not copied.
+store::TrackingOutcome take_outcome(tracking::RewriteResult& r, bool per_recipient);
 
 // "track=tracked links=3 pixels=1", "track=skipped:dkim_signed", ... for the log line.
 std::string describe(const store::TrackingOutcome& o);

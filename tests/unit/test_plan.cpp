@@ -67,7 +67,8 @@ BOOST_AUTO_TEST_CASE(personal_mail_is_tracked_and_nothing_else_changes) {
   BOOST_TEST(plan.record.tracking.status == "tracked");
   BOOST_TEST(plan.record.tracking.per_recipient);
   BOOST_TEST(plan.record.id == 0x66160000000001u);  // the tokens carry the id the record gets
-  BOOST_TEST(plan.rewrite->links.size() == 1u);
+  BOOST_TEST(plan.record.tracking.links.size() == 1u);  // moved from the rewrite result
+  BOOST_TEST(plan.rewrite->links.empty());
   BOOST_TEST(plan.rewrite->body.empty());  // moved to plan.body
 }
 
