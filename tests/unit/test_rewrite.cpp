@@ -444,8 +444,9 @@ BOOST_AUTO_TEST_CASE(restored_eight_bit_links_keep_their_meaning_in_any_charset)
   auto sent = run(kHtmlHeader + "Content-Transfer-Encoding: 8bit\r\n",
                   "<body><a href=\"https://example.com/caf\xc3\xa9\">x</a></body>");
   BOOST_REQUIRE(sent.changed);
-  RewriteInput in{"Content-Type: text/html; charset=windows-1251\r\nContent-Transfer-Encoding: 8bit\r\n",
-                  "<body><p>\xd1\xef\xe0\xf1\xe8\xe1\xee</p><blockquote>" + sent.body + "</blockquote></body>", "acme",
+  // RewriteInput holds views: the reply's body must outlive it.
+  const std::string reply = "<body><p>\xd1\xef\xe0\xf1\xe8\xe1\xee</p><blockquote>" + sent.body + "</blockquote></body>";
+  RewriteInput in{"Content-Type: text/html; charset=windows-1251\r\nContent-Transfer-Encoding: 8bit\r\n", reply, "acme",
                   0x5678, std::nullopt};
   auto r = rewrite(in, policy(), {}, codec());
   BOOST_REQUIRE_MESSAGE(r.changed, r.skipped);
