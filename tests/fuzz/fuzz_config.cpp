@@ -1,5 +1,6 @@
-// Fuzzes the configuration path: TOML parsing plus both schemas (types, ranges,
-// list normalization, unknown keys). Must never crash, leak or hang.
+// Fuzzes the configuration path: TOML parsing plus the three schemas (types, ranges,
+// list normalization, unknown keys, arrays of tables) and their rules across keys, then
+// the org policy built from a file that passed them. Must never crash, leak or hang.
 #include <cstddef>
 #include <cstdint>
 #include <string_view>
@@ -26,9 +27,20 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   LineMap lines;
   KeyContext org_ctx{"/etc/cllavio/orgs.d", &lines};
   org_schema().apply(root, org, org_ctx, rep);
-  (void)build_org_policy(org.policy, OrgTrackingSwitches{org.tracking.opens, org.tracking.clicks,
-                                                          !org.tracking.domain.empty(), true},
-                         "fuzz.toml", lines, diags);
+  SecretsFile secrets;
+  secrets_schema().apply_defaults(secrets);
+  LineMap secret_lines;
+  KeyContext secrets_ctx{"/etc/cllavio", &secret_lines};
+  secrets_schema().apply(root, secrets, secrets_ctx, rep);
+  std::size_t before_rules = diags.size();
+  const bool has_key = !secrets.tracking_keys.empty();
+  main_schema().check_rules(cfg, RuleContext{lines, has_key, !secrets.api_signing_secret.empty()}, rep);
+  org_schema().check_rules(org, RuleContext{lines, has_key}, rep);
+  secrets_schema().check_rules(secrets, RuleContext{secret_lines}, rep);
+  if (diags.size() == before_rules) {
+    (void)build_org_policy(org);
+    (void)secrets.keys();
+  }
   for (const auto& d : diags) (void)d.str();
   return 0;
 }
