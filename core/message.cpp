@@ -81,9 +81,11 @@ std::optional<RecipientRefusal> recipient_refusal(const MessageState& m, const s
   const policy::QuotaPolicy& q = m.policy->quota;
   if (q.max_recipients_per_message != 0 && m.rec.recipient_count >= q.max_recipients_per_message)
     return RecipientRefusal{{Step::tempfail, policy::too_many_recipients_reply(q.max_recipients_per_message)}};
-  if (m.rcpt_stream->suppresses() && consent &&
-      consent(m.rec.org, address) == policy::ConsentState::unsubscribed)
-    return RecipientRefusal{{Step::reject, policy::unsubscribed_reply(address, m.rec.org)}, true};
+  if (m.rcpt_stream->kind == policy::StreamKind::campaign && consent) {
+    policy::ConsentState state = consent(m.rec.org, address);
+    if (policy::suppressed(*m.rcpt_stream, state))
+      return RecipientRefusal{{Step::reject, policy::suppression_reply(address, m.rec.org, state)}, true};
+  }
   return std::nullopt;
 }
 

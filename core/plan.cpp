@@ -61,11 +61,12 @@ bool plan_policy(const conf::Config& cfg, MessageState& m, const EomLookups& l, 
   stream = &st;
   rec.stream = st.name;
 
-  // A header chose a suppressing stream after RCPT TO: unsubscribed recipients go now.
+  // A header chose a campaign stream after RCPT TO: suppressed recipients (unsubscribed,
+  // bounced) go now.
   std::vector<std::size_t> drop;
-  if (st.suppresses() && &st != m.rcpt_stream) {
+  if (st.kind == policy::StreamKind::campaign && &st != m.rcpt_stream) {
     for (std::size_t i = 0; i < rec.recipients.size(); ++i)
-      if (consent_of(l, rec.org, rec.recipients[i]) == policy::ConsentState::unsubscribed) drop.push_back(i);
+      if (policy::suppressed(st, consent_of(l, rec.org, rec.recipients[i]))) drop.push_back(i);
     if (!drop.empty() && drop.size() == rec.recipient_count) {
       for (std::size_t i : drop) rec.suppressed.push_back(rec.recipients[i]);
       rec.reason = "suppression";

@@ -9,6 +9,7 @@ std::string_view to_string(ConsentState s) {
     case ConsentState::granted: return "granted";
     case ConsentState::revoked: return "revoked";
     case ConsentState::unsubscribed: return "unsubscribed";
+    case ConsentState::bounced: return "bounced";
     case ConsentState::none: break;
   }
   return "none";
@@ -18,16 +19,18 @@ std::optional<ConsentState> parse_consent_state(std::string_view s) {
   if (s == "granted") return ConsentState::granted;
   if (s == "revoked") return ConsentState::revoked;
   if (s == "unsubscribed") return ConsentState::unsubscribed;
+  if (s == "bounced") return ConsentState::bounced;
   return std::nullopt;
 }
 
 bool may_track(ConsentMode mode, ConsentState state) {
   if (state == ConsentState::granted) return true;
-  if (state == ConsentState::none) return mode == ConsentMode::implied;
+  if (state == ConsentState::none || state == ConsentState::bounced) return mode == ConsentMode::implied;
   return false;  // revoked, unsubscribed
 }
 
 bool suppressed(const Stream& stream, ConsentState state) {
+  if (state == ConsentState::bounced) return stream.kind == StreamKind::campaign;
   return stream.suppresses() && state == ConsentState::unsubscribed;
 }
 
@@ -70,20 +73,37 @@ std::variant<ConsentRow, std::string> parse_consent_row(std::string_view line) {
   row.address = consent_address(f[0]);
   if (row.address.empty()) return "not an address: " + std::string(f[0].substr(0, 200));
   auto state = parse_consent_state(f[1]);
-  if (!state) return "state must be granted, revoked or unsubscribed, not " + std::string(f[1].substr(0, 40));
+  if (!state) return "state must be granted, revoked, unsubscribed or bounced, not " + std::string(f[1].substr(0, 40));
   row.state = *state;
   if (f.size() == 3) row.timestamp = std::string(f[2]);
   return row;
 }
 
-Reply unsubscribed_reply(std::string_view address, std::string_view org) {
+namespace {
+
+std::string shown_address(std::string_view address) {
   std::string_view cut = address.substr(0, 200);
   std::string shown = "<" + std::string(cut) + (cut.size() < address.size() ? "...>" : ">");
   for (char& c : shown) {
     auto u = static_cast<unsigned char>(c);
     if (u < 0x20 || u >= 0x7f || c == '%') c = '?';
   }
-  return Reply{"550", "5.7.1", shown + " unsubscribed from " + std::string(org) + " mailings"};
+  return shown;
+}
+
+}  // namespace
+
+Reply unsubscribed_reply(std::string_view address, std::string_view org) {
+  return Reply{"550", "5.7.1", shown_address(address) + " unsubscribed from " + std::string(org) + " mailings"};
+}
+
+Reply bounced_reply(std::string_view address, std::string_view org) {
+  return Reply{"550", "5.1.1",
+               shown_address(address) + " bounced permanently; not sent to again by " + std::string(org)};
+}
+
+Reply suppression_reply(std::string_view address, std::string_view org, ConsentState state) {
+  return state == ConsentState::bounced ? bounced_reply(address, org) : unsubscribed_reply(address, org);
 }
 
 Reply all_unsubscribed_reply(std::string_view org) {

@@ -6,6 +6,9 @@
 //   revoked       the recipient withdrew consent: never tracked
 //   unsubscribed  the recipient left the org's mailings: never tracked, and refused
 //                 by campaign streams that suppress unsubscribed recipients
+//   bounced       the address proved not to exist (a hard bounce, or repeated expiries:
+//                 delivery/): refused by every campaign stream, person-to-person mail
+//                 still passes; tracked as if nothing were recorded
 //   none          nothing recorded: tracked only where the stream's consent is "implied"
 #pragma once
 
@@ -21,9 +24,9 @@
 
 namespace cllavio::policy {
 
-enum class ConsentState { none, granted, revoked, unsubscribed };
+enum class ConsentState { none, granted, revoked, unsubscribed, bounced };
 std::string_view to_string(ConsentState);
-std::optional<ConsentState> parse_consent_state(std::string_view);  // granted | revoked | unsubscribed
+std::optional<ConsentState> parse_consent_state(std::string_view);  // granted | revoked | unsubscribed | bounced
 
 struct Consent {
   ConsentState state = ConsentState::none;
@@ -35,7 +38,8 @@ struct Consent {
 // May this recipient's copy be tracked under this stream's consent model?
 bool may_track(ConsentMode mode, ConsentState state);
 
-// Is this recipient refused by this stream (campaign + suppress_unsubscribed)?
+// Is this recipient refused by this stream? Unsubscribed: by campaign streams with
+// suppress_unsubscribed; bounced: by every campaign stream.
 bool suppressed(const Stream& stream, ConsentState state);
 
 // Tracking of a whole message: one body goes to every recipient, so it is tracked only
@@ -62,6 +66,10 @@ std::variant<ConsentRow, std::string> parse_consent_row(std::string_view line);
 
 // 550 5.7.1 <addr> unsubscribed from ORG mailings (the address made printable, cut to 200 bytes).
 Reply unsubscribed_reply(std::string_view address, std::string_view org);
+// 550 5.1.1 <addr> bounced permanently; not sent to again by ORG
+Reply bounced_reply(std::string_view address, std::string_view org);
+// The reply for a recipient suppressed in this state (unsubscribed or bounced).
+Reply suppression_reply(std::string_view address, std::string_view org, ConsentState state);
 // 550 5.7.1 when a header picked a suppressing stream and every recipient had unsubscribed.
 Reply all_unsubscribed_reply(std::string_view org);
 
