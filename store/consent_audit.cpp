@@ -83,14 +83,15 @@ void ConsentTable::scan(const std::string& org,
 }
 
 ConsentTable::Change ConsentTable::set(const std::string& org, const std::string& address, const policy::Consent& c,
-                                       const std::string& actor, const std::string& action) {
+                                       const std::string& actor, const std::string& action,
+                                       const std::string& detail) {
   Change ch;
   ch.before = get(org, address);
   ch.changed = ch.before.state != c.state;
   if (!ch.changed) return ch;
   lmdb::put(txn_, h_.consent, keys::consent(org, address), encode_consent(c));
   ch.audit = audit_.append(
-      AuditEntry{0, 0, actor, action, org, address, state_name(ch.before.state), state_name(c.state), c.source, ""});
+      AuditEntry{0, 0, actor, action, org, address, state_name(ch.before.state), state_name(c.state), c.source, detail});
   return ch;
 }
 

@@ -114,6 +114,9 @@ void Db::open_tables(lmdb::Txn& txn, bool writable) {
   h_.quota = open_or_zero(txn, "quota", 0, writable);
   h_.outbox = open_or_zero(txn, "outbox", 0, writable);
   h_.outbox_dead = open_or_zero(txn, "outbox_dead", 0, writable);
+  h_.delivery = open_or_zero(txn, "delivery", 0, writable);
+  h_.delivery_pending = open_or_zero(txn, "delivery_pending", 0, writable);
+  h_.delivery_chain = open_or_zero(txn, "delivery_chain", 0, writable);
 }
 
 // Schema 1 had no address index: build it from the records.

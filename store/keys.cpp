@@ -53,6 +53,16 @@ std::string address(std::string_view address, std::uint64_t message_id) {
   return k;
 }
 
+std::string delivery(std::uint64_t message_id, std::string_view recipient) {
+  std::string k;
+  append_be64(k, message_id);
+  return k.append(recipient);
+}
+
+std::string chain(std::string_view queue_id, std::string_view recipient) {
+  return org_prefix(queue_id).append(recipient);
+}
+
 std::string quota_epoch(std::string_view org) { return "quota_epoch:" + std::string(org); }
 std::string consent_cursor(std::string_view org) { return "consent_cursor:" + std::string(org); }
 

@@ -11,6 +11,9 @@
 //   quota       org '\0' be64(charged at us) be64(message id)
 //   outbox      org '\0' be64(seq)
 //   outbox_dead be64(seq)
+//   delivery    be64(message id) recipient     (value: CBOR delivery state)
+//   delivery_pending be64(seq)                 (value: CBOR {first seen, line})
+//   delivery_chain   queue id '\0' recipient   (value: be64(message id))
 //   meta        the names below
 #pragma once
 
@@ -43,12 +46,19 @@ std::string address_prefix(std::string_view address);
 std::string address(std::string_view address, std::uint64_t message_id);
 enum Role : unsigned char { sender = 1, recipient = 2, suppressed = 4 };
 
+std::string delivery(std::uint64_t message_id, std::string_view recipient);
+std::string chain(std::string_view queue_id, std::string_view recipient);
+
 // meta
 inline constexpr std::string_view kSchema = "schema";
 inline constexpr std::string_view kOutboxSeq = "outbox_seq";
 inline constexpr std::string_view kOutboxBytes = "outbox_bytes";
 inline constexpr std::string_view kOutboxDropped = "outbox_dropped";
 inline constexpr std::string_view kOutboxError = "outbox_error";
+inline constexpr std::string_view kDeliveryPosition = "delivery_position";  // the log follower's checkpoint
+inline constexpr std::string_view kDeliveryStatus = "delivery_status";      // its last status (JSON)
+inline constexpr std::string_view kDeliveryGaps = "delivery_gaps";          // gaps it found (JSON, newest last)
+inline constexpr std::string_view kDeliveryPendingSeq = "delivery_pending_seq";
 std::string quota_epoch(std::string_view org);     // bumped by `cllavioctl quota reset`
 std::string consent_cursor(std::string_view org);  // the API consent sync's position
 

@@ -35,6 +35,16 @@ std::vector<std::pair<std::int64_t, std::uint64_t>> QuotaTable::events(const std
   return out;
 }
 
+std::optional<std::uint64_t> QuotaTable::uncharge(const std::string& org, std::int64_t at_us,
+                                                  std::uint64_t message_id) {
+  const std::string key = keys::quota(org, at_us, message_id);
+  std::string_view v;
+  if (h_.quota == 0 || !lmdb::get(txn_, h_.quota, key, v) || v.size() != 8) return std::nullopt;
+  std::uint64_t rcpts = lmdb::from_be64(v);
+  lmdb::del(txn_, h_.quota, key);
+  return rcpts;
+}
+
 std::uint64_t QuotaTable::epoch(const std::string& org) const {
   return Meta(txn_, h_.meta).u64(keys::quota_epoch(org));
 }

@@ -79,6 +79,24 @@ std::vector<MessageRecord> Records::by_queue_id(std::string_view queue_id) const
   return out;
 }
 
+std::vector<std::uint64_t> Records::ids_by_queue_id(std::string_view queue_id) const {
+  std::vector<std::uint64_t> out;
+  if (queue_id.empty()) return out;
+  lmdb::Cursor cur(txn_, h_.by_queue);
+  MDB_val k = lmdb::val(queue_id), v{};
+  for (bool ok = cur.get(k, v, MDB_SET_KEY); ok; ok = cur.get(k, v, MDB_NEXT_DUP))
+    out.push_back(lmdb::from_be64(lmdb::view(v)));
+  return out;
+}
+
+void Records::replace(const MessageRecord& rec) {
+  auto key = lmdb::be64(rec.id);
+  std::string_view old;
+  if (!lmdb::get(txn_, h_.messages, lmdb::view(key), old))
+    throw lmdb::Error("no record " + format_id(rec.id) + " to replace", MDB_NOTFOUND);
+  lmdb::put(txn_, h_.messages, lmdb::view(key), encode(rec));
+}
+
 void Records::scan(const std::function<bool(const MessageRecord&)>& fn, std::uint64_t from_id) const {
   auto start = lmdb::be64(from_id);
   for (const auto& e : lmdb::prefix_range(txn_, h_.messages, "", std::string(lmdb::view(start)))) {

@@ -27,7 +27,7 @@ namespace cllavio::store {
 
 struct Handles {
   MDB_dbi meta = 0, messages = 0, by_queue = 0, by_address = 0, consent = 0, audit = 0, quota = 0, outbox = 0,
-          outbox_dead = 0;
+          outbox_dead = 0, delivery = 0, delivery_pending = 0, delivery_chain = 0;
 };
 
 class Meta {
@@ -53,6 +53,9 @@ class Records {
   void append(const MessageRecord& rec, std::string_view encoded = {});
   std::optional<MessageRecord> get(std::uint64_t id) const;
   std::vector<MessageRecord> by_queue_id(std::string_view queue_id) const;  // oldest first
+  std::vector<std::uint64_t> ids_by_queue_id(std::string_view queue_id) const;  // oldest first
+  // Rewrites an existing record (same id, same addresses: the indexes stay as they are).
+  void replace(const MessageRecord& rec);
   // Records in id order starting at from_id; stops when fn returns false.
   void scan(const std::function<bool(const MessageRecord&)>& fn, std::uint64_t from_id = 0) const;
   // Records naming `address` (normalized as policy::consent_address does), oldest first,
@@ -110,7 +113,7 @@ class ConsentTable {
   };
   // No change (and no audit entry) when the state is the same.
   Change set(const std::string& org, const std::string& address, const policy::Consent& c, const std::string& actor,
-             const std::string& action);
+             const std::string& action, const std::string& detail = "");
 
   struct ImportRow {
     std::string address;
@@ -141,6 +144,9 @@ class QuotaTable {
               std::int64_t prune_before_us);
   std::vector<std::pair<std::int64_t, std::uint64_t>> events(const std::string& org, std::int64_t since_us) const;
   std::uint64_t epoch(const std::string& org) const;
+  // Gives one charged message back (it was refused after the milter accepted it): its
+  // recipient count, nullopt when the store has no such charge (pruned, reset).
+  std::optional<std::uint64_t> uncharge(const std::string& org, std::int64_t at_us, std::uint64_t message_id);
   // Forgets the org's charges, bumps its epoch (the daemon reloads), audits. Returns how many went.
   std::size_t reset(const std::string& org, const std::string& actor);
 
@@ -185,11 +191,57 @@ class OutboxTable {
   std::int64_t now_us_;
 };
 
+// What became of one recipient of a recorded message, from Postfix's log (delivery/).
+struct DeliveryState {
+  std::string state;           // deferred | delivered | bounced | expired (no entry: pending)
+  std::uint32_t attempts = 0;  // deferrals seen
+  std::string dsn, reply, relay;
+  double delay_s = -1;
+  std::int64_t at_us = 0;      // when the line that set it was logged
+  std::string queue_id;        // the queue id that line named (another one after a forward)
+  bool final() const { return state == "delivered" || state == "bounced" || state == "expired"; }
+  friend bool operator==(const DeliveryState&, const DeliveryState&) = default;
+};
+
+// Delivery states per (message id, recipient), the log lines waiting for their record,
+// and the queue ids a recipient moved to (forwarded as / queued as through a filter).
+// Recipients are keyed normalized (policy::consent_address) when they can be.
+class DeliveryTable {
+ public:
+  DeliveryTable(lmdb::Txn& txn, const Handles& h) : txn_(txn), h_(h) {}
+  std::optional<DeliveryState> get(std::uint64_t message_id, std::string_view recipient) const;
+  void put(std::uint64_t message_id, std::string_view recipient, const DeliveryState& s);
+  std::vector<std::pair<std::string, DeliveryState>> of(std::uint64_t message_id) const;
+  // Every state in message id order from from_id; stops when fn returns false.
+  void scan(const std::function<bool(std::uint64_t, std::string_view, const DeliveryState&)>& fn,
+            std::uint64_t from_id = 0) const;
+
+  struct Pending {
+    std::uint64_t seq = 0;
+    std::int64_t first_seen_us = 0;
+    std::string line;
+  };
+  void pend(std::uint64_t seq, std::int64_t first_seen_us, std::string_view line);
+  std::vector<Pending> pending() const;  // in arrival order
+  void unpend(std::uint64_t seq);
+
+  void chain(std::string_view next_queue_id, std::string_view recipient, std::uint64_t message_id);
+  std::optional<std::uint64_t> chained(std::string_view queue_id, std::string_view recipient) const;
+  std::vector<std::pair<std::string, std::uint64_t>> chains_of(std::string_view queue_id) const;  // recipient, id
+  std::size_t unchain(std::string_view queue_id);  // the queue file is gone: forget its entries
+
+  static std::string recipient_key(std::string_view recipient);
+
+ private:
+  lmdb::Txn& txn_;
+  const Handles& h_;
+};
+
 // Every table inside one transaction.
 struct Tables {
   Tables(lmdb::Txn& t, const Handles& h, std::int64_t now_us)
       : txn(t), meta(t, h.meta), records(t, h), audit(t, h, now_us), consent(t, h, audit), quota(t, h, audit),
-        outbox(t, h, now_us) {}
+        outbox(t, h, now_us), delivery(t, h) {}
   Tables(const Tables&) = delete;
   Tables& operator=(const Tables&) = delete;
 
@@ -200,6 +252,7 @@ struct Tables {
   ConsentTable consent;
   QuotaTable quota;
   OutboxTable outbox;
+  DeliveryTable delivery;
 };
 
 }  // namespace cllavio::store
