@@ -59,6 +59,51 @@ std::optional<Event> from_record(const store::MessageRecord& r) {
   return std::nullopt;  // a tempfail for an internal error: the client retries, the retry is the event
 }
 
+namespace {
+
+// FNV-1a 64 of the recipient as the store keys it: short, stable, no address in the id.
+std::string recipient_tag(std::string_view recipient) {
+  std::string key = store::DeliveryTable::recipient_key(recipient);
+  std::uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : key) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return store::format_id(h);
+}
+
+}  // namespace
+
+Event delivery_event(const store::MessageRecord& r, std::string_view recipient, const store::DeliveryState& s) {
+  Event e;
+  e.org = r.org;
+  e.occurred_at_us = s.at_us;
+  e.type = "message." + s.state;
+  e.id = "evt_" + store::format_id(r.id) + "_" + s.state + "_" + recipient_tag(recipient);
+  if (s.state == "deferred") e.id += "_" + std::to_string(s.attempts);
+  e.payload["message"] = message_of(r, true);
+  e.payload["delivery"] = {{"recipient", std::string(recipient)},
+                           {"status", s.state},
+                           {"dsn", s.dsn},
+                           {"reply", s.reply},
+                           {"relay", s.relay},
+                           {"delay_s", s.delay_s < 0 ? json(nullptr) : json(s.delay_s)},
+                           {"attempt", s.attempts}};
+  return e;
+}
+
+Event rejected_after_milter_event(const store::MessageRecord& r, std::int64_t at_us, const std::string& detail) {
+  Event e;
+  e.org = r.org;
+  e.occurred_at_us = at_us;
+  e.id = "evt_" + store::format_id(r.id) + "_rejected";
+  e.type = "message.rejected";
+  e.payload["message"] = message_of(r, true);
+  e.payload["reason"] = "after_milter";
+  e.payload["detail"] = detail;
+  return e;
+}
+
 Event from_audit(const store::AuditEntry& a) {
   Event e;
   e.id = "evt_audit_" + store::format_id(a.id);

@@ -31,6 +31,15 @@ struct Event {
 std::optional<Event> from_record(const store::MessageRecord& rec);
 Event from_audit(const store::AuditEntry& e);  // consent.changed
 
+// What became of one recipient (delivery/): message.delivered | message.deferred |
+// message.bounced | message.expired, with `delivery: {recipient, status, dsn, reply,
+// relay, delay_s, attempt}` beside the message. The id names the message, the
+// recipient and (deferred) the attempt, so replays give the same id.
+Event delivery_event(const store::MessageRecord& rec, std::string_view recipient, const store::DeliveryState& s);
+// An accepted message that Postfix refused after the milter's end of message (a later
+// milter, header/body checks): message.rejected with reason "after_milter" and the text.
+Event rejected_after_milter_event(const store::MessageRecord& rec, std::int64_t at_us, const std::string& detail);
+
 nlohmann::json to_json(const Event& e);  // the wire form: id, type, occurred_at, org, payload fields
 std::string to_text(const Event& e);     // to_json dumped (invalid UTF-8 from envelopes replaced)
 

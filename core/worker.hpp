@@ -1,4 +1,4 @@
-// The background thread of an API component (forwarder, consent sync): it runs the
+// The background thread of a daemon component (forwarder, consent sync, log follower): it runs the
 // component's loop, which sleeps until a deadline, a wake-up or stop().
 //
 // Contract: wake() and stop() may be called from any thread; stop() returns once the
@@ -12,7 +12,7 @@
 #include <mutex>
 #include <thread>
 
-namespace cllavio::events {
+namespace cllavio::core {
 
 class Worker {
  public:
@@ -64,4 +64,4 @@ class Worker {
   bool stopping_ = false;
 };
 
-}  // namespace cllavio::events
+}  // namespace cllavio::core

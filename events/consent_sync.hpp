@@ -19,7 +19,7 @@
 #include "conf/config.hpp"
 #include "core/log.hpp"
 #include "events/transport.hpp"
-#include "events/worker.hpp"
+#include "core/worker.hpp"
 #include "store/db.hpp"
 
 namespace cllavio::events {
@@ -57,7 +57,7 @@ class ConsentSync {
   const core::Logger& log_;
   std::function<std::int64_t()> clock_;  // unix seconds
   std::function<std::shared_ptr<const conf::Config>()> config_;
-  Worker worker_;  // last: its thread stops before the rest goes
+  core::Worker worker_;  // last: its thread stops before the rest goes
 };
 
 }  // namespace cllavio::events

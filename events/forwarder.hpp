@@ -23,7 +23,7 @@
 #include "conf/config.hpp"
 #include "core/log.hpp"
 #include "events/transport.hpp"
-#include "events/worker.hpp"
+#include "core/worker.hpp"
 #include "store/db.hpp"
 
 namespace cllavio::events {
@@ -62,7 +62,7 @@ class Forwarder {
   std::function<std::int64_t()> clock_;  // unix seconds
   std::function<std::shared_ptr<const conf::Config>()> config_;
   std::map<std::string, bool> warned_no_key_;
-  Worker worker_;  // last: its thread stops before the rest goes
+  core::Worker worker_;  // last: its thread stops before the rest goes
 };
 
 // Seconds since the epoch, from the system clock.
