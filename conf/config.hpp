@@ -12,6 +12,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "conf/socket_spec.hpp"
 #include "policy/decision.hpp"
@@ -77,6 +78,18 @@ struct ApiSettings {
   std::map<std::string, std::string> org_keys;  // org id -> Bearer key
 };
 
+// [delivery]: outcomes from Postfix's log (docs/delivery.md). log "" = off.
+struct DeliverySettings {
+  std::string log;                   // a file path, "journal" or "journal:DIR"
+  bool suppress_hard_bounces = true;
+  int soft_bounce_limit = 3;         // expiries without a delivery that suppress; 0 = never
+  int soft_bounce_window_days = 14;
+  int join_wait_s = 30;              // a line whose record is not there yet waits this long
+  int max_age_days = 7;              // a queue id joins records at most this old
+  std::vector<std::string> filter_relays;  // relay= of content filters that re-inject into this Postfix
+  bool enabled() const { return !log.empty(); }
+};
+
 struct Config {
   std::string file;                  // absolute path of the main file
   MilterSettings milter;
@@ -85,6 +98,7 @@ struct Config {
   LogSettings log;
   SecretsSettings secrets;
   ApiSettings api;
+  DeliverySettings delivery;
   tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
   std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking] (when some stream tracks)
@@ -100,6 +114,9 @@ struct Config {
     }();
     auto it = policies.find(org);
     return it == policies.end() ? none : it->second;
+  }
+  bool suppress_hard_bounces(const std::string& org) const {
+    return policy_for(org).suppress_hard_bounces.value_or(delivery.suppress_hard_bounces);
   }
   // Something in this configuration may reply to RCPT TO / edit messages (negotiation).
   bool any_rcpt_checks = false;

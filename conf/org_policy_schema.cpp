@@ -124,6 +124,12 @@ const std::vector<Key<OrgPolicyFile>>& org_policy_keys() {
           policy::QuotaAction::defer, {{"defer", policy::QuotaAction::defer}, {"reject", policy::QuotaAction::reject}},
           "Over quota: `defer` answers `451 4.7.1 ... retry after HH:MM UTC` (the client retries), `reject` "
           "answers `550 5.7.1`."),
+      optional_bool_key<OrgPolicyFile>(
+          "delivery.suppress_hard_bounces",
+          [](OrgPolicyFile& f) -> std::optional<bool>& { return f.suppress_hard_bounces; },
+          "the main file's `delivery.suppress_hard_bounces`",
+          "This organization's choice: addresses that hard-bounce (or expire `soft_bounce_limit` times) are "
+          "refused by its campaign streams from then on."),
   };
   return keys;
 }
@@ -233,6 +239,7 @@ policy::OrgPolicy build_org_policy(const OrgFile& o) {
   out.quota.recipients = windows(f.quota_recipients);
   out.quota.max_recipients_per_message = static_cast<std::uint32_t>(f.max_recipients_per_message);
   out.quota.action = f.quota_action;
+  out.suppress_hard_bounces = f.suppress_hard_bounces;
   return out;
 }
 

@@ -40,6 +40,7 @@ struct OrgPolicyFile {
   std::vector<QuotaWindowFile> quota_messages, quota_recipients;
   std::int64_t max_recipients_per_message = 0;
   policy::QuotaAction quota_action = policy::QuotaAction::defer;
+  std::optional<bool> suppress_hard_bounces;  // delivery.suppress_hard_bounces
 };
 
 // The keys of these settings (OrgFile embeds an OrgPolicyFile and lifts them, schema.hpp).

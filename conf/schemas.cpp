@@ -84,7 +84,7 @@ const ApiSettings kApi{};
 
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
-      {"milter", "store", "orgs", "log", "secrets", "tracking", "api"},
+      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery"},
       {
           parsed_key<Config, SocketSpec>(
               "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
@@ -221,6 +221,51 @@ const Schema<Config>& main_schema() {
                                86400, "How often consent changes are fetched from the API; 0: never."),
           int_key<Config, int>("api.timeout_ms", [](Config& c) -> int& { return c.api.timeout_ms; }, kApi.timeout_ms, 100,
                                600000, "Connect-plus-transfer timeout of one request."),
+          string_key<Config>(
+              "delivery.log", [](Config& c) -> std::string& { return c.delivery.log; }, "",
+              "Postfix's log, followed for delivery outcomes (docs/delivery.md): a file that syslog or Postfix's "
+              "own `maillog_file` writes (readable by `milter.user`), `journal` (the systemd journal, mail "
+              "facility) or `journal:DIR` (the journal files in DIR). Unset: outcomes are not followed.",
+              [](std::string& v, const KeyContext& ctx) -> std::string {
+                if (v.empty() || v == "journal") return {};
+                if (v.rfind("journal:", 0) == 0) {
+                  if (v.size() == 8) return "journal: needs a folder (journal:/var/log/journal)";
+                  v = "journal:" + resolve_path(ctx.base_dir, v.substr(8));
+                  return {};
+                }
+                v = resolve_path(ctx.base_dir, v);
+                return {};
+              },
+              "PATH | journal | journal:DIR"),
+          bool_key<Config>("delivery.suppress_hard_bounces",
+                           [](Config& c) -> bool& { return c.delivery.suppress_hard_bounces; }, true,
+                           "An address that bounces as non-existent (5.1.1, 5.1.2, 5.1.3, 5.1.6, 5.1.10, 5.2.1, "
+                           "null MX) is refused by the org's campaign streams from then on "
+                           "(`550 5.1.1 ... bounced permanently`); person-to-person mail still passes. An org "
+                           "file's `[delivery]` may say otherwise."),
+          int_key<Config, int>("delivery.soft_bounce_limit",
+                               [](Config& c) -> int& { return c.delivery.soft_bounce_limit; }, 3, 0, 100,
+                               "Expiries (deferred until Postfix gave up) of one address within "
+                               "`soft_bounce_window_days`, without a delivery in between, that suppress it like a "
+                               "hard bounce. 0: expiries never suppress."),
+          int_key<Config, int>("delivery.soft_bounce_window_days",
+                               [](Config& c) -> int& { return c.delivery.soft_bounce_window_days; }, 14, 1, 365,
+                               "The window `soft_bounce_limit` counts in."),
+          int_key<Config, int>("delivery.join_wait_s", [](Config& c) -> int& { return c.delivery.join_wait_s; }, 30,
+                               1, 3600,
+                               "A recent log line whose queue id has no record yet waits this long for it (in the "
+                               "store, so a restart keeps it); then it is dropped as not ours."),
+          int_key<Config, int>("delivery.max_age_days", [](Config& c) -> int& { return c.delivery.max_age_days; }, 7,
+                               1, 365,
+                               "A line joins the newest record with its queue id received at most this many days "
+                               "earlier (short queue ids repeat; `enable_long_queue_ids = yes` avoids it). Keep it "
+                               "above Postfix's `maximal_queue_lifetime`."),
+          string_list_key<Config>(
+              "delivery.filter_relays", [](Config& c) -> std::vector<std::string>& { return c.delivery.filter_relays; },
+              "`relay=` values (as Postfix logs them, e.g. `127.0.0.1[127.0.0.1]:10025`) of after-queue content "
+              "filters that re-inject into this Postfix: `queued as NEWQID` through them is not a delivery, the "
+              "recipient's outcome comes under NEWQID. `forwarded as` (aliases) is always followed.",
+              [](std::string& v) -> std::string { return v.empty() ? "empty relay" : ""; }),
       },
       {
           {"`api.url` needs `[api] signing_secret` in the secrets file: every request is signed.",
@@ -234,7 +279,7 @@ const Schema<Config>& main_schema() {
 
 const Schema<OrgFile>& org_schema() {
   static const Schema<OrgFile> schema(
-      {"tracking", "quota"},
+      {"tracking", "quota", "delivery"},
       [] {
       std::vector<Key<OrgFile>> keys{
           [] {

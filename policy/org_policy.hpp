@@ -3,6 +3,8 @@
 // Built by the config loader (conf/org_policy_schema.hpp) and immutable afterwards.
 #pragma once
 
+#include <optional>
+
 #include "policy/quota.hpp"
 #include "policy/stream.hpp"
 
@@ -11,6 +13,7 @@ namespace cllavio::policy {
 struct OrgPolicy {
   StreamSet streams;
   QuotaPolicy quota;
+  std::optional<bool> suppress_hard_bounces;  // [delivery]; unset: the main file's
 
   bool any_tracking() const {  // some stream tracks opens or clicks
     if (streams.fallback.tracks()) return true;
