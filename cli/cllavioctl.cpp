@@ -10,6 +10,7 @@
 //   cllavioctl [-c FILE] quota show ORG [--json] | quota reset ORG
 //   cllavioctl [-c FILE] audit [--since 24h] [--json]
 //   cllavioctl [-c FILE] outbox stats [--json] | list [--dead] [--limit N] | retry-dead | flush
+//   cllavioctl [-c FILE] delivery stats [--org ID] [--since 7d] [--json] | delivery follow [--json]
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -48,6 +49,9 @@ void usage(std::FILE* f) {
                "                               queued events (or the ones the API refused)\n"
                "  outbox retry-dead            queue the refused events again\n"
                "  outbox flush                 send what is queued now and report\n"
+               "  delivery stats [--org ID] [--since 24h|7d] [--json]\n"
+               "                               per org: recipients delivered, deferred, bounced, expired; top bounce codes\n"
+               "  delivery follow [--json]     the log follower's position, lag, pending lines and gaps\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -87,6 +91,7 @@ int main(int argc, char** argv) {
     if (cmd == "quota") return cli::cmd_quota(config_path, args);
     if (cmd == "audit") return cli::cmd_audit(config_path, args);
     if (cmd == "outbox") return cli::cmd_outbox(config_path, args);
+    if (cmd == "delivery") return cli::cmd_delivery(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {

@@ -9,6 +9,8 @@
 #include <string>
 #include <vector>
 
+#include <nlohmann/json.hpp>
+
 #include "conf/config.hpp"
 #include "store/db.hpp"
 
@@ -43,5 +45,9 @@ int cmd_consent(const std::string& config_path, const Args& args);
 int cmd_quota(const std::string& config_path, const Args& args);
 int cmd_audit(const std::string& config_path, const Args& args);
 int cmd_outbox(const std::string& config_path, const Args& args);
+int cmd_delivery(const std::string& config_path, const Args& args);
+
+// Each recipient's delivery state (pending when the log said nothing yet), for `show`.
+nlohmann::ordered_json delivery_json(const store::Tables& t, const store::MessageRecord& rec);
 
 }  // namespace cllavio::cli

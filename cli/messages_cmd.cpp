@@ -150,13 +150,18 @@ int cmd_show(const std::string& config_path, const Args& args) {
   }
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
-  auto found = st->read()->records.by_queue_id(args[0]);
+  auto view = st->read();
+  auto found = view->records.by_queue_id(args[0]);
   if (found.empty()) {
     std::fprintf(stderr, "cllavioctl: no message with queue id %s\n", args[0].c_str());
     return kExitNotFound;
   }
   // Queue ids can repeat over time (unless enable_long_queue_ids): show every match, oldest first.
-  for (const auto& r : found) std::printf("%s\n", store::display_json(r).dump(2, ' ', false, kReplace).c_str());
+  for (const auto& r : found) {
+    nlohmann::ordered_json j = store::display_json(r);
+    j["delivery"] = delivery_json(*view, r);
+    std::printf("%s\n", j.dump(2, ' ', false, kReplace).c_str());
+  }
   return kExitOk;
 }
 
