@@ -204,6 +204,14 @@ class SecondMilterTest(_HarnessCase):
         self.assertIn("550 5.7.1 Rejected by the second milter", r.stdout)
         m = h.wait_log(r"^.*milter-reject: END-OF-MESSAGE .*Rejected by the second milter.*$", source="maillog")
         self.assertIn("to=<g@example.net>", m.group(0))
+        # Postfix names one recipient only, the last one: the others are not in the log at all
+        r = h.swaks(sender="alice@acme.example", rcpts=["g1@example.net", "g2@example.net", "g3@example.net"],
+                    data=message("reject-4", "X-Test-Reject: yes"))
+        self.assertIn("550 5.7.1", r.stdout)
+        m = h.wait_log(r"^.*milter-reject: END-OF-MESSAGE .*to=<g\d@example\.net>.*$", source="maillog")
+        self.assertIn("to=<g3@example.net>", m.group(0))
+        self.assertNotRegex(h.maillog(), r"to=<g[12]@example\.net>")
+        self.assertEqual(h.maillog_lines(pattern="milter-reject"), [])  # not an outcome line
 
         r = h.swaks(sender="alice@acme.example", rcpts=["h@example.net"],
                     data=message("reject-2", "x-test-tempfail:   YES  "))
