@@ -15,8 +15,12 @@ Harness is a facade over one part per concern, each in its own module:
     h.sink     sink.SmtpSink                     the next hop: process, dump files, counters
     h.dovecot  dovecot_sasl.DovecotSasl          SMTP AUTH accounts (None unless sasl=True)
     h.api      api_server.ApiServer              the stand-in Cllavio API (None unless api=...)
-    h.milter   milter_daemon.MilterDaemon        config files, start/stop/kill/reload, log, cllavioctl
+    h.milter   milter_daemon.MilterDaemon        config files, start/stop/kill/restart/reload, log, cllavioctl
     h.submit   submit.Submitter                  swaks, sendmail, smtp-source
+    h.routes   routes.Routes                     named sinks (h.sinks) and the transport_maps routing to them
+    h.reject   reject_milter.RejectMilter        a milter after cllavio's (None unless reject_milter=...)
+maillog.py parses Postfix's log (with its rotated files) into per-recipient outcomes and
+rotates it (h.maillog_lines(), h.wait_status(), h.rotate_log()).
 The milter's TOML files are rendered by toml_writer (org files given as text are written as
 given); procs.py has the process, port, file and log helpers the parts share.
 The facade's methods and attributes (h.swaks(), h.config_path, h.milter_proc...) delegate to them.
@@ -28,6 +32,10 @@ Layout of Harness.dir (a fresh tempfile.mkdtemp(prefix="cllavio-it-"), mode 0755
     maillog                        Postfix log (postlogd)
     sink/                          smtp-sink dump files, one per message (owned by postfix)
     sink.out, sink.err             smtp-sink counters (\\r separated) and diagnostics
+    NAME/, NAME.out, NAME.err      the same for each named sink (sinks=...)
+    etc/transport                  transport_maps (texthash) routing domains to named sinks
+    reject/, reject_milter.log     the second milter's socket dir and log (reject_milter=...;
+                                   reject2/... for the next one of a list)
     dovecot/                       private Dovecot auth server (sasl=True)
     api/ca/                        the API server's private CA and "localhost" certificate (api=...)
     cllavio/cllavio.toml, cllavio/secrets.toml, cllavio/orgs.d/*.toml, cllavio/run/milter.sock,
@@ -51,17 +59,20 @@ import tempfile
 import threading
 import weakref
 
+import maillog
 import toml_writer
 from api_server import ApiServer
 from dovecot_sasl import DovecotSasl
 from milter_daemon import DEFAULT_CTL, DEFAULT_MILTER, MilterDaemon
-from postfix_instance import PostfixInstance
+from postfix_instance import PostfixInstance, fast_expiry
 from procs import _tail, _wait_log, free_port
+from reject_milter import RejectMilter
+from routes import ACCEPT, BLOCKED, MAILBOX_FULL, USER_UNKNOWN, Routes
 from sink import Delivered, SmtpSink, dot_stuff, parse_sink_dump, to_crlf
 from submit import Submitter
 
 __all__ = ["Harness", "Delivered", "free_port", "parse_sink_dump", "to_crlf", "dot_stuff",
-           "DEFAULT_MILTER", "DEFAULT_CTL"]
+           "DEFAULT_MILTER", "DEFAULT_CTL", "fast_expiry", "ACCEPT", "MAILBOX_FULL", "USER_UNKNOWN", "BLOCKED"]
 
 _live: "weakref.WeakSet[Harness]" = weakref.WeakSet()
 
@@ -103,7 +114,7 @@ def _api_server(base_dir: str, api) -> ApiServer:
     return server
 
 
-class Harness:
+class Harness(maillog.MaillogViews):
     """A private Postfix (+ smtp-sink, optional Dovecot SASL and API server, optional milter).
 
     milter: "unix" | "inet" | None (Postfix alone, no milter attached).
@@ -125,11 +136,23 @@ class Harness:
     api: True or {ApiServer keyword arguments: signing_secret, org_keys...}: start a local
         HTTPS API server (h.api) and point the milter at it: settings api.url and api.ca_file,
         secrets [api] signing_secret and org_keys (what settings/secrets give wins).
+    sinks: {name: SmtpSink keyword arguments} more next hops (h.sinks[name]), e.g.
+        {"full": MAILBOX_FULL, "unknown": USER_UNKNOWN} (see routes.py).
+    routes: {domain: sink name | SmtpSink | "transport:nexthop"} in transport_maps; other
+        domains go to the relayhost sink h.sink. h.set_routes() changes them while running.
+    reject_milter: True or {code, xcode, text, header}: start reject_milter.c and add it to
+        smtpd_milters/non_smtpd_milters after the milter under test (h.reject); by default it
+        rejects with 550 5.7.1 the messages that have "X-Test-Reject: yes". A list of them:
+        several, in that order (h.rejects).
+    extra_milters: further Postfix milter addresses, appended to smtpd_milters as given.
+    Queue lifetimes and other main.cf parameters: postfix_main=fast_expiry(...), or
+    h.set_postfix_params({...}) while running (it reloads Postfix).
     """
 
     def __init__(self, *, milter="unix", default_action="tempfail", sasl=False, unknown="accept",
                  orgs=None, milter_user="nobody", extra_main=None, postfix_main=None, settings=None,
-                 milter_command=None, sink_dump=True, secrets=None, api=None):
+                 milter_command=None, sink_dump=True, secrets=None, api=None, sinks=None, routes=None,
+                 reject_milter=None, extra_milters=()):
         if milter not in ("unix", "inet", None):
             raise ValueError(f"milter must be 'unix', 'inet' or None, not {milter!r}")
         self.postfix: PostfixInstance | None = None
@@ -138,6 +161,8 @@ class Harness:
         self.api: ApiServer | None = None
         self.milter: MilterDaemon | None = None
         self.submit: Submitter | None = None
+        self.routes: Routes | None = None
+        self.rejects: list[RejectMilter] = []
         self._started = False
         self._closed = False
         self._lock = threading.Lock()
@@ -158,14 +183,25 @@ class Harness:
             self.milter = MilterDaemon(d, kind=milter, user=milter_user, orgs=orgs, unknown=unknown,
                                        settings=settings, secrets=secrets, extra_main=extra_main,
                                        command=milter_command)
-            self.postfix = PostfixInstance(d, relay_port=self.sink.port, milter=self.milter.postfix_address,
+            specs = reject_milter if isinstance(reject_milter, (list, tuple)) else [reject_milter]
+            for spec in (s for s in specs if s not in (None, False)):
+                name = f"reject{len(self.rejects) + 1}" if self.rejects else "reject"
+                self.rejects.append(RejectMilter(d, name=name, **({} if spec is True else dict(spec))))
+            milters = [self.milter.postfix_address, *(r.postfix_address for r in self.rejects), *extra_milters]
+            self.postfix = PostfixInstance(d, relay_port=self.sink.port, milter=milters,
                                            default_action=default_action, params=postfix_main,
                                            sasl_socket=self.dovecot.socket if self.dovecot else None)
+            self.routes = Routes(d, self.postfix, sinks=sinks, routes=routes, dump=sink_dump)
             self.submit = Submitter(smtp_port=self.postfix.smtp_port, etc_dir=self.postfix.etc_dir,
                                     tmp_dir=os.path.join(d, "tmp"))
         except BaseException:
             self.close()
             raise
+
+    @property
+    def reject(self) -> RejectMilter | None:
+        """The first reject milter (reject_milter=...), or None."""
+        return self.rejects[0] if self.rejects else None
 
     # ------------------------------------------------------------------ paths, ports, processes
 
@@ -215,12 +251,15 @@ class Harness:
             raise RuntimeError("harness already closed")
         try:
             self.sink.start()
+            self.routes.start()
             if self.dovecot:
                 self.dovecot.start()
             if self.api:
                 self.api.start()
             if self.milter.kind is not None:
                 self.milter.start()
+            for r in self.rejects:
+                r.start()
             self.postfix.start()
             self._started = True
         except BaseException as e:
@@ -235,9 +274,12 @@ class Harness:
         parts = [f"harness dir: {self.dir}"]
         for label, path in (("maillog", self.maillog_path), ("milter.log", self.milter_log_path),
                             ("sink.err", self.sink_err_path),
+                            *((f"{r.name}_milter.log", r.log_path) for r in self.rejects),
                             ("dovecot.log", self.dovecot and self.dovecot.log_path)):
             if path and os.path.exists(path):
                 parts.append(f"--- {label} (tail) ---\n{_tail(path, 3000)}")
+        if self.routes and self.routes.sinks:
+            parts.append(f"--- sinks ---\n{self.routes.report()}")
         return "\n".join(parts)
 
     def close(self):
@@ -248,7 +290,7 @@ class Harness:
                 return
             self._closed = True
         errors = []
-        for part in (self.postfix, self.milter, self.dovecot, self.sink, self.api):
+        for part in (self.postfix, self.milter, *self.rejects, self.dovecot, self.sink, self.routes, self.api):
             try:
                 if part is not None:
                     part.stop()
@@ -268,6 +310,7 @@ class Harness:
     start_milter = _Of("milter", "start")
     stop_milter = _Of("milter", "stop")
     kill_milter = _Of("milter", "kill")
+    restart_milter = _Of("milter", "restart")
     reload_milter = _Of("milter", "reload")
     milter_log = _Of("milter", "log")
     ctl = _Of("milter", "ctl")
@@ -287,6 +330,16 @@ class Harness:
     swaks = _Of("submit", "swaks")
     sendmail = _Of("submit", "sendmail")
     smtp_source = _Of("submit", "smtp_source")
+
+    # ------------------------------------------------------------------ routes, Postfix settings
+
+    sinks = _Of("routes", "sinks")
+    add_sink = _Of("routes", "add_sink")
+    set_routes = _Of("routes", "set")
+    sink_report = _Of("routes", "report")
+    set_postfix_params = _Of("postfix", "set_params")
+    reload_postfix = _Of("postfix", "reload")
+    postlog = _Of("postfix", "postlog")
 
     # ------------------------------------------------------------------ observing
 

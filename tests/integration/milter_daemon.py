@@ -192,16 +192,30 @@ class MilterDaemon:
             _killpg(p.pid, signal.SIGKILL)  # anything it forked
         return p.returncode
 
-    def kill(self):
-        """SIGKILL the milter (simulated crash). Returns its exit code (-9)."""
+    def kill(self, sig=signal.SIGKILL, timeout=10):
+        """Send sig to the milter (default SIGKILL, to its whole process group: a simulated
+        crash) and wait up to timeout for it to exit. Returns its exit code (-9 for SIGKILL),
+        None if it was never started or is still running (SIGTERM taking long, SIGHUP...)."""
         p = self.proc
         if p is None:
             return None
         if p.poll() is None:
-            _killpg(p.pid, signal.SIGKILL)
-            _kill(p.pid, signal.SIGKILL)
-            p.wait(10)
+            if sig == signal.SIGKILL:
+                _killpg(p.pid, sig)
+            _kill(p.pid, sig)
+            try:
+                p.wait(timeout)
+            except subprocess.TimeoutExpired:
+                return None
         return p.returncode
+
+    def restart(self) -> subprocess.Popen:
+        """Start the milter again on the same config, store and socket (after kill() or stop();
+        a running milter is stopped first). The stale unix socket of a killed milter is
+        removed by start(). Returns the new process."""
+        if self.running():
+            self.stop()
+        return self.start()
 
     def reload(self) -> None:
         """SIGHUP the running milter."""

@@ -2,9 +2,10 @@
 (parse_sink_dump -> Delivered, what the tests compare) and its counters; CRLF and
 dot-stuffing helpers.
 
-Files, inside the harness's base dir:
-    sink/                          dump files, one per message (owned by postfix)
-    sink.out, sink.err             smtp-sink -c counters (\\r separated) and diagnostics
+Files, inside the harness's base dir (NAME is "sink" for the relayhost sink; other sinks,
+see routes.py, have their own names):
+    NAME/                          dump files, one per message (owned by postfix)
+    NAME.out, NAME.err             smtp-sink -c counters (\\r separated) and diagnostics
 """
 
 from __future__ import annotations
@@ -191,27 +192,61 @@ def parse_sink_dump(dump: bytes, *, path: str | None = None, hostname: str = HOS
 
 
 
+def _reject_args(reject, reply) -> list[str]:
+    """smtp-sink options for SmtpSink(reject=..., reply=...)."""
+    if reject is None:
+        if reply is not None:
+            raise ValueError("reply without reject")
+        return []
+    cmds = reject if isinstance(reject, str) else ",".join(reject)
+    if not reply or not re.match(r"^[45]\d\d( |$)", reply):
+        raise ValueError(f"reject needs a 4xx or 5xx reply, not {reply!r}")
+    return ["-r", cmds, "-b", reply] if reply[0] == "4" else ["-f", cmds, "-B", reply]
+
+
 class SmtpSink:
     """smtp-sink on a free 127.0.0.1 port, run as postfix, dumping each message to its own
-    file under base_dir/sink (dump=False: it only counts, see counters(); for benchmarks).
-    hostname: the sending Postfix's myhostname (to find the Received header it adds)."""
+    file under base_dir/NAME (dump=False: it only counts, see counters(); for benchmarks).
+    hostname: the sending Postfix's myhostname (to find the Received header it adds).
 
-    def __init__(self, base_dir: str, *, dump: bool = True, hostname: str = HOSTNAME):
-        self.dir = os.path.join(base_dir, "sink")
-        self.out_path = os.path.join(base_dir, "sink.out")
-        self.err_path = os.path.join(base_dir, "sink.err")
+    name: the sink's files are base_dir/NAME/, base_dir/NAME.out, base_dir/NAME.err.
+    reject: SMTP commands this sink refuses ("rcpt", "mail,rcpt", ["rcpt", "data"]...) with
+        reply: a 4xx reply makes them soft rejections (smtp-sink -r ... -b REPLY), a 5xx one
+        hard rejections (-f ... -B REPLY), e.g. reject="rcpt", reply="452 4.2.2 Mailbox full".
+        smtp-sink then stops announcing PIPELINING. A rejection hits every recipient the
+        sink sees: route domains to several sinks (routes.py) to mix outcomes.
+    args: further smtp-sink options, as given.
+    """
+
+    def __init__(self, base_dir: str, *, name: str = "sink", dump: bool = True, hostname: str = HOSTNAME,
+                 reject=None, reply: str | None = None, args=()):
+        if "/" in name or not name:
+            raise ValueError(f"bad sink name {name!r}")
+        self.name = name
+        self.dir = os.path.join(base_dir, name)
+        self.out_path = os.path.join(base_dir, f"{name}.out")
+        self.err_path = os.path.join(base_dir, f"{name}.err")
         self.port = free_port()
         self.dump = dump
         self.hostname = hostname
+        self.reject_args = _reject_args(reject, reply)
+        self.reject, self.reply = reject, reply
+        self.extra_args = list(args)
         self.proc: subprocess.Popen | None = None
         pf = pwd.getpwnam("postfix")
         os.makedirs(self.dir, mode=0o755, exist_ok=True)
         os.chown(self.dir, pf.pw_uid, pf.pw_gid)
         os.chmod(self.dir, 0o755)
 
+    @property
+    def nexthop(self) -> str:
+        """The sink as a transport_maps / relayhost next hop: [127.0.0.1]:PORT."""
+        return f"[127.0.0.1]:{self.port}"
+
     def start(self) -> None:
         """Start smtp-sink and return when it answers with 220."""
-        args = [_find_exe("smtp-sink"), "-u", "postfix", "-4", "-c", "-h", SINK_HOSTNAME]
+        args = [_find_exe("smtp-sink"), "-u", "postfix", "-4", "-c", "-h", SINK_HOSTNAME,
+                *self.reject_args, *self.extra_args]
         if self.dump:
             args += ["-d", os.path.join(self.dir, "msg.")]
         args += [f"127.0.0.1:{self.port}", "256"]
@@ -224,8 +259,8 @@ class SmtpSink:
             if proc.poll() is not None:
                 raise RuntimeError(f"smtp-sink exited with {proc.returncode}: {_tail(self.err_path)}")
             b = _tcp_banner(self.port)
-            return b is not None and b.startswith(b"220")
-        _wait_until(ready, 15, f"smtp-sink on port {self.port}")
+            return b is not None and b[:1] in (b"2", b"4", b"5")  # 4xx/5xx: it rejects CONNECT
+        _wait_until(ready, 15, f"smtp-sink {self.name} on port {self.port}")
 
     def stop(self) -> None:
         _stop_proc(self.proc)
@@ -289,6 +324,17 @@ class SmtpSink:
         except TimeoutError as e:
             raise TimeoutError(f"{e}: sink has {len(got)}") from None
         return got
+
+    def received(self) -> list[tuple[str | None, str, list]]:
+        """What this sink accepted: (queue_id, sender, rcpts) per complete message, in arrival
+        order (a sink that rejects RCPT has none; see counters() for its sessions)."""
+        return [(d.queue_id, d.sender, d.rcpts) for d in self.delivered()]
+
+    def describe(self) -> str:
+        """One line for diagnostics: name, next hop, rejection, counters, messages received."""
+        rej = f" rejects {self.reject} with '{self.reply}'" if self.reject else ""
+        got = "; ".join(f"{q} <{s}> -> {', '.join(r)}" for q, s, r in self.received()) if self.dump else "-"
+        return f"{self.name} {self.nexthop}{rej}: {self.counters()}: {got or 'nothing'}"
 
     def counters(self) -> dict:
         """Last 'sess=N quit=N mesg=N' line of smtp-sink -c, as ints."""
