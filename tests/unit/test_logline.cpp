@@ -187,7 +187,8 @@ BOOST_AUTO_TEST_CASE(replies_with_parens_commas_and_equals) {
       "conn_use=3, delay=0.9, delays=0.1/0/0/0.8, dsn=2.0.0, status=sent (250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): "
       "250 2.0.0 Ok: queued as 4C8D9E0F1A, id=12, x=(y, z))");
   BOOST_TEST((l.kind == LineKind::recipient));
-  BOOST_TEST(l.reply == "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 4C8D9E0F1A, id=12, x=(y, z)");
+  BOOST_TEST(l.reply ==
+             "250 2.0.0 from MTA(smtp:[127.0.0.1]:10025): 250 2.0.0 Ok: queued as 4C8D9E0F1A, id=12, x=(y, z)");
   BOOST_TEST(l.next_queue_id == "4C8D9E0F1A");
 
   // An inner ')' that closes nothing (a smiley) is part of the text.
