@@ -10,10 +10,17 @@
 // (`2026-12-01T03:59:52.123456+00:00 HOST PROG[PID]: `, rsyslog's high-precision
 // format). PROG is a Postfix service name such as `postfix/smtp`,
 // `postfix/submission/smtpd`, `postfix-out/smtp`: `program` is its last component, and
-// the line counts only when the first component starts with "postfix".
+// the line counts only when the first component is "postfix" or starts with "postfix-"
+// (a postmulti instance; `postfixadmin` is not Postfix) and the tag has a '/'.
+// A line of kind other carries nothing but time, host, service and program (as far as
+// its prefix was readable: an unreadable stamp leaves all of them empty, month 0).
 //
 // Per-recipient lines are read as comma-separated key=value fields, in any order, so
-// fields added by newer Postfix versions (`tls=`, `conn_use=`) are skipped.
+// fields added by newer Postfix versions (`tls=`, `conn_use=`) are skipped. A value ends
+// at the next ", key=" (so it may hold commas); the reply after status= ends at its
+// matching ')' when that ends the line or a field follows, else at the end of the line
+// (Postfix truncates long lines). Queue ids are checked: short (6+ uppercase hex digits)
+// or long (Postfix's safe alphabet, 'z' separator); "NOQUEUE" is not one.
 #pragma once
 
 #include <cstdint>
@@ -34,7 +41,7 @@ enum class LineKind {
   other,         // nothing for us
   recipient,     // QID: to=<...>, ... status=sent|deferred|bounced|expired|... (reply)
   expired,       // qmgr: QID: from=<...>, status=expired, returned to sender
-  removed,       // qmgr/postsuper: QID: removed
+  removed,       // qmgr/postsuper: QID: removed (postsuper: deleted by an admin)
   notification,  // bounce: QID: sender non-delivery notification: NEWQID (and the other notices)
   rejected,      // cleanup: QID: milter-reject|reject|discard|milter-discard: ...
 };
@@ -53,10 +60,11 @@ struct LogLine {
   std::string_view relay;     // "mx.example.com[192.0.2.1]:25", "none", "local"
   std::string_view dsn;       // "5.1.1"; "" when absent
   std::string_view status;    // sent | deferred | bounced | expired | SOFTBOUNCE | deliverable | undeliverable
+                              // (only these: another status is kind other); "expired" for kind expired
   std::string_view reply;     // the text in parentheses after status ("" when none)
-  double delay_s = -1;        // delay=; -1 when absent
-  // "forwarded as NEWQID" / "queued as NEWQID" in a recipient's reply, or the
-  // notification's new queue id.
+  double delay_s = -1;        // delay=; -1 when absent or unreadable
+  // "forwarded as NEWQID" / "queued as NEWQID" (any case; the alphanumerics after "as")
+  // in a recipient's reply, or the notification's new queue id.
   std::string_view next_queue_id;
 
   // expired: from=; rejected: from= when the line carries it
@@ -65,7 +73,7 @@ struct LogLine {
   // rejected
   std::string_view action;    // milter-reject | reject | discard | milter-discard
   std::string_view stage;     // END-OF-MESSAGE, header, body, ... (the word after the action)
-  std::string_view reason;    // the reply text, e.g. "5.7.1 Spam message rejected"
+  std::string_view reason;    // the reply text, e.g. "5.7.1 Spam message rejected"; "" when none
 };
 
 LogLine parse_line(std::string_view line);
