@@ -56,6 +56,7 @@ void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg,
   if (old_cfg.store.path != new_cfg.store.path) warn("store.path");
   if (old_cfg.store.map_size_mb != new_cfg.store.map_size_mb) warn("store.map_size_mb");
   if (old_cfg.store.sync != new_cfg.store.sync) warn("store.sync");
+  if (old_cfg.delivery.log != new_cfg.delivery.log) warn("delivery.log");
 }
 
 void reload(Runtime& rt, const std::string& path) {
@@ -131,6 +132,39 @@ int wait_signal(const sigset_t& set, long ms) {
   // libmilter's threads still exist: leave without running static destructors
   // under their feet. Everything was committed and synced.
   _exit(0);
+}
+
+delivery::TrackerSettings tracker_settings(std::shared_ptr<const conf::Config> cfg) {
+  const conf::DeliverySettings& d = cfg->delivery;
+  delivery::TrackerSettings s;
+  s.join_wait_us = std::int64_t{d.join_wait_s} * 1'000'000;
+  s.max_age_us = std::int64_t{d.max_age_days} * 86400 * 1'000'000;
+  s.filter_relays = d.filter_relays;
+  s.soft_bounce_limit = static_cast<unsigned>(d.soft_bounce_limit);
+  s.soft_bounce_window_us = std::int64_t{d.soft_bounce_window_days} * 86400 * 1'000'000;
+  s.max_outbox_bytes = cfg->api.max_outbox_mb << 20;
+  s.suppress_hard_bounces = [cfg](const std::string& org) { return cfg->suppress_hard_bounces(org); };
+  return s;
+}
+
+// [delivery]: the log follower thread (it reads the log as milter.user: after the privilege drop).
+void start_follower(Runtime& rt, const conf::Config& cfg) {
+  const std::string& log = cfg.delivery.log;
+  std::unique_ptr<delivery::LineSource> source;
+  if (log == "journal" || log.rfind("journal:", 0) == 0) {
+    std::int64_t since = store::realtime_us() - std::int64_t{cfg.delivery.max_age_days} * 86400 * 1'000'000;
+    source = delivery::make_journal_source(log == "journal" ? "" : log.substr(8), since);
+  } else {
+    source = delivery::make_file_source(log);
+  }
+  delivery::FollowerHooks hooks;
+  hooks.settings = [&rt] { return tracker_settings(rt.config()); };
+  hooks.uncharge = [&rt](const delivery::Uncharge& u) { rt.quota->uncharge(core::TxnId{}, u.org, u.at_us, u.rcpts); };
+  hooks.on_events = [&rt] {
+    if (rt.forwarder) rt.forwarder->wake();
+  };
+  rt.follower = std::make_unique<delivery::Follower>(*rt.db, std::move(source), rt.log, std::move(hooks));
+  rt.follower->start();
 }
 
 // Owns SIGHUP/SIGTERM/SIGINT (blocked in every other thread).
@@ -264,6 +298,7 @@ int daemon_main(int argc, char** argv) {
   rt.consent_sync->start(current);  // consent changes made at the API come back
   if (cfg.api.url.empty())
     rt.log.notice("no [api] url: events stay in the outbox (cllavioctl outbox stats)");
+  if (cfg.delivery.enabled()) start_follower(rt, cfg);
 
   std::thread signals(signal_loop, std::ref(rt), cfg.file, set);
   signals.detach();

@@ -20,6 +20,20 @@ BOOST_FIXTURE_TEST_CASE(campaign_refuses_unsubscribed_at_rcpt_personal_mail_does
   BOOST_TEST((c.rcpt("<bob@example.net>").step == Step::cont));
 }
 
+BOOST_FIXTURE_TEST_CASE(a_bounced_address_is_refused_by_campaigns_only, Fixture) {
+  consents["acme gone@example.net"] = policy::ConsentState::bounced;
+  Connection c(policy_config(), services());
+  c.mail("<news@acme.example>", "news@acme.example");  // campaigns
+  auto v = c.rcpt("<gone@example.net>");
+  BOOST_TEST((v.step == Step::reject));
+  BOOST_TEST(v.reply.rcode == "550");
+  BOOST_TEST(v.reply.xcode == "5.1.1");
+  BOOST_TEST(v.reply.text == "<gone@example.net> bounced permanently; not sent to again by acme");
+  c.abort();
+  c.mail("<alice@acme.example>", "alice@acme.example");  // person-to-person
+  BOOST_TEST((c.rcpt("<gone@example.net>").step == Step::cont));
+}
+
 BOOST_FIXTURE_TEST_CASE(header_chosen_campaign_removes_unsubscribed_and_the_header, Fixture) {
   consents["acme bob@example.net"] = policy::ConsentState::unsubscribed;
   consents["acme carol@example.net"] = policy::ConsentState::granted;

@@ -75,6 +75,19 @@ BOOST_AUTO_TEST_CASE(consent_decisions) {
   BOOST_TEST(!suppressed(personal, CS::unsubscribed));  // person-to-person mail is never blocked
   campaign.suppress_unsubscribed = false;
   BOOST_TEST(!suppressed(campaign, CS::unsubscribed));
+  // A hard-bounced address: every campaign stream refuses it, person-to-person mail passes.
+  BOOST_TEST(suppressed(campaign, CS::bounced));
+  BOOST_TEST(!suppressed(personal, CS::bounced));
+  BOOST_TEST(!may_track(ConsentMode::required, CS::bounced));
+  BOOST_TEST(may_track(ConsentMode::implied, CS::bounced));
+  BOOST_TEST((*parse_consent_state("bounced") == CS::bounced));
+  BOOST_TEST(to_string(CS::bounced) == "bounced");
+  auto r = suppression_reply("gone@example.net", "acme", CS::bounced);
+  BOOST_TEST(r.rcode == "550");
+  BOOST_TEST(r.xcode == "5.1.1");
+  BOOST_TEST(r.text == "<gone@example.net> bounced permanently; not sent to again by acme");
+  BOOST_TEST(suppression_reply("a@example.net", "acme", CS::unsubscribed).text ==
+             "<a@example.net> unsubscribed from acme mailings");
 }
 
 BOOST_AUTO_TEST_CASE(a_message_is_tracked_only_when_every_recipient_may_be) {
