@@ -14,14 +14,18 @@
 // created in the folder (a rotation, or systemd-journal-remote writing remote-2.journal) are
 // both picked up without reopening (tests/unit/test_journal_source.cpp checks both).
 //
-// Errors: a folder that does not exist (yet), or a failing sd_journal_next, close the handle;
-// status() says why, and every read() and wait() tries to open again, positioned after the
-// last entry returned. Nothing here throws. Not thread-safe: one follower thread uses it.
+// Errors: a folder that does not exist (yet) or was removed or replaced (its watch went with
+// it; a stat when read() finds nothing tells), or a failing sd_journal_next, close the
+// handle; status() says why, and every read() and wait() tries to open again, positioned
+// after the last entry returned. Nothing here throws. Not thread-safe: one follower thread
+// uses it.
 #include "delivery/source.hpp"
 
+#include <sys/stat.h>
 #include <systemd/sd-journal.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdlib>
 #include <cstring>
@@ -138,16 +142,23 @@ class JournalSource final : public LineSource {
             fail("processing changes", p);
             break;
           }
-          if (p == SD_JOURNAL_NOP) break;
+          if (p == SD_JOURNAL_NOP) {
+            check_folder();
+            break;
+          }
           continue;
+        }
+        // No line without its checkpoint: an entry whose cursor cannot be had is read again
+        // after the reopen.
+        std::string c = current_cursor(journal_.get());
+        if (c.empty()) {
+          fail("getting the cursor", EADDRNOTAVAIL);
+          break;
         }
         lines.push_back(entry_line(journal_.get()));
         ++n;
-        std::string c = current_cursor(journal_.get());
-        if (!c.empty()) {
-          checkpoint_ = std::move(c);
-          from_head_ = false;
-        }
+        checkpoint_ = std::move(c);
+        from_head_ = false;
       }
     } catch (...) {
       journal_.reset();
@@ -204,6 +215,11 @@ class JournalSource final : public LineSource {
       return false;
     }
     JournalPtr j(raw);
+    struct stat st{};
+    if (!dir_.empty() && ::stat(dir_.c_str(), &st) == 0) {
+      dir_dev_ = st.st_dev;
+      dir_ino_ = st.st_ino;
+    }
     // The inotify watches exist from here on: files created after this point are seen.
     r = sd_journal_get_fd(j.get());
     if (r < 0) {
@@ -253,14 +269,29 @@ class JournalSource final : public LineSource {
     return r >= 0;
   }
 
+  // A folder removed or replaced while open: its inotify watch is gone with it, so the
+  // handle would never see the new folder's files. Close it; the next read() or wait() opens
+  // whatever is at dir_ then (after checkpoint_, or from the oldest entry with a gap).
+  void check_folder() {
+    if (dir_.empty()) return;
+    struct stat st{};
+    if (::stat(dir_.c_str(), &st) != 0) {
+      fail("folder gone", errno);
+    } else if (st.st_dev != dir_dev_ || st.st_ino != dir_ino_) {
+      fail("folder replaced", 0);
+    }
+  }
+
   void fail(const char* what, int r) {
-    error_ = std::string(what) + ": " + errno_text(r) + " (reopening)";
+    error_ = std::string(what) + (r != 0 ? ": " + errno_text(r) : std::string()) + " (reopening)";
     journal_.reset();
   }
 
   std::string dir_;
   std::int64_t since_us_;
   JournalPtr journal_;
+  dev_t dir_dev_ = 0;  // the folder that journal_ watches
+  ino_t dir_ino_ = 0;
   std::string checkpoint_;
   bool from_head_ = false;  // checkpoint_ was not found: start from the oldest entry
   std::string error_;

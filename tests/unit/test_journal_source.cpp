@@ -56,9 +56,10 @@ void put_field(std::string& out, const std::string& name, const std::string& val
   out += value + "\n";
 }
 
-// Runs systemd-journal-remote once: appends the entries to `file` (created when missing; the
-// folder must exist and the name must end in .journal).
+// Runs systemd-journal-remote once: appends the entries to `file`, created when missing (with
+// its folder: journal-remote does not create it; the name must end in .journal).
 void append(const TmpDir& tmp, const std::string& file, const std::vector<Entry>& entries) {
+  std::filesystem::create_directories(std::filesystem::path(file).parent_path());
   std::string bin = journal_remote();
   BOOST_REQUIRE_MESSAGE(!bin.empty(),
                         "systemd-journal-remote not found: run scripts/deps.sh as root "
@@ -353,6 +354,35 @@ BOOST_AUTO_TEST_CASE(missing_folder_keeps_the_checkpoint) {
   BOOST_TEST(b->take_gaps().empty());
 }
 
+BOOST_AUTO_TEST_CASE(folder_removed_then_recreated) {
+  TmpDir tmp;
+  std::string dir = tmp / "j";
+  append(tmp, dir + "/remote.journal", numbered(1, 2));
+  auto src = make_journal_source(dir, 0);
+  src->restore("");
+  BOOST_TEST(messages(read_all(*src)) == expected(1, 2), boost::test_tools::per_element());
+
+  // Gone: an error in status(), nothing read, no throw.
+  std::filesystem::rename(dir, tmp / "old");
+  src->wait(100);
+  BOOST_TEST(read_all(*src).empty());
+  BOOST_TEST(read_all(*src).empty());
+  std::string st = src->status();
+  BOOST_TEST((st.find("(reopening)") != std::string::npos || st.find("cannot open") != std::string::npos), st);
+
+  // A new folder with other files: the checkpoint is not in them, so a gap and the oldest.
+  append(tmp, dir + "/remote.journal", numbered(3, 4));
+  BOOST_TEST(messages(read_until(*src, 2)) == expected(3, 4), boost::test_tools::per_element());
+  BOOST_TEST(src->take_gaps().size() == 1u);
+  BOOST_TEST(src->status().find("(cursor s=") != std::string::npos, src->status());
+
+  // Replaced while open (not missing in between): seen at the next read that finds nothing.
+  std::filesystem::rename(dir, tmp / "old2");
+  append(tmp, dir + "/remote.journal", numbered(5, 6));
+  BOOST_TEST(messages(read_until(*src, 2)) == expected(5, 6), boost::test_tools::per_element());
+  BOOST_TEST(src->take_gaps().size() == 1u);
+}
+
 BOOST_AUTO_TEST_CASE(system_journal_opens_without_a_journald) {
   // dir "": the local system journal; in a container without journald it may be empty or
   // missing: no throw, a status either way.
@@ -362,4 +392,5 @@ BOOST_AUTO_TEST_CASE(system_journal_opens_without_a_journald) {
   src->read(lines, 10);
   src->wait(10);
   BOOST_TEST(src->status().find("journal (system, local)") == 0, src->status());
+  BOOST_TEST_MESSAGE(src->status());
 }
