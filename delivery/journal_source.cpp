@@ -27,6 +27,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <chrono>
+#include <cstdio>
 #include <cstdlib>
 #include <cstring>
 #include <ctime>
@@ -67,7 +68,8 @@ void append_stamp(std::string& out, std::uint64_t usec) {
   out.append(buf, n > 0 ? static_cast<std::size_t>(n) : 0);
 }
 
-// The syslog line for the current entry.
+// The syslog line for the current entry. No _HOSTNAME: "-"; no SYSLOG_IDENTIFIER: _COMM,
+// else "-"; no SYSLOG_PID: _PID, else no "[PID]".
 std::string entry_line(sd_journal* j) {
   std::string line;
   std::uint64_t usec = 0;
@@ -208,18 +210,21 @@ class JournalSource final : public LineSource {
   // Opens the journal and positions it after checkpoint_ (or at the first start's place).
   // False (and error_ set) when it cannot be opened now.
   bool open() {
-    sd_journal* raw = nullptr;
-    int r = dir_.empty() ? sd_journal_open(&raw, SD_JOURNAL_LOCAL_ONLY) : sd_journal_open_directory(&raw, dir_.c_str(), 0);
-    if (r < 0) {
-      error_ = "cannot open: " + errno_text(r) + " (retrying)";
-      return false;
-    }
-    JournalPtr j(raw);
+    // The folder's identity before opening: replaced in between, check_folder() sees a
+    // difference and opens again (the other order could miss the replacement).
     struct stat st{};
     if (!dir_.empty() && ::stat(dir_.c_str(), &st) == 0) {
       dir_dev_ = st.st_dev;
       dir_ino_ = st.st_ino;
     }
+    sd_journal* raw = nullptr;
+    int r = dir_.empty() ? sd_journal_open(&raw, SD_JOURNAL_LOCAL_ONLY)
+                         : sd_journal_open_directory(&raw, dir_.c_str(), 0);
+    if (r < 0) {
+      error_ = "cannot open: " + errno_text(r) + " (retrying)";
+      return false;
+    }
+    JournalPtr j(raw);
     // The inotify watches exist from here on: files created after this point are seen.
     r = sd_journal_get_fd(j.get());
     if (r < 0) {
@@ -245,7 +250,8 @@ class JournalSource final : public LineSource {
       return r >= 0;
     }
     if (checkpoint_.empty()) {
-      r = since_us_ > 0 ? sd_journal_seek_realtime_usec(j, static_cast<std::uint64_t>(since_us_)) : sd_journal_seek_head(j);
+      r = since_us_ > 0 ? sd_journal_seek_realtime_usec(j, static_cast<std::uint64_t>(since_us_))
+                        : sd_journal_seek_head(j);
       if (r < 0) error_ = "cannot seek to the first start's position: " + errno_text(r) + " (retrying)";
       return r >= 0;
     }

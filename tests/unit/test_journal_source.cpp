@@ -280,9 +280,9 @@ BOOST_AUTO_TEST_CASE(unknown_cursor_is_a_gap_and_reads_from_the_oldest) {
   BOOST_REQUIRE(read_all(*o).size() == 3u);
   std::string foreign = o->checkpoint();
 
-  for (const std::string& cp : {foreign, std::string("not a cursor"),
-                                std::string("s=00000000000000000000000000000001;i=99;b=0123456789abcdef0123456789abcdef;"
-                                            "m=3e8;t=6618a8ef5e040;x=1")}) {
+  const std::string made_up =
+      "s=00000000000000000000000000000001;i=99;b=0123456789abcdef0123456789abcdef;m=3e8;t=6618a8ef5e040;x=1";
+  for (const std::string& cp : {foreign, std::string("not a cursor"), made_up}) {
     auto src = make_journal_source(dir, static_cast<std::int64_t>(kT0 + 2000000));
     src->restore(cp);
     auto gaps = src->take_gaps();
