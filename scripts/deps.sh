@@ -7,11 +7,13 @@ packages=(
   # build
   g++ make cmake pkg-config
   libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev libssl-dev
-  libcurl4-openssl-dev
+  libcurl4-openssl-dev libsystemd-dev
   # fuzzing (clang's libFuzzer and sanitizer runtimes)
   clang libclang-rt-14-dev
   # tests and demo: a real Postfix, its smtp-sink/smtp-source, swaks, private SASL through Dovecot
   postfix swaks dovecot-core python3 lmdb-utils procps
+  # journal source tests: writes journal files from the export format without a journald
+  systemd-journal-remote
   # browser test (tests/browser): renders original and tracked HTML in headless Chromium
   chromium chromium-driver python3-selenium
 )
