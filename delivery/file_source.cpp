@@ -25,8 +25,9 @@
 //
 // restore(cp): PATH when it is the checkpointed file (same inode or, failing that, same head;
 // size >= offset); else PATH.1 when it is (renamed while we were down, or a copytruncate's
-// copy), read from the offset and then PATH from 0; else a gap and PATH from 0. Only PATH.1 is
-// looked at: a file rotated twice, given a date suffix or compressed while we were down is a gap.
+// copy), or another uncompressed PATH.* (postfix logrotate's dated name), read from the offset
+// and then PATH from 0; else a gap and PATH from 0. A file compressed while we were down
+// (postfix logrotate gzips one second after the rotation) is a gap.
 #include <fcntl.h>
 #include <openssl/evp.h>
 #include <poll.h>
@@ -39,6 +40,7 @@
 #include <chrono>
 #include <cstring>
 #include <deque>
+#include <filesystem>
 #include <optional>
 #include <system_error>
 #include <thread>
@@ -478,6 +480,16 @@ class FileSource final : public LineSource {
       return done();
     }
     if (!q && retry(qerr, path_ + ".1")) return false;
+    // Another rotated name (postfix logrotate's PATH.YYYYMMDD-HHMMSS before it is compressed).
+    if (auto name = newest_rotated_sibling()) {
+      int err = 0;
+      auto r = open_file(*name, err);
+      if (matches(r, false)) {
+        start(r, c.off);
+        if (p && (p->dev != files_.back().dev || p->ino != files_.back().ino)) start(p, 0);
+        return done();
+      }
+    }
     if (matches(p, false)) {  // the same bytes under another device or inode number (another boot, a copy)
       start(p, c.off);
       return done();
@@ -492,6 +504,32 @@ class FileSource final : public LineSource {
                                " from its start");
     if (p) start(p, 0);
     return done();
+  }
+
+  // The newest rotated PATH.* in PATH's folder, when it is not PATH.1 (checked apart) and not
+  // compressed: postfix logrotate's PATH.YYYYMMDD-HHMMSS in the second before it is gzipped,
+  // or with maillog_file_compressor = true. Only the newest: a file rotated before it would
+  // leave the lines of the newer ones unread (a gap, then).
+  std::optional<std::string> newest_rotated_sibling() const {
+    std::optional<std::pair<std::filesystem::file_time_type, std::string>> best;
+    bool tied = false;  // two files equally new: which was rotated last is unknown
+    std::error_code ec;
+    const std::string base = std::filesystem::path(path_).filename().string() + ".";
+    for (const auto& e : std::filesystem::directory_iterator(dir_, ec)) {
+      std::string name = e.path().filename().string();
+      std::error_code e2;
+      if (name.rfind(base, 0) != 0 || !e.is_regular_file(e2)) continue;
+      auto t = e.last_write_time(e2);
+      if (best && t == best->first) tied = true;
+      if (!best || t > best->first) best = {t, name}, tied = false;
+    }
+    if (!best || tied || best->second == base + "1") return std::nullopt;
+    for (const char* ext : {".gz", ".bz2", ".xz", ".zst", ".lz4", ".Z"}) {
+      const std::string& n = best->second;
+      if (n.size() > std::strlen(ext) && n.compare(n.size() - std::strlen(ext), std::string::npos, ext) == 0)
+        return std::nullopt;
+    }
+    return (std::filesystem::path(dir_) / best->second).string();
   }
 
   bool watch() {

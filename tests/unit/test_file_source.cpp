@@ -5,6 +5,8 @@
 #define BOOST_TEST_MODULE file_source
 #include <boost/test/unit_test.hpp>
 
+#include <utime.h>
+
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -209,6 +211,51 @@ BOOST_AUTO_TEST_CASE(rotation_while_down) {
   CHECK_LINES(drain(*s), {"c", "d"});
   BOOST_TEST(s->take_gaps().empty());
 
+}
+
+// postfix logrotate names the old file PATH.YYYYMMDD-HHMMSS (and gzips it a second later,
+// unless maillog_file_compressor = true): found again when it is the newest rotated file.
+BOOST_AUTO_TEST_CASE(dated_rotation_while_down) {
+  TmpDir dir;
+  std::string p = dir.write("mail.log", "a\nb\n");
+  std::string cp;
+  {
+    auto s = make_file_source(p);
+    s->restore("");
+    CHECK_LINES(drain(*s), {"a", "b"});
+    cp = s->checkpoint();
+  }
+  dir.write("mail.log.20261101-000000.gz", "older, compressed");
+  ::utime((p + ".20261101-000000.gz").c_str(), nullptr);
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  BOOST_REQUIRE(std::rename(p.c_str(), (p + ".20261201-042532").c_str()) == 0);
+  append(p + ".20261201-042532", "c\n");
+  append(p, "d\n");
+  auto s = make_file_source(p);
+  s->restore(cp);
+  CHECK_LINES(drain(*s), {"c", "d"});
+  BOOST_TEST(s->take_gaps().empty());
+}
+
+BOOST_AUTO_TEST_CASE(dated_rotation_already_compressed_is_a_gap) {
+  TmpDir dir;
+  std::string p = dir.write("mail.log", "a\nb\n");
+  std::string cp;
+  {
+    auto s = make_file_source(p);
+    s->restore("");
+    CHECK_LINES(drain(*s), {"a", "b"});
+    cp = s->checkpoint();
+  }
+  BOOST_REQUIRE(std::rename(p.c_str(), (p + ".20261201-042532").c_str()) == 0);
+  append(p + ".20261201-042532", "c\n");
+  std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  dir.write("mail.log.20261201-050000.gz", "a newer rotation, compressed");
+  append(p, "d\n");
+  auto s = make_file_source(p);
+  s->restore(cp);
+  BOOST_TEST(s->take_gaps().size() == 1u);  // the newer compressed file's lines cannot be read
+  CHECK_LINES(drain(*s), {"d"});
 }
 
 BOOST_AUTO_TEST_CASE(restart_while_finishing_the_rotated_file) {
