@@ -74,22 +74,51 @@ std::string recipient_tag(std::string_view recipient) {
 
 }  // namespace
 
+namespace {
+
+std::string delivery_id(const store::MessageRecord& r, std::string_view recipient, const store::DeliveryState& s) {
+  std::string id = "evt_" + store::format_id(r.id) + "_" + s.state + "_" + recipient_tag(recipient);
+  if (s.state == "deferred") id += "_" + std::to_string(s.attempts);
+  return id;
+}
+
+json delivery_of(std::string_view recipient, const store::DeliveryState& s) {
+  return {{"recipient", std::string(recipient)},
+          {"status", s.state},
+          {"dsn", s.dsn},
+          {"reply", s.reply},
+          {"relay", s.relay},
+          {"delay_s", s.delay_s < 0 ? json(nullptr) : json(s.delay_s)},
+          {"attempt", s.attempts}};
+}
+
+std::string dump(const json& j) { return j.dump(-1, ' ', false, json::error_handler_t::replace); }
+
+}  // namespace
+
 Event delivery_event(const store::MessageRecord& r, std::string_view recipient, const store::DeliveryState& s) {
   Event e;
   e.org = r.org;
   e.occurred_at_us = s.at_us;
   e.type = "message." + s.state;
-  e.id = "evt_" + store::format_id(r.id) + "_" + s.state + "_" + recipient_tag(recipient);
-  if (s.state == "deferred") e.id += "_" + std::to_string(s.attempts);
+  e.id = delivery_id(r, recipient, s);
   e.payload["message"] = message_of(r, true);
-  e.payload["delivery"] = {{"recipient", std::string(recipient)},
-                           {"status", s.state},
-                           {"dsn", s.dsn},
-                           {"reply", s.reply},
-                           {"relay", s.relay},
-                           {"delay_s", s.delay_s < 0 ? json(nullptr) : json(s.delay_s)},
-                           {"attempt", s.attempts}};
+  e.payload["delivery"] = delivery_of(recipient, s);
   return e;
+}
+
+std::string message_text(const store::MessageRecord& r) { return dump(message_of(r, true)); }
+
+std::string delivery_event_text(const store::MessageRecord& r, std::string_view message_text,
+                                std::string_view recipient, const store::DeliveryState& s) {
+  // The keys in to_json's order (nlohmann objects are sorted): id, type, occurred_at, org,
+  // then the payload's delivery and message.
+  std::string out = "{\"id\":" + dump(delivery_id(r, recipient, s)) + ",\"type\":\"message." + s.state +
+                    "\",\"occurred_at\":\"" + rfc3339_us(s.at_us) + "\",\"org\":" + dump(r.org) +
+                    ",\"delivery\":" + dump(delivery_of(recipient, s)) + ",\"message\":";
+  out.append(message_text);
+  out.push_back('}');
+  return out;
 }
 
 Event rejected_after_milter_event(const store::MessageRecord& r, std::int64_t at_us, const std::string& detail) {

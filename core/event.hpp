@@ -36,6 +36,11 @@ Event from_audit(const store::AuditEntry& e);  // consent.changed
 // relay, delay_s, attempt}` beside the message. The id names the message, the
 // recipient and (deferred) the attempt, so replays give the same id.
 Event delivery_event(const store::MessageRecord& rec, std::string_view recipient, const store::DeliveryState& s);
+// The same event as to_text() writes it, from the record's `message` object dumped once
+// (message_text()): what the log follower queues, without rebuilding the message per line.
+std::string delivery_event_text(const store::MessageRecord& rec, std::string_view message_text,
+                                std::string_view recipient, const store::DeliveryState& s);
+std::string message_text(const store::MessageRecord& rec);  // the `message` object as JSON text
 // An accepted message that Postfix refused after the milter's end of message (a later
 // milter, header/body checks): message.rejected with reason "after_milter" and the text.
 Event rejected_after_milter_event(const store::MessageRecord& rec, std::int64_t at_us, const std::string& detail);

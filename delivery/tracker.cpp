@@ -49,6 +49,16 @@ std::int64_t to_unix_us(const LogTime& t, std::int64_t now_us) {
     return static_cast<std::int64_t>(secs) * 1'000'000 + t.micros;
   }
   // No year: local time, in the year that does not put the line more than a day ahead.
+  // mktime is slow (it reads the zone rules): consecutive lines share their minute.
+  struct MinuteCache {
+    int mon = -1, day = 0, hour = 0, minute = 0;
+    std::int64_t now_day = 0;
+    std::int64_t minute_us = 0;
+  };
+  thread_local MinuteCache cache;
+  if (cache.mon == t.month && cache.day == t.day && cache.hour == t.hour && cache.minute == t.minute &&
+      cache.now_day == now_us / 86'400'000'000)
+    return cache.minute_us + std::int64_t{t.second} * 1'000'000 + t.micros;
   std::time_t now = static_cast<std::time_t>(now_us / 1'000'000);
   std::tm local{};
   localtime_r(&now, &local);
@@ -56,9 +66,13 @@ std::int64_t to_unix_us(const LogTime& t, std::int64_t now_us) {
     std::tm c = tm;
     c.tm_year = year;
     c.tm_isdst = -1;
+    c.tm_sec = 0;
     std::time_t secs = std::mktime(&c);
-    if (secs != static_cast<std::time_t>(-1) && secs <= now + 86400)
-      return static_cast<std::int64_t>(secs) * 1'000'000 + t.micros;
+    if (secs != static_cast<std::time_t>(-1) && secs + t.second <= now + 86400) {
+      cache = MinuteCache{t.month, t.day, t.hour, t.minute, now_us / 86'400'000'000,
+                          static_cast<std::int64_t>(secs) * 1'000'000};
+      return cache.minute_us + std::int64_t{t.second} * 1'000'000 + t.micros;
+    }
   }
   return 0;
 }
@@ -73,6 +87,7 @@ std::shared_ptr<const Tracker::Cached> Tracker::record(store::Tables& t, std::ui
   auto c = std::make_shared<Cached>();
   c->rec = std::move(*rec);
   for (const auto& r : c->rec.recipients) c->keys.push_back(store::DeliveryTable::recipient_key(r));
+  if (!c->rec.org.empty()) c->message_json = core::message_text(c->rec);
   lru_.push_front(id);
   cache_[id] = {c, lru_.begin()};
   if (cache_.size() > kCacheSize) {
@@ -221,6 +236,10 @@ Tracker::Outcome Tracker::recipient_line(store::Tables& t, const LogLine& l, std
   }
   set_state(t, *c, recipient, s, out);
   if (c->rec.org.empty()) return Outcome::applied;
+  if (s.state == "delivered" && s_.soft_bounce_limit > 0) {
+    std::string a = policy::consent_address(recipient);
+    if (!a.empty()) t.delivery.delivered(c->rec.org, a);  // expiries count again from here
+  }
   if (s.state == "bounced" && classify_bounce(l.dsn, l.reply) == BounceClass::invalid_address &&
       suppresses(c->rec.org))
     suppress(t, c->rec.org, recipient, "bounced " + s.dsn, line_us, out);
@@ -283,7 +302,11 @@ Tracker::Outcome Tracker::rejected_line(store::Tables& t, const LogLine& l, std:
 void Tracker::set_state(store::Tables& t, const Cached& c, std::string_view rcpt, const store::DeliveryState& s,
                         BatchResult& out) {
   t.delivery.put(c.rec.id, rcpt, s);
-  queue_event(t, core::delivery_event(c.rec, rcpt, s), s_.max_outbox_bytes, out);
+  if (c.rec.org.empty()) return;
+  if (t.outbox.put(c.rec.org, core::delivery_event_text(c.rec, c.message_json, rcpt, s), s_.max_outbox_bytes))
+    ++out.events;
+  else
+    ++out.outbox_full;
 }
 
 void Tracker::suppress(store::Tables& t, const std::string& org, const std::string& address, const std::string& why,
@@ -305,19 +328,9 @@ void Tracker::check_expiries(store::Tables& t, const std::string& org, const std
   if (s_.soft_bounce_limit == 0 || !suppresses(org)) return;
   std::string a = policy::consent_address(address);
   if (a.empty()) return;
-  unsigned expiries = 0;
-  for (const auto& [id, roles] : t.records.by_address(a)) {
-    if (!(roles & store::keys::recipient) || static_cast<std::int64_t>(id) < now_us - s_.soft_bounce_window_us)
-      continue;
-    auto c = record(t, id);
-    if (!c || c->rec.org != org) continue;
-    auto s = t.delivery.get(id, a);
-    if (!s) continue;
-    if (s->state == "delivered") expiries = 0;  // a delivery since: start again
-    if (s->state == "expired") ++expiries;
-  }
-  if (expiries >= s_.soft_bounce_limit)
-    suppress(t, org, a, "expired " + std::to_string(expiries) + " times without a delivery", now_us, out);
+  auto times = t.delivery.expired(org, a, now_us, now_us - s_.soft_bounce_window_us, s_.soft_bounce_limit);
+  if (times.size() >= s_.soft_bounce_limit)
+    suppress(t, org, a, "expired " + std::to_string(times.size()) + " times without a delivery", now_us, out);
 }
 
 }  // namespace cllavio::delivery

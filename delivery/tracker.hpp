@@ -80,6 +80,7 @@ class Tracker {
   struct Cached {
     store::MessageRecord rec;
     std::vector<std::string> keys;  // recipients as the delivery table keys them
+    std::string message_json;       // the events' `message` object, dumped once
   };
   enum class Outcome { applied, ignored, no_record };
   Outcome handle(store::Tables& t, const LogLine& l, std::int64_t line_us, BatchResult& out);

@@ -117,6 +117,7 @@ void Db::open_tables(lmdb::Txn& txn, bool writable) {
   h_.delivery = open_or_zero(txn, "delivery", 0, writable);
   h_.delivery_pending = open_or_zero(txn, "delivery_pending", 0, writable);
   h_.delivery_chain = open_or_zero(txn, "delivery_chain", 0, writable);
+  h_.delivery_expiries = open_or_zero(txn, "delivery_expiries", 0, writable);
 }
 
 // Schema 1 had no address index: build it from the records.

@@ -115,6 +115,31 @@ std::vector<std::pair<std::string, std::uint64_t>> DeliveryTable::chains_of(std:
   return out;
 }
 
+std::vector<std::int64_t> DeliveryTable::expired(std::string_view org, std::string_view address, std::int64_t at_us,
+                                                 std::int64_t window_start_us, std::size_t keep) {
+  const std::string key = keys::consent(org, address);
+  std::vector<std::int64_t> times;
+  std::string_view v;
+  if (lmdb::get(txn_, h_.delivery_expiries, key, v))
+    for (std::size_t i = 0; i + 8 <= v.size(); i += 8) {
+      auto t = static_cast<std::int64_t>(lmdb::from_be64(v.substr(i, 8)));
+      if (t >= window_start_us) times.push_back(t);
+    }
+  times.push_back(at_us);
+  if (times.size() > keep) times.erase(times.begin(), times.end() - static_cast<std::ptrdiff_t>(keep));
+  std::string out;
+  for (auto t : times) {
+    auto b = lmdb::be64(static_cast<std::uint64_t>(t));
+    out.append(b.data(), b.size());
+  }
+  lmdb::put(txn_, h_.delivery_expiries, key, out);
+  return times;
+}
+
+void DeliveryTable::delivered(std::string_view org, std::string_view address) {
+  if (h_.delivery_expiries != 0) lmdb::del(txn_, h_.delivery_expiries, keys::consent(org, address));
+}
+
 std::size_t DeliveryTable::unchain(std::string_view queue_id) {
   std::size_t n = 0;
   if (h_.delivery_chain == 0) return n;

@@ -14,6 +14,7 @@
 //   delivery    be64(message id) recipient     (value: CBOR delivery state)
 //   delivery_pending be64(seq)                 (value: CBOR {first seen, line})
 //   delivery_chain   queue id '\0' recipient   (value: be64(message id))
+//   delivery_expiries org '\0' address        (value: be64 times of expiries since the last delivery)
 //   meta        the names below
 #pragma once
 

@@ -27,7 +27,8 @@ namespace cllavio::store {
 
 struct Handles {
   MDB_dbi meta = 0, messages = 0, by_queue = 0, by_address = 0, consent = 0, audit = 0, quota = 0, outbox = 0,
-          outbox_dead = 0, delivery = 0, delivery_pending = 0, delivery_chain = 0;
+          outbox_dead = 0, delivery = 0, delivery_pending = 0, delivery_chain = 0,
+          delivery_expiries = 0;
 };
 
 class Meta {
@@ -229,6 +230,13 @@ class DeliveryTable {
   std::optional<std::uint64_t> chained(std::string_view queue_id, std::string_view recipient) const;
   std::vector<std::pair<std::string, std::uint64_t>> chains_of(std::string_view queue_id) const;  // recipient, id
   std::size_t unchain(std::string_view queue_id);  // the queue file is gone: forget its entries
+
+  // Expiries of an address's mail from an org since its last delivery (their times, the
+  // newest `keep`), for soft_bounce_limit: expired() adds one and returns those within
+  // the window; delivered() forgets them.
+  std::vector<std::int64_t> expired(std::string_view org, std::string_view address, std::int64_t at_us,
+                                    std::int64_t window_start_us, std::size_t keep);
+  void delivered(std::string_view org, std::string_view address);
 
   static std::string recipient_key(std::string_view recipient);
 

@@ -315,6 +315,17 @@ BOOST_AUTO_TEST_CASE(syslog_stamps_take_the_year_that_is_not_in_the_future) {
   tzset();
   std::int64_t jan1_2027 = 1798761600ll * 1'000'000;
   BOOST_TEST(delivery::to_unix_us(t, jan1_2027) == (1798761600ll - 3600) * 1'000'000);
+  t.second = 30;  // the same minute (cached) and the next one
+  BOOST_TEST(delivery::to_unix_us(t, jan1_2027) == (1798761600ll - 3600 + 30) * 1'000'000);
+  t.minute = 1;
+  t.second = 0;
+  BOOST_TEST(delivery::to_unix_us(t, jan1_2027) == (1798761600ll - 3600 + 60) * 1'000'000);
+  // ... and the same stamp seen on another day is computed again.
+  t.month = 1;
+  t.day = 1;
+  t.hour = 0;
+  t.minute = 0;
+  BOOST_TEST(delivery::to_unix_us(t, jan1_2027) == 1798761600ll * 1'000'000);
   delivery::LogTime r;
   r.year = 2026;
   r.month = 12;
