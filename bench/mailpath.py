@@ -9,7 +9,7 @@ interleaved in every repetition; medians over repetitions are printed, with rati
 Postfix alone in the same repetition (paired, so drift of the shared machine between repetitions
 cancels), the milters' CPU per message and cllavio-milter's peak RSS.
 
-    python3 bench/mailpath.py [--suite passthrough|tracking|all] [--reps 5] [--count 2000]
+    python3 bench/mailpath.py [--suite passthrough|tracking|events|delivery|all] [--reps 5] [--count 2000]
                               [--sessions 10] [--sizes 5,50]
 
 passthrough: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter milter,
@@ -22,6 +22,9 @@ cllavio-milter, sent for an org without tracking ("untracked") and for an org wi
 clicks on ("tracked"), plus Postfix alone; the ratio that matters is tracked / untracked.
 events: the pass-through mail with events going to a local HTTPS API that answers ("api-up")
 and to one that hangs ("api-hanging"); the ratio that matters is hanging / up (SMTP must not notice).
+delivery: the pass-through mail through cllavio-milter with the log follower off and on
+([delivery] log = Postfix's maillog_file: every delivery line parsed, joined and turned into an
+event in the same run); the ratio that matters is on / off (target: within noise).
 --baseline PATH adds the same configurations run by another cllavio-milter binary (an earlier
 build: base-unix, base-policy; base-untracked, base-tracked), so a change is measured against
 what it changed in the same run.
@@ -261,9 +264,33 @@ def events_suite(args, sizes):
             h.close()
 
 
+def delivery_suite(args, sizes):
+    """The same mail with the log follower off and on: SMTP must not notice it."""
+    harnesses = {}
+    try:
+        for name in ("follower-off", "follower-on"):
+            harnesses[name] = h = harness.Harness(orgs={"bench": ORG}, milter="unix", **COMMON)
+            if name == "follower-on":
+                h.milter.write_config(settings={"delivery.log": h.maillog_path})
+            h.start()
+        runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
+        results, cpu = measure(runs, sizes, args)
+        report("delivery follower", runs, sizes, results, cpu, args, "follower-off")
+        on = harnesses["follower-on"]
+        time.sleep(2)
+        follow = json.loads(on.ctl("delivery", "follow", "--json").stdout)
+        stats = json.loads(on.ctl("delivery", "stats", "--json").stdout.splitlines()[0])
+        print(f"follower-on: {follow['status'].get('lines')} log lines read, {follow['status'].get('applied')} applied; "
+              f"{stats['delivered']} of {stats['recipients']} recipients delivered, {stats['pending']} pending; "
+              f"cllavio {describe_memory(on.milter_proc.pid)}")
+    finally:
+        for h in harnesses.values():
+            h.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", choices=["passthrough", "tracking", "events", "all"], default="all")
+    ap.add_argument("--suite", choices=["passthrough", "tracking", "events", "delivery", "all"], default="all")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=10)
@@ -277,6 +304,8 @@ def main():
         tracking_suite(args, sizes)
     if args.suite in ("events", "all"):
         events_suite(args, sizes)
+    if args.suite in ("delivery", "all"):
+        delivery_suite(args, sizes)
 
 
 if __name__ == "__main__":

@@ -9,7 +9,10 @@ namespace cllavio::delivery {
 
 namespace {
 
-constexpr std::size_t kBatchLines = 2000;
+constexpr std::size_t kBatchLines = 1000;  // bounds the time a batch holds the shared commit
+// After a batch, lines accumulate this long before the next one: under load one store
+// commit (and sync) per pace instead of one per few lines; a delivery event waits at most this.
+constexpr auto kPace = std::chrono::milliseconds(250);
 constexpr std::size_t kMaxGaps = 50;
 constexpr std::int64_t kRetryPendingUs = 1'000'000;
 constexpr std::int64_t kIdleStatusUs = 10'000'000;
@@ -122,7 +125,11 @@ std::size_t Follower::step() {
 
 void Follower::loop() {
   while (!worker_.stopping()) {
-    if (step() == 0) source_->wait(200);
+    std::size_t n = step();
+    if (n == 0)
+      source_->wait(200);
+    else if (n < kBatchLines)
+      worker_.sleep_until(core::Worker::Clock::now() + kPace);
   }
 }
 

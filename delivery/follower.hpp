@@ -12,6 +12,8 @@
 //   the last line acted on, and a first start reads the log from its beginning.
 // - After each commit: charges given back go to hooks.uncharge (the in-memory ledger),
 //   notices to the log, and hooks.on_events wakes the forwarder.
+// - Batches are paced: after one, the next waits 250 ms (unless the previous one was full),
+//   so under load the follower commits a few times a second, not once per log line.
 // - stop() returns once the thread has finished its current batch.
 #pragma once
 

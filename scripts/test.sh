@@ -4,7 +4,7 @@
 #   2. builds and runs every test: unit tests and integration tests against a real
 #      Postfix (tests/integration), via ctest
 #   3. builds with AddressSanitizer + UBSan and runs the unit tests and the identification,
-#      lifecycle, tracking, policy, events and preview integration tests against the sanitized daemon
+#      lifecycle, tracking, policy, events, preview and delivery integration tests against the sanitized daemon
 #   4. builds the libFuzzer targets and runs each briefly (CLLAVIO_FUZZ_SECONDS, default 10)
 # Exits non-zero on the first failure.
 set -euo pipefail
@@ -29,7 +29,7 @@ step "unit tests and daemon integration tests under ASan+UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j2 -L unit)
-(cd build-asan && ctest --output-on-failure -R 'integration\.test_(identification|lifecycle|tracking_e2e|policy_e2e|events_e2e|preview)$')
+(cd build-asan && ctest --output-on-failure -R 'integration\.test_(identification|lifecycle|tracking_e2e|policy_e2e|events_e2e|preview|delivery_e2e|delivery_journal)$')
 
 step "fuzz smoke run"
 scripts/fuzz.sh "${CLLAVIO_FUZZ_SECONDS:-10}"
