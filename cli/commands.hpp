@@ -33,6 +33,15 @@ std::shared_ptr<const conf::Config> load(const std::string& config_path, bool or
 // writes). Prints the reason and returns null when it cannot be opened.
 std::unique_ptr<store::Db> open_store(const std::string& config_path, bool writable = false);
 
+// The options of the stats commands: [--org ID] [--since WHEN] [--json]. nullopt (after
+// printing `usage`) when they do not parse.
+struct StatsOptions {
+  std::string org;  // "" = every org
+  bool json = false;
+  std::int64_t from_us = 0;
+};
+std::optional<StatsOptions> parse_stats_options(const Args& args, const char* usage);
+
 // --since: a duration back from now ("90s", "15m", "24h", "7d") or a time as store::parse_time_us.
 std::optional<std::int64_t> parse_since(const std::string& s);
 

@@ -54,26 +54,11 @@ struct TrackingCounts {
 }  // namespace
 
 int cmd_tracking_stats(const std::string& config_path, const Args& args) {
-  std::string only_org;
-  bool json = false;
-  std::int64_t from = 0;
-  for (std::size_t i = 0; i < args.size(); ++i) {
-    if (args[i] == "--json") {
-      json = true;
-    } else if (args[i] == "--org" && i + 1 < args.size()) {
-      only_org = args[++i];
-    } else if (args[i] == "--since" && i + 1 < args.size()) {
-      auto t = parse_since(args[++i]);
-      if (!t) {
-        std::fprintf(stderr, "cllavioctl tracking stats: --since takes 24h, 7d, ... or an RFC 3339 time\n");
-        return kExitUsage;
-      }
-      from = *t;
-    } else {
-      std::fprintf(stderr, "usage: cllavioctl [-c FILE] tracking stats [--org ID] [--since 24h|7d|...] [--json]\n");
-      return kExitUsage;
-    }
-  }
+  auto opts = parse_stats_options(args, "usage: cllavioctl [-c FILE] tracking stats [--org ID] [--since 24h|7d|...] [--json]");
+  if (!opts) return kExitUsage;
+  const std::string& only_org = opts->org;
+  const bool json = opts->json;
+  const std::int64_t from = opts->from_us;
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
   std::map<std::string, TrackingCounts> per_org;

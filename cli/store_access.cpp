@@ -35,6 +35,28 @@ std::unique_ptr<store::Db> open_store(const std::string& config_path, bool writa
   }
 }
 
+std::optional<StatsOptions> parse_stats_options(const Args& args, const char* usage) {
+  StatsOptions o;
+  for (std::size_t i = 0; i < args.size(); ++i) {
+    if (args[i] == "--json") {
+      o.json = true;
+    } else if (args[i] == "--org" && i + 1 < args.size()) {
+      o.org = args[++i];
+    } else if (args[i] == "--since" && i + 1 < args.size()) {
+      auto t = parse_since(args[++i]);
+      if (!t) {
+        std::fprintf(stderr, "cllavioctl: --since takes 24h, 7d, ... or an RFC 3339 time\n%s\n", usage);
+        return std::nullopt;
+      }
+      o.from_us = *t;
+    } else {
+      std::fprintf(stderr, "%s\n", usage);
+      return std::nullopt;
+    }
+  }
+  return o;
+}
+
 std::optional<std::int64_t> parse_since(const std::string& s) {
   if (auto d = policy::parse_duration_s(s)) return store::realtime_us() - *d * 1000000;
   return store::parse_time_us(s);
