@@ -263,7 +263,7 @@ class Policy(HarnessCase):
         r = self.h.ctl("consent", "import", "acme", csv, check=False)
         self.assertEqual(r.returncode, 1)  # some lines were bad; the rest is imported
         self.assertIn("consent.csv:3: not an address", r.stderr)
-        self.assertIn("consent.csv:5: state must be granted, revoked or unsubscribed", r.stderr)
+        self.assertIn("consent.csv:5: state must be granted, revoked, unsubscribed or bounced", r.stderr)
         self.assertEqual(json.loads(r.stdout)["changed"], 3)
         shown = json.loads(self.h.ctl("consent", "show", "acme", "imp2@example.net").stdout)
         self.assertEqual((shown["state"], shown["at"][:19], shown["source"]),
