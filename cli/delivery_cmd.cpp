@@ -95,6 +95,7 @@ int cmd_follow(const std::string& config_path, const Args& args) {
   auto st = open_store(config_path);
   if (!st) return kExitUnavailable;
   auto view = st->read();
+  const std::size_t pending = view->delivery.pending_count();
   auto parse = [](const std::optional<std::string>& s, nlohmann::json def) {
     if (!s) return def;
     auto j = nlohmann::json::parse(*s, nullptr, false);
@@ -107,7 +108,7 @@ int cmd_follow(const std::string& config_path, const Args& args) {
             {"position", position.is_null() ? ojson(view->meta.get(store::keys::kDeliveryPosition).value_or(""))
                                             : ojson::parse(position.dump())},
             {"status", ojson::parse(status.dump())},
-            {"pending", view->delivery.pending().size()},
+            {"pending", pending},
             {"gaps", ojson::parse(gaps.dump())}};
   if (json) {
     std::printf("%s\n", out.dump(2, ' ', false, kReplace).c_str());
@@ -126,7 +127,7 @@ int cmd_follow(const std::string& config_path, const Args& args) {
   } else {
     std::printf("status:   the daemon has not followed a log with this store yet\n");
   }
-  std::printf("pending:  %zu line(s) waiting for their record\n", view->delivery.pending().size());
+  std::printf("pending:  %zu line(s) waiting for their record\n", pending);
   std::printf("gaps:     %zu\n", gaps.size());
   for (const auto& g : gaps)
     std::printf("  %s %s\n", g.value("at", "").c_str(), store::printable(g.value("gap", "")).c_str());

@@ -60,7 +60,7 @@ bool Follower::commit(const std::vector<std::string>& lines, const std::string& 
                   {"updated_at", core::rfc3339_us(now)},
                   {"lines", counters_.lines.load() + r.lines},
                   {"applied", counters_.applied.load() + r.applied},
-                  {"pending", t.delivery.pending().size()},
+                  {"pending", t.delivery.pending_count()},
                   {"dropped", counters_.dropped.load() + r.dropped}};
       last_status_ = status.dump(-1, ' ', false, json::error_handler_t::replace);
       t.meta.put(store::keys::kDeliveryStatus, last_status_);
@@ -109,7 +109,7 @@ std::size_t Follower::step() {
   if (lines.empty() && gaps.empty() && !retry_due && !status_due) return 0;
   if (lines.empty() && gaps.empty() && retry_due && !status_due) {
     // Nothing new: a write only when lines wait for their record.
-    bool waiting = !db_.read()->delivery.pending().empty();
+    bool waiting = db_.read()->delivery.pending_count() > 0;
     last_retry_us_ = now;
     if (!waiting) return 0;
   }

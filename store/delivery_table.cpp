@@ -89,6 +89,13 @@ std::vector<DeliveryTable::Pending> DeliveryTable::pending() const {
   return out;
 }
 
+std::size_t DeliveryTable::pending_count() const {
+  if (h_.delivery_pending == 0) return 0;
+  MDB_stat st{};
+  lmdb::check(mdb_stat(txn_.get(), h_.delivery_pending, &st), "mdb_stat");
+  return st.ms_entries;
+}
+
 void DeliveryTable::unpend(std::uint64_t seq) {
   auto k = lmdb::be64(seq);
   lmdb::del(txn_, h_.delivery_pending, lmdb::view(k));

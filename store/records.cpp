@@ -71,11 +71,8 @@ std::optional<MessageRecord> Records::get(std::uint64_t id) const {
 
 std::vector<MessageRecord> Records::by_queue_id(std::string_view queue_id) const {
   std::vector<MessageRecord> out;
-  if (queue_id.empty()) return out;
-  lmdb::Cursor cur(txn_, h_.by_queue);
-  MDB_val k = lmdb::val(queue_id), v{};
-  for (bool ok = cur.get(k, v, MDB_SET_KEY); ok; ok = cur.get(k, v, MDB_NEXT_DUP))
-    if (auto r = get(lmdb::from_be64(lmdb::view(v)))) out.push_back(std::move(*r));
+  for (std::uint64_t id : ids_by_queue_id(queue_id))
+    if (auto r = get(id)) out.push_back(std::move(*r));
   return out;
 }
 

@@ -224,6 +224,7 @@ class DeliveryTable {
   };
   void pend(std::uint64_t seq, std::int64_t first_seen_us, std::string_view line);
   std::vector<Pending> pending() const;  // in arrival order
+  std::size_t pending_count() const;     // without decoding them
   void unpend(std::uint64_t seq);
 
   void chain(std::string_view next_queue_id, std::string_view recipient, std::uint64_t message_id);

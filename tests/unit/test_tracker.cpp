@@ -171,6 +171,7 @@ BOOST_FIXTURE_TEST_CASE(a_line_before_its_record_waits_then_joins, Fixture) {
   feed({line, rcpt_line(5, "5A5A5A5A5A", "a@ok.example", "5.1.1", "bounced", "550 5.1.1 unknown")});
   BOOST_TEST(last.pended == 2u);
   BOOST_TEST(db->read()->delivery.pending().size() == 2u);
+  BOOST_TEST(db->read()->delivery.pending_count() == 2u);
   auto id = record("5A5A5A5A5A", {"a@ok.example"}, kT0 + 4'000'000);
   now += 500'000;
   feed({});
