@@ -90,6 +90,13 @@ struct DeliverySettings {
   bool enabled() const { return !log.empty(); }
 };
 
+// [retention]: how long the store keeps what (docs/privacy.md); org files may override
+// the durations for their org.
+struct RetentionSettings {
+  policy::Retention defaults;
+  int prune_interval_s = 60;          // how often the pruner runs
+};
+
 struct Config {
   std::string file;                  // absolute path of the main file
   MilterSettings milter;
@@ -99,6 +106,7 @@ struct Config {
   SecretsSettings secrets;
   ApiSettings api;
   DeliverySettings delivery;
+  RetentionSettings retention;
   tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
   std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking] (when some stream tracks)
@@ -117,6 +125,10 @@ struct Config {
   }
   bool suppress_hard_bounces(const std::string& org) const {
     return policy_for(org).suppress_hard_bounces.value_or(delivery.suppress_hard_bounces);
+  }
+  // The org's retention: its org file's [retention] over the main file's.
+  policy::Retention retention_for(const std::string& org) const {
+    return policy_for(org).retention.over(retention.defaults);
   }
   // Something in this configuration may reply to RCPT TO / edit messages (negotiation).
   bool any_rcpt_checks = false;

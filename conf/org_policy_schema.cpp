@@ -130,6 +130,19 @@ const std::vector<Key<OrgPolicyFile>>& org_policy_keys() {
           "the main file's `delivery.suppress_hard_bounces`",
           "This organization's choice: addresses that hard-bounce (or expire `soft_bounce_limit` times) are "
           "refused by its campaign streams from then on."),
+      optional_duration_key<OrgPolicyFile>(
+          "retention.messages", [](OrgPolicyFile& f) -> std::optional<std::int64_t>& { return f.retention.messages_s; },
+          "the main file's `retention.messages`", "This organization's retention of records of accepted mail."),
+      optional_duration_key<OrgPolicyFile>(
+          "retention.audit", [](OrgPolicyFile& f) -> std::optional<std::int64_t>& { return f.retention.audit_s; },
+          "the main file's `retention.audit`", "This organization's retention of audit entries."),
+      optional_duration_key<OrgPolicyFile>(
+          "retention.dead_letters",
+          [](OrgPolicyFile& f) -> std::optional<std::int64_t>& { return f.retention.dead_letters_s; },
+          "the main file's `retention.dead_letters`", "This organization's retention of refused events."),
+      optional_duration_key<OrgPolicyFile>(
+          "retention.rejects", [](OrgPolicyFile& f) -> std::optional<std::int64_t>& { return f.retention.rejects_s; },
+          "the main file's `retention.rejects`", "This organization's retention of records of refused transactions."),
   };
   return keys;
 }
@@ -240,6 +253,7 @@ policy::OrgPolicy build_org_policy(const OrgFile& o) {
   out.quota.max_recipients_per_message = static_cast<std::uint32_t>(f.max_recipients_per_message);
   out.quota.action = f.quota_action;
   out.suppress_hard_bounces = f.suppress_hard_bounces;
+  out.retention = f.retention;
   return out;
 }
 

@@ -41,6 +41,7 @@ struct OrgPolicyFile {
   std::int64_t max_recipients_per_message = 0;
   policy::QuotaAction quota_action = policy::QuotaAction::defer;
   std::optional<bool> suppress_hard_bounces;  // delivery.suppress_hard_bounces
+  policy::RetentionOverride retention;        // [retention]
 };
 
 // The keys of these settings (OrgFile embeds an OrgPolicyFile and lifts them, schema.hpp).

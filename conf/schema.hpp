@@ -26,6 +26,7 @@
 #include <vector>
 
 #include "conf/diagnostic.hpp"
+#include "policy/retention.hpp"
 
 namespace cllavio::conf {
 
@@ -327,6 +328,35 @@ Key<T> optional_enum_key(std::string path, Access<T, std::optional<E>> acc, std:
     for (const auto& [name, value] : names)
       if (name == s->get()) return void(acc(t) = value);
     rep.error(n, "invalid value " + toml_quote(s->get()) + "; expected " + allowed);
+  };
+  return k;
+}
+
+// A retention duration ("90d", "12h", "30s": 1s..36500d), stored in seconds.
+template <class T>
+Key<T> duration_key(std::string path, Access<T, std::int64_t> acc, std::string def, std::string doc) {
+  return parsed_key<T, std::int64_t>(
+      std::move(path), "string", acc, std::move(def), "`30s`, `15m`, `12h`, `90d`: 1s..36500d", std::move(doc),
+      [](std::string_view s, const KeyContext&) -> std::variant<std::int64_t, std::string> {
+        if (auto v = policy::parse_retention(s)) return *v;
+        return "invalid duration " + toml_quote(s) + "; expected a number and s, m, h or d (1s..36500d)";
+      });
+}
+
+// The same, optional: unset means the default named in default_text (the main file's value).
+template <class T>
+Key<T> optional_duration_key(std::string path, Access<T, std::optional<std::int64_t>> acc, std::string default_text,
+                             std::string doc) {
+  Key<T> k{std::move(path), "string", std::move(default_text), "`30s`, `15m`, `12h`, `90d`: 1s..36500d",
+           std::move(doc), false, {}, {}};
+  k.reset = [acc](T& t) { acc(t) = std::nullopt; };
+  k.set = [acc](const toml::node& n, T& t, const KeyContext&, Reporter& rep) {
+    const auto* s = n.as_string();
+    if (s == nullptr) return rep.error(n, "expected a string, found " + toml_type_name(n));
+    auto v = policy::parse_retention(s->get());
+    if (!v) return rep.error(n, "invalid duration " + toml_quote(s->get()) +
+                                    "; expected a number and s, m, h or d (1s..36500d)");
+    acc(t) = *v;
   };
   return k;
 }

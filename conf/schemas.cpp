@@ -84,7 +84,7 @@ const ApiSettings kApi{};
 
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
-      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery"},
+      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery", "retention"},
       {
           parsed_key<Config, SocketSpec>(
               "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
@@ -266,8 +266,35 @@ const Schema<Config>& main_schema() {
               "filters that re-inject into this Postfix: `queued as NEWQID` through them is not a delivery, the "
               "recipient's outcome comes under NEWQID. `forwarded as` (aliases) is always followed.",
               [](std::string& v) -> std::string { return v.empty() ? "empty relay" : ""; }),
+          duration_key<Config>("retention.messages",
+                               [](Config& c) -> std::int64_t& { return c.retention.defaults.messages_s; }, "90d",
+                               "How long records of accepted mail are kept, with their link tables (so click "
+                               "tokens of older mail no longer resolve here) and their recipients' delivery "
+                               "states. Consent states are never pruned; queued events go only once sent."),
+          duration_key<Config>("retention.audit",
+                               [](Config& c) -> std::int64_t& { return c.retention.defaults.audit_s; }, "400d",
+                               "How long audit entries (consent changes, quota resets, erasures) are kept."),
+          duration_key<Config>("retention.dead_letters",
+                               [](Config& c) -> std::int64_t& { return c.retention.defaults.dead_letters_s; }, "30d",
+                               "How long events the API refused for good (`cllavioctl outbox list --dead`) are kept."),
+          duration_key<Config>("retention.rejects",
+                               [](Config& c) -> std::int64_t& { return c.retention.defaults.rejects_s; }, "7d",
+                               "How long records of refused transactions (reject, tempfail) are kept."),
+          int_key<Config, int>("retention.prune_interval_s",
+                               [](Config& c) -> int& { return c.retention.prune_interval_s; }, 60, 1, 86400,
+                               "How often the daemon's pruner removes what is past its retention (in small "
+                               "transactions; one log line per run). Main file only."),
       },
       {
+          {"`api.max_outbox_mb` leaves at least half of `store.map_size_mb` to records and the other tables.",
+           [](const Config& c, const RuleContext& ctx, Reporter& rep) {
+             if (c.api.max_outbox_mb * 2 > c.store.map_size_mb)
+               rep.error_at(ctx.line("api.max_outbox_mb"),
+                            "api.max_outbox_mb = " + std::to_string(c.api.max_outbox_mb) +
+                                " leaves too little of store.map_size_mb = " + std::to_string(c.store.map_size_mb) +
+                                " for records: keep it at most half the map (" +
+                                std::to_string(c.store.map_size_mb / 2) + ")");
+           }},
           {"`api.url` needs `[api] signing_secret` in the secrets file: every request is signed.",
            [](const Config& c, const RuleContext& ctx, Reporter& rep) {
              if (!c.api.url.empty() && !ctx.has_api_signing_secret)
@@ -279,7 +306,7 @@ const Schema<Config>& main_schema() {
 
 const Schema<OrgFile>& org_schema() {
   static const Schema<OrgFile> schema(
-      {"tracking", "quota", "delivery"},
+      {"tracking", "quota", "delivery", "retention"},
       [] {
       std::vector<Key<OrgFile>> keys{
           [] {

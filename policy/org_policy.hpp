@@ -6,6 +6,7 @@
 #include <optional>
 
 #include "policy/quota.hpp"
+#include "policy/retention.hpp"
 #include "policy/stream.hpp"
 
 namespace cllavio::policy {
@@ -14,6 +15,7 @@ struct OrgPolicy {
   StreamSet streams;
   QuotaPolicy quota;
   std::optional<bool> suppress_hard_bounces;  // [delivery]; unset: the main file's
+  RetentionOverride retention;                // [retention]; unset keys: the main file's
 
   bool any_tracking() const {  // some stream tracks opens or clicks
     if (streams.fallback.tracks()) return true;

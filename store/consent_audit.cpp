@@ -1,6 +1,9 @@
 // Consent states and the audit log that records every change to them.
 #include <nlohmann/json.hpp>
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
 
+#include "policy/consent.hpp"
 #include "store/keys.hpp"
 #include "store/tables.hpp"
 
@@ -69,10 +72,59 @@ void AuditLog::scan(std::int64_t since_us, const std::function<bool(const AuditE
     if (!fn(decode_audit(lmdb::from_be64(e.key), e.value))) break;
 }
 
+std::string address_hash(std::string_view secret, std::string_view address) {
+  if (secret.empty()) return {};
+  std::string a = policy::consent_address(address);
+  if (a.empty()) a = std::string(address);
+  unsigned char md[EVP_MAX_MD_SIZE];
+  unsigned int len = 0;
+  if (HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(a.data()), a.size(), md, &len) == nullptr)
+    throw std::runtime_error("HMAC-SHA256 failed");
+  return std::string(reinterpret_cast<const char*>(md), len);
+}
+
+std::string hex(std::string_view bytes) {
+  static const char* d = "0123456789abcdef";
+  std::string out;
+  out.reserve(bytes.size() * 2);
+  for (unsigned char c : bytes) {
+    out.push_back(d[c >> 4]);
+    out.push_back(d[c & 15]);
+  }
+  return out;
+}
+
 policy::Consent ConsentTable::get(std::string_view org, std::string_view address) const {
   std::string_view bytes;
-  if (h_.consent == 0 || !lmdb::get(txn_, h_.consent, keys::consent(org, address), bytes)) return {};
+  if (h_.consent != 0 && lmdb::get(txn_, h_.consent, keys::consent(org, address), bytes)) return decode_consent(bytes);
+  // An erased address that had unsubscribed (or bounced) stays suppressed: look for its
+  // tombstone, hashing only when this org has any.
+  if (h_.erased == 0) return {};
+  {
+    lmdb::Cursor cur(txn_, h_.erased);
+    std::string prefix = keys::org_prefix(org);
+    MDB_val k = lmdb::val(prefix), v{};
+    if (!cur.get(k, v, MDB_SET_RANGE) || lmdb::view(k).substr(0, prefix.size()) != prefix) return {};
+  }
+  auto secret = Meta(txn_, h_.meta).get(keys::kEraseSecret);
+  if (!secret) return {};
+  return tombstone(org, address_hash(*secret, address)).value_or(policy::Consent{});
+}
+
+void ConsentTable::put_tombstone(const std::string& org, std::string_view hash, const policy::Consent& c) {
+  lmdb::put(txn_, h_.erased, keys::erased(org, hash), encode_consent(c));
+}
+
+std::optional<policy::Consent> ConsentTable::tombstone(std::string_view org, std::string_view hash) const {
+  std::string_view bytes;
+  if (h_.erased == 0 || hash.empty() || !lmdb::get(txn_, h_.erased, keys::erased(org, hash), bytes))
+    return std::nullopt;
   return decode_consent(bytes);
+}
+
+bool ConsentTable::remove_row(const std::string& org, const std::string& address) {
+  return h_.consent != 0 && lmdb::del(txn_, h_.consent, keys::consent(org, address));
 }
 
 void ConsentTable::scan(const std::string& org,

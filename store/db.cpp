@@ -12,6 +12,8 @@
 #include <filesystem>
 #include <stdexcept>
 
+#include <openssl/rand.h>
+
 #include "store/keys.hpp"
 
 namespace cllavio::store {
@@ -83,6 +85,12 @@ Db::Db(const StoreOptions& opts)
     if (writable) {
       if (found != 0 && found < kSchemaVersion) migrate(txn, found);
       if (found != kSchemaVersion) meta.put(keys::kSchema, std::to_string(kSchemaVersion));
+      if (!meta.get(keys::kEraseSecret)) {
+        // The key of erased addresses' hashes (store/erase.hpp): the store's own.
+        unsigned char secret[32];
+        if (RAND_bytes(secret, sizeof secret) != 1) throw std::runtime_error("no random bytes for the store's secret");
+        meta.put(keys::kEraseSecret, std::string_view(reinterpret_cast<const char*>(secret), sizeof secret));
+      }
     } else {
       schema_ = found == 0 ? kSchemaVersion : found;
     }
@@ -118,14 +126,17 @@ void Db::open_tables(lmdb::Txn& txn, bool writable) {
   h_.delivery_pending = open_or_zero(txn, "delivery_pending", 0, writable);
   h_.delivery_chain = open_or_zero(txn, "delivery_chain", 0, writable);
   h_.delivery_expiries = open_or_zero(txn, "delivery_expiries", 0, writable);
+  h_.by_org = open_or_zero(txn, "by_org", 0, writable);
+  h_.erased = open_or_zero(txn, "erased", 0, writable);
 }
 
-// Schema 1 had no address index: build it from the records.
+// Schema 1 had no address index, schema 2 no retention index: build them from the records.
 void Db::migrate(lmdb::Txn& txn, int from) {
   Migration m{from, 0};
   Records records(txn, h_);
   records.scan([&](const MessageRecord& r) {
-    records.index_addresses(r);
+    if (from < 2) records.index_addresses(r);
+    records.index_org(r);
     ++m.records;
     return true;
   });

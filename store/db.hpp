@@ -12,7 +12,7 @@
 //   an atomic seeded with the store's last id; one writing daemon per store is enforced
 //   with a lock file (exclusive).
 // - A writer migrates an older store on open (schema 1 -> 2: the address index is built
-//   from the records), in one transaction; a store from a newer schema is refused. A
+//   from the records; 2 -> 3: the retention index), in one transaction; a store from a newer schema is refused. A
 //   read-only opener reads an older store as it is (tables it lacks read as empty).
 // Safe to share between threads; LMDB serializes writers across processes.
 #pragma once
@@ -47,7 +47,7 @@ struct StoreOptions {
 
 class Db {
  public:
-  static constexpr int kSchemaVersion = 2;
+  static constexpr int kSchemaVersion = 3;
   static constexpr const char* kFileName = "cllavio.mdb";
 
   explicit Db(const StoreOptions& opts);  // throws lmdb::Error or std::runtime_error

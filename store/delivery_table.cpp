@@ -53,6 +53,21 @@ void DeliveryTable::put(std::uint64_t message_id, std::string_view recipient, co
   lmdb::put(txn_, h_.delivery, keys::delivery(message_id, recipient_key(recipient)), encode_state(s));
 }
 
+std::size_t DeliveryTable::forget(std::uint64_t message_id) {
+  std::size_t n = 0;
+  if (h_.delivery == 0) return n;
+  auto id = lmdb::be64(message_id);
+  for (const auto& e : lmdb::prefix_range(txn_, h_.delivery, std::string(lmdb::view(id)))) {
+    e.erase();
+    ++n;
+  }
+  return n;
+}
+
+bool DeliveryTable::forget(std::uint64_t message_id, std::string_view recipient) {
+  return h_.delivery != 0 && lmdb::del(txn_, h_.delivery, keys::delivery(message_id, recipient_key(recipient)));
+}
+
 std::vector<std::pair<std::string, DeliveryState>> DeliveryTable::of(std::uint64_t message_id) const {
   std::vector<std::pair<std::string, DeliveryState>> out;
   if (h_.delivery == 0) return out;

@@ -63,7 +63,22 @@ std::string chain(std::string_view queue_id, std::string_view recipient) {
   return org_prefix(queue_id).append(recipient);
 }
 
+std::string by_org_prefix(std::string_view org, char kind) {
+  std::string k = org_prefix(org);
+  k.push_back(kind);
+  return k;
+}
+
+std::string by_org(std::string_view org, char kind, std::uint64_t message_id) {
+  std::string k = by_org_prefix(org, kind);
+  append_be64(k, message_id);
+  return k;
+}
+
+std::string erased(std::string_view org, std::string_view hash) { return org_prefix(org).append(hash); }
+
 std::string quota_epoch(std::string_view org) { return "quota_epoch:" + std::string(org); }
 std::string consent_cursor(std::string_view org) { return "consent_cursor:" + std::string(org); }
+std::string erasure_cursor(std::string_view org) { return "erasure_cursor:" + std::string(org); }
 
 }  // namespace cllavio::store::keys

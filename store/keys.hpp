@@ -15,6 +15,8 @@
 //   delivery_pending be64(seq)                 (value: CBOR {first seen, line})
 //   delivery_chain   queue id '\0' recipient   (value: be64(message id))
 //   delivery_expiries org '\0' address        (value: be64 times of expiries since the last delivery)
+//   by_org      org '\0' kind be64(message id) (retention's index: kind 'm' accepted, 'r' refused)
+//   erased      org '\0' HMAC-SHA256(address)  (value: CBOR {s: consent state, at}: an erased address that stays suppressed)
 //   meta        the names below
 #pragma once
 
@@ -47,6 +49,14 @@ std::string address_prefix(std::string_view address);
 std::string address(std::string_view address, std::uint64_t message_id);
 enum Role : unsigned char { sender = 1, recipient = 2, suppressed = 4 };
 
+// Retention's index of records per org and kind (what the pruner walks oldest first).
+enum RecordKind : char { accepted = 'm', refused = 'r' };
+std::string by_org(std::string_view org, char kind, std::uint64_t message_id);
+std::string by_org_prefix(std::string_view org, char kind);
+
+// An erased address's tombstone: org '\0' hash (32 bytes, store/erase.hpp's address_hash).
+std::string erased(std::string_view org, std::string_view hash);
+
 std::string delivery(std::uint64_t message_id, std::string_view recipient);
 std::string chain(std::string_view queue_id, std::string_view recipient);
 
@@ -60,7 +70,10 @@ inline constexpr std::string_view kDeliveryPosition = "delivery_position";  // t
 inline constexpr std::string_view kDeliveryStatus = "delivery_status";      // its last status (JSON)
 inline constexpr std::string_view kDeliveryGaps = "delivery_gaps";          // gaps it found (JSON, newest last)
 inline constexpr std::string_view kDeliveryPendingSeq = "delivery_pending_seq";
+inline constexpr std::string_view kEraseSecret = "erase_secret";  // 32 random bytes: the key of address hashes
+inline constexpr std::string_view kPruneStatus = "prune_status";  // the pruner's last run (JSON)
 std::string quota_epoch(std::string_view org);     // bumped by `cllavioctl quota reset`
 std::string consent_cursor(std::string_view org);  // the API consent sync's position
+std::string erasure_cursor(std::string_view org);  // the API erasure requests' position
 
 }  // namespace cllavio::store::keys

@@ -35,7 +35,7 @@ void check(int rc, const char* what);
 
 struct EnvOptions {
   std::uint64_t map_size_bytes = 1ull << 30;
-  unsigned max_dbs = 16;
+  unsigned max_dbs = 32;
   unsigned flags = 0;        // extra MDB_* flags (MDB_NOSYNC, MDB_NOMETASYNC, MDB_RDONLY)
   unsigned file_mode = 0600;
 };

@@ -50,6 +50,14 @@ void Records::index_addresses(const MessageRecord& rec) {
   }
 }
 
+char Records::kind_of(const MessageRecord& rec) {
+  return rec.action == "reject" || rec.action == "tempfail" ? keys::refused : keys::accepted;
+}
+
+void Records::index_org(const MessageRecord& rec) {
+  if (h_.by_org != 0) lmdb::put(txn_, h_.by_org, keys::by_org(rec.org, kind_of(rec), rec.id), "");
+}
+
 void Records::append(const MessageRecord& rec, std::string_view encoded) {
   if (rec.id == 0) throw lmdb::Error("record without an id", MDB_BAD_VALSIZE);
   auto key = lmdb::be64(rec.id);
@@ -58,6 +66,23 @@ void Records::append(const MessageRecord& rec, std::string_view encoded) {
   lmdb::put(txn_, h_.messages, lmdb::view(key), encoded, MDB_NOOVERWRITE);
   if (!rec.queue_id.empty()) lmdb::put(txn_, h_.by_queue, rec.queue_id, lmdb::view(key));
   index_addresses(rec);
+  index_org(rec);
+}
+
+std::optional<MessageRecord> Records::remove(std::uint64_t id) {
+  auto rec = get(id);
+  if (!rec) return std::nullopt;
+  auto key = lmdb::be64(id);
+  lmdb::del(txn_, h_.messages, lmdb::view(key));
+  if (!rec->queue_id.empty()) {
+    MDB_val k = lmdb::val(rec->queue_id), v = lmdb::val(lmdb::view(key));
+    int rc = mdb_del(txn_.get(), h_.by_queue, &k, &v);
+    if (rc != MDB_NOTFOUND) lmdb::check(rc, "mdb_del by_queue");
+  }
+  if (h_.by_address != 0)
+    for (const auto& [addr, roles] : addresses_of(*rec)) lmdb::del(txn_, h_.by_address, keys::address(addr, id));
+  if (h_.by_org != 0) lmdb::del(txn_, h_.by_org, keys::by_org(rec->org, kind_of(*rec), id));
+  return rec;
 }
 
 std::optional<MessageRecord> Records::get(std::uint64_t id) const {
@@ -91,7 +116,18 @@ void Records::replace(const MessageRecord& rec) {
   std::string_view old;
   if (!lmdb::get(txn_, h_.messages, lmdb::view(key), old))
     throw lmdb::Error("no record " + format_id(rec.id) + " to replace", MDB_NOTFOUND);
+  MessageRecord before = decode(old);
+  before.id = rec.id;
   lmdb::put(txn_, h_.messages, lmdb::view(key), encode(rec));
+  auto was = addresses_of(before), now = addresses_of(rec);
+  if (was != now && h_.by_address != 0) {
+    for (const auto& [addr, roles] : was) lmdb::del(txn_, h_.by_address, keys::address(addr, rec.id));
+    index_addresses(rec);
+  }
+  if (kind_of(before) != kind_of(rec) && h_.by_org != 0) {
+    lmdb::del(txn_, h_.by_org, keys::by_org(before.org, kind_of(before), rec.id));
+    index_org(rec);
+  }
 }
 
 void Records::scan(const std::function<bool(const MessageRecord&)>& fn, std::uint64_t from_id) const {

@@ -28,7 +28,7 @@ namespace cllavio::store {
 struct Handles {
   MDB_dbi meta = 0, messages = 0, by_queue = 0, by_address = 0, consent = 0, audit = 0, quota = 0, outbox = 0,
           outbox_dead = 0, delivery = 0, delivery_pending = 0, delivery_chain = 0,
-          delivery_expiries = 0;
+          delivery_expiries = 0, by_org = 0, erased = 0;
 };
 
 class Meta {
@@ -52,10 +52,15 @@ class Records {
   // it already (outside the shared transaction). Never overwrites: a second record with
   // the same id throws.
   void append(const MessageRecord& rec, std::string_view encoded = {});
+  // Deletes a record with every index entry it has (by_queue, by_address, by_org); its
+  // delivery states are DeliveryTable::forget's. Returns the record; nullopt when absent.
+  std::optional<MessageRecord> remove(std::uint64_t id);
   std::optional<MessageRecord> get(std::uint64_t id) const;
   std::vector<MessageRecord> by_queue_id(std::string_view queue_id) const;  // oldest first
   std::vector<std::uint64_t> ids_by_queue_id(std::string_view queue_id) const;  // oldest first
-  // Rewrites an existing record (same id, same addresses: the indexes stay as they are).
+  // Rewrites an existing record (same id, same org). The address index follows its
+  // addresses (an erase removes one), the retention index its kind (a message refused
+  // after the milter becomes a reject).
   void replace(const MessageRecord& rec);
   // Records in id order starting at from_id; stops when fn returns false.
   void scan(const std::function<bool(const MessageRecord&)>& fn, std::uint64_t from_id = 0) const;
@@ -67,6 +72,9 @@ class Records {
   // The address index entries of a record: normalized address -> role bits.
   static std::vector<std::pair<std::string, unsigned>> addresses_of(const MessageRecord& rec);
   void index_addresses(const MessageRecord& rec);
+  // keys::accepted for accepted mail, keys::refused for reject and tempfail records.
+  static char kind_of(const MessageRecord& rec);
+  void index_org(const MessageRecord& rec);  // the retention index entry (by_org)
 
  private:
   lmdb::Txn& txn_;
@@ -99,6 +107,12 @@ class AuditLog {
   std::int64_t now_us_;
 };
 
+// The keyed hash an erased address is remembered by: HMAC-SHA256(secret, address
+// normalized as policy::consent_address), 32 raw bytes. The secret is the store's own
+// (meta erase_secret, made when the store is created); "" when secret is empty.
+std::string address_hash(std::string_view secret, std::string_view address);
+std::string hex(std::string_view bytes);
+
 // Consent per org and address (normalized: policy::consent_address); every change is
 // audited in the same transaction.
 class ConsentTable {
@@ -129,6 +143,13 @@ class ConsentTable {
   ImportResult import(const std::string& org, const std::vector<ImportRow>& rows, const std::string& actor,
                       const std::string& action, const std::string* cursor = nullptr);
   std::string cursor(const std::string& org) const;  // "" before the first sync
+
+  // Erased addresses that stay suppressed (store/erase.hpp): the consent state an
+  // address had when it was erased, kept under its keyed hash (address_hash). get()
+  // falls back to it when the address has no consent row.
+  void put_tombstone(const std::string& org, std::string_view hash, const policy::Consent& c);
+  std::optional<policy::Consent> tombstone(std::string_view org, std::string_view hash) const;
+  bool remove_row(const std::string& org, const std::string& address);  // no audit; erase's
 
  private:
   lmdb::Txn& txn_;
@@ -213,6 +234,8 @@ class DeliveryTable {
   std::optional<DeliveryState> get(std::uint64_t message_id, std::string_view recipient) const;
   void put(std::uint64_t message_id, std::string_view recipient, const DeliveryState& s);
   std::vector<std::pair<std::string, DeliveryState>> of(std::uint64_t message_id) const;
+  std::size_t forget(std::uint64_t message_id);  // every state of a message; how many went
+  bool forget(std::uint64_t message_id, std::string_view recipient);
   // Every state in message id order from from_id; stops when fn returns false.
   void scan(const std::function<bool(std::uint64_t, std::string_view, const DeliveryState&)>& fn,
             std::uint64_t from_id = 0) const;

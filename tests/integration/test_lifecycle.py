@@ -166,11 +166,11 @@ class ReloadAndShutdown(HarnessCase):
 
 class StoreFull(HarnessCase):
     harness_kwargs = dict(milter="unix", orgs=ALL_ORGS, default_action="tempfail",
-                          settings={"store.map_size_mb": 1})
+                          settings={"store.map_size_mb": 2, "api.max_outbox_mb": 1})
 
     def test_mail_keeps_flowing_when_the_store_is_full(self):
         h = self.h
-        # 200 recipients per message: each record is a few KB, so 1 MiB fills quickly.
+        # 200 recipients per message: each record and its index entries are ~25 KB, so 2 MiB fill quickly.
         rcpt = "a-long-recipient-name-to-fill-the-store-quickly@example.net"
         r = h.smtp_source(count=150, sessions=4, size=500, sender="bulk@initech.example", rcpt=rcpt,
                           extra_args=["-r", "200"])

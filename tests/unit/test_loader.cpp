@@ -54,7 +54,7 @@ BOOST_AUTO_TEST_CASE(values_and_relative_paths) {
   auto path = setup(dir,
                     "unknown = \"reject\"\n[milter]\nsocket = \"unix:run/m.sock\"\nsocket_mode = \"0600\"\n"
                     "on_error = \"tempfail\"\ngroup = \"root\"\n[store]\npath = \"data\"\nmap_size_mb = 8\n"
-                    "sync = \"none\"\n[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n",
+                    "sync = \"none\"\n[log]\ntarget = \"stderr\"\nlevel = \"debug\"\n[api]\nmax_outbox_mb = 4\n",
                     {{"acme.toml",
                       "id = \"acme\"\nname = \"Acme\"\ndomains = [\"ACME.example.\"]\nsasl_users = [\"Alice@acme.example\", "
                       "\"@staff.acme.example\"]\nnetworks = [\"192.0.2.0/24\", \"2001:db8::/32\"]\n"}});
@@ -74,6 +74,39 @@ BOOST_AUTO_TEST_CASE(values_and_relative_paths) {
   BOOST_TEST(o.domains == std::vector<std::string>{"acme.example"});
   BOOST_TEST(o.sasl_users == (std::vector<std::string>{"alice@acme.example", "@staff.acme.example"}));
   BOOST_TEST(o.networks.size() == 2u);
+}
+
+BOOST_AUTO_TEST_CASE(retention_defaults_overrides_and_mistakes) {
+  TmpDir dir;
+  auto path = setup(dir, "[retention]\nmessages = \"30d\"\nrejects = \"12h\"\nprune_interval_s = 5\n",
+                    {{"acme.toml", "id = \"acme\"\ndomains = [\"acme.example\"]\n[retention]\nmessages = \"10s\"\n"},
+                     {"beta.toml", "id = \"beta\"\ndomains = [\"beta.example\"]\n"}});
+  auto r = load_config(path);
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  const Config& c = *r.config;
+  BOOST_TEST(c.retention.prune_interval_s == 5);
+  BOOST_TEST(c.retention.defaults.messages_s == 30 * 86400);
+  BOOST_TEST(c.retention.defaults.rejects_s == 12 * 3600);
+  BOOST_TEST(c.retention.defaults.audit_s == 400 * 86400);
+  BOOST_TEST(c.retention.defaults.dead_letters_s == 30 * 86400);
+  BOOST_TEST(c.retention_for("acme").messages_s == 10);
+  BOOST_TEST(c.retention_for("acme").rejects_s == 12 * 3600);  // the main file's, not overridden
+  BOOST_TEST(c.retention_for("beta").messages_s == 30 * 86400);
+  BOOST_TEST(c.retention_for("nobody").audit_s == 400 * 86400);
+
+  TmpDir bad;
+  auto bad_path = setup(bad, "[retention]\nmessages = \"0s\"\naudit = \"forever\"\nprune_interval_s = 0\n"
+                             "[store]\nmap_size_mb = 100\n[api]\nmax_outbox_mb = 60\n",
+                        {{"acme.toml", "id = \"acme\"\ndomains = [\"acme.example\"]\n[retention]\nrejects = 7\n"
+                                       "keep = \"1d\"\n"}});
+  auto b = load_config(bad_path);
+  BOOST_TEST(b.config == nullptr);
+  BOOST_TEST(has(b, bad_path + ":4: retention.messages: invalid duration \"0s\""), all(b));
+  BOOST_TEST(has(b, bad_path + ":5: retention.audit: invalid duration \"forever\""), all(b));
+  BOOST_TEST(has(b, bad_path + ":6: retention.prune_interval_s: value 0 out of range 1..86400"), all(b));
+  BOOST_TEST(has(b, bad_path + ":10: api.max_outbox_mb = 60 leaves too little of store.map_size_mb = 100"), all(b));
+  BOOST_TEST(has(b, "acme.toml:4: retention.rejects: expected a string, found an integer"), all(b));
+  BOOST_TEST(has(b, "acme.toml:5: unknown key 'retention.keep'"), all(b));
 }
 
 BOOST_AUTO_TEST_CASE(toml_octal_integer_mode_is_accepted) {
