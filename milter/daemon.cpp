@@ -121,6 +121,8 @@ int wait_signal(const sigset_t& set, long ms) {
     }
     if (sig == SIGHUP) rt.log.notice("shutting down: reload ignored");
   }
+  // A prune run under way (small steps, bounded per run) commits before the last sync.
+  if (rt.pruner) rt.pruner->stop();
   try {
     rt.db->sync();
   } catch (const std::exception& e) {
@@ -296,6 +298,9 @@ int daemon_main(int argc, char** argv) {
   rt.forwarder->start(current);
   rt.consent_sync = std::make_unique<events::ConsentSync>(*rt.db, events::make_curl_transport(), rt.log);
   rt.consent_sync->start(current);  // consent changes made at the API come back
+  rt.pruner = std::make_unique<core::Pruner>(*rt.db, rt.log);
+  rt.pruner->check_map(store::realtime_us());  // a nearly full map is said at startup
+  rt.pruner->start(current);                  // [retention]
   if (cfg.api.url.empty())
     rt.log.notice("no [api] url: events stay in the outbox (cllavioctl outbox stats)");
   if (cfg.delivery.enabled()) start_follower(rt, cfg);

@@ -2,8 +2,8 @@
 //
 // Holds the current Config snapshot (swapped atomically on SIGHUP; connections
 // pin the snapshot they started with), the logger, the store, the quota ledger,
-// the recording pipeline, the threads that talk to the Cllavio API and follow Postfix's
-// log, and what the
+// the recording pipeline, the threads that talk to the Cllavio API, follow Postfix's
+// log and prune the store, and what the
 // SIGTERM drain waits for. Only the daemon creates one; the daemon wires it up
 // (milter/daemon.cpp) once the store is open.
 #pragma once
@@ -14,6 +14,7 @@
 
 #include "conf/config.hpp"
 #include "core/log.hpp"
+#include "core/pruner.hpp"
 #include "core/quota.hpp"
 #include "core/recorder.hpp"
 #include "delivery/follower.hpp"
@@ -68,6 +69,7 @@ class Runtime {
   std::unique_ptr<events::Forwarder> forwarder;       // sends the outbox to the Cllavio API
   std::unique_ptr<events::ConsentSync> consent_sync;  // brings consent changes made at Cllavio back
   std::unique_ptr<delivery::Follower> follower;       // [delivery]: outcomes from Postfix's log
+  std::unique_ptr<core::Pruner> pruner;               // [retention]: removes what is past its time
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
   std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections
