@@ -42,7 +42,8 @@ struct Counts {
 enum class Fate { keep, edited, drop };
 
 // An event's JSON without the address: removed where it is one element of an array of
-// strings, the whole event dropped where it is any other string value.
+// strings, the whole event dropped where it is any other string value (or text quoting
+// it), or where it was the only element of a `recipients` list.
 Fate scrub(json& j, const Target& t) {
   Fate fate = Fate::keep;
   auto worse = [&](Fate f) {
@@ -54,7 +55,10 @@ Fate scrub(json& j, const Target& t) {
       if (v.is_string()) {
         if (t.names(v.get_ref<const std::string&>())) return Fate::drop;
       } else {
-        worse(scrub(v, t));
+        Fate f = scrub(v, t);
+        // A list of recipients it was the only one of: the event was about it alone.
+        if (f == Fate::edited && key == "recipients" && v.is_array() && v.empty()) return Fate::drop;
+        worse(f);
         if (fate == Fate::drop) return fate;
       }
     }
