@@ -170,6 +170,13 @@ EraseReport erase_address(Tables& t, const EraseRequest& req) {
       ++r.delivery_states;
       ++c.delivery_states;
     }
+    // Another recipient's state whose reply quotes the address goes too.
+    for (const auto& [rcpt, st] : t.delivery.of(id))
+      if (target.in_text(st.reply) || target.in_text(st.relay) || target.in_text(st.dsn)) {
+        t.delivery.forget(id, rcpt);
+        ++r.delivery_states;
+        ++c.delivery_states;
+      }
     ++r.records_edited;
     ++c.records_edited;
   }
