@@ -28,8 +28,28 @@ std::string lower(std::string_view s) {
 struct Target {
   std::string address, lowered;
   bool is(std::string_view raw) const { return policy::consent_address(raw) == address; }
-  bool in_text(std::string_view text) const { return lower(text).find(lowered) != std::string::npos; }
-  bool names(std::string_view s) const { return is(s) || in_text(s); }
+  // Free text quoting it (without case): not inside a longer address ("jimbob@...", "...net.example").
+  bool in_text(std::string_view text) const {
+    std::string l = lower(text);
+    auto local = [](char c) {
+      return std::isalnum(static_cast<unsigned char>(c)) || std::string_view(".!#$%&'*+/=?^_`{|}~-").find(c) != std::string_view::npos;
+    };
+    auto alnum = [](char c) { return std::isalnum(static_cast<unsigned char>(c)) != 0; };
+    for (std::size_t at = l.find(lowered); at != std::string::npos; at = l.find(lowered, at + 1)) {
+      std::size_t end = at + lowered.size();
+      if (at > 0 && local(l[at - 1])) continue;
+      if (end < l.size() && (alnum(l[end]) || l[end] == '-' ||
+                             (l[end] == '.' && end + 1 < l.size() && alnum(l[end + 1]))))
+        continue;
+      return true;
+    }
+    return false;
+  }
+  // A value that is an address is compared normalized; any other text is searched.
+  bool names(std::string_view s) const {
+    std::string a = policy::consent_address(s);
+    return a.empty() ? in_text(s) : a == address;
+  }
 };
 
 // Per org: what went (the audit entry's detail).
@@ -71,7 +91,7 @@ Fate scrub(json& j, const Target& t) {
           worse(Fate::edited);
           continue;
         }
-        if (t.in_text(s)) return Fate::drop;
+        if (t.names(s)) return Fate::drop;
       } else {
         worse(scrub(*it, t));
         if (fate == Fate::drop) return fate;

@@ -214,12 +214,18 @@ BOOST_AUTO_TEST_CASE(outbox_list_rewritten_and_bytes) {
     t.outbox.put("acme", cllavio::core::to_text(*cllavio::core::from_record(r2)), kMax);
     t.outbox.put("acme", cllavio::core::to_text(*cllavio::core::from_record(r1)), kMax);
   });
+  auto other = rec(db, "acme", "Q7", "jim" + kAddr, {kAddr + ".example"});  // longer addresses, not it
+  db.write([&](Tables& t) {
+    t.outbox.put("acme", cllavio::core::to_text(*cllavio::core::from_record(other)), kMax);
+    t.delivery.pend(1, 1, "to=<jim" + kAddr + ">, status=sent");
+  });
   auto r = erase(db, {"acme"});
   BOOST_TEST(r.events_edited == 1u);
   BOOST_TEST(r.events_dropped == 1u);
+  BOOST_TEST(r.pending_lines == 0u);
   auto v = db.read();
   auto items = v->outbox.list(false, 10);
-  BOOST_REQUIRE_EQUAL(items.size(), 1u);
+  BOOST_REQUIRE_EQUAL(items.size(), 2u);
   BOOST_TEST(!names(items[0].json));
   BOOST_TEST(items[0].json.find(kAlice) != std::string::npos);
   BOOST_TEST(v->outbox.stats().queued_bytes == outbox_sum(db));
