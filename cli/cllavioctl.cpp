@@ -52,6 +52,10 @@ void usage(std::FILE* f) {
                "  delivery stats [--org ID] [--since 24h|7d] [--json]\n"
                "                               per org: recipients delivered, deferred, bounced, expired; top bounce codes\n"
                "  delivery follow [--json]     the log follower's position, lag, pending lines and gaps\n"
+               "  erase ORG ADDRESS [--json]   erase everything the store holds of ADDRESS in ORG (audited;\n"
+               "                               an unsubscribe or bounce stays as a keyed hash); subject.erased queued\n"
+               "  erase --all-orgs ADDRESS [--json]\n"
+               "                               the same in every org, records of no org included\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -92,6 +96,7 @@ int main(int argc, char** argv) {
     if (cmd == "audit") return cli::cmd_audit(config_path, args);
     if (cmd == "outbox") return cli::cmd_outbox(config_path, args);
     if (cmd == "delivery") return cli::cmd_delivery(config_path, args);
+    if (cmd == "erase") return cli::cmd_erase(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {

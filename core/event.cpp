@@ -143,6 +143,17 @@ Event from_audit(const store::AuditEntry& a) {
   return e;
 }
 
+Event subject_erased_event(const std::string& org, const std::string& address, std::int64_t at_us,
+                           const std::string& source, std::uint64_t audit_id) {
+  Event e;
+  e.id = "evt_audit_" + store::format_id(audit_id) + "_erased_" + org;
+  e.type = "subject.erased";
+  e.occurred_at_us = at_us;
+  e.org = org;
+  e.payload["subject"] = {{"address", address}, {"source", source}};
+  return e;
+}
+
 json to_json(const Event& e) {
   json j{{"id", e.id}, {"type", e.type}, {"occurred_at", rfc3339_us(e.occurred_at_us)}, {"org", e.org}};
   for (const auto& [k, v] : e.payload.items()) j[k] = v;

@@ -20,7 +20,7 @@ namespace cllavio::core {
 
 struct Event {
   std::string id;
-  std::string type;         // message.accepted | message.rejected | consent.changed
+  std::string type;         // message.accepted | message.rejected | consent.changed | subject.erased | ...
   std::int64_t occurred_at_us = 0;
   std::string org;
   nlohmann::json payload;   // the type's fields (message, tracking, reason, consent)
@@ -44,6 +44,11 @@ std::string message_text(const store::MessageRecord& rec);  // the `message` obj
 // An accepted message that Postfix refused after the milter's end of message (a later
 // milter, header/body checks): message.rejected with reason "after_milter" and the text.
 Event rejected_after_milter_event(const store::MessageRecord& rec, std::int64_t at_us, const std::string& detail);
+
+// A data subject's erasure (core/erasure.hpp): subject.erased with `subject` {address,
+// source}; the id names the erasure's audit entry and the org, so it is stable.
+Event subject_erased_event(const std::string& org, const std::string& address, std::int64_t at_us,
+                           const std::string& source, std::uint64_t audit_id);
 
 nlohmann::json to_json(const Event& e);  // the wire form: id, type, occurred_at, org, payload fields
 std::string to_text(const Event& e);     // to_json dumped (invalid UTF-8 from envelopes replaced)
