@@ -272,12 +272,13 @@ class DeliveryTable {
 // Every table inside one transaction.
 struct Tables {
   Tables(lmdb::Txn& t, const Handles& h, std::int64_t now_us)
-      : txn(t), meta(t, h.meta), records(t, h), audit(t, h, now_us), consent(t, h, audit), quota(t, h, audit),
+      : txn(t), handles(h), meta(t, h.meta), records(t, h), audit(t, h, now_us), consent(t, h, audit), quota(t, h, audit),
         outbox(t, h, now_us), delivery(t, h) {}
   Tables(const Tables&) = delete;
   Tables& operator=(const Tables&) = delete;
 
   lmdb::Txn& txn;
+  const Handles& handles;  // raw access for whole-store readers (export, stats)
   Meta meta;
   Records records;
   AuditLog audit;
