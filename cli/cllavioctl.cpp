@@ -11,6 +11,8 @@
 //   cllavioctl [-c FILE] audit [--since 24h] [--json]
 //   cllavioctl [-c FILE] outbox stats [--json] | list [--dead] [--limit N] | retry-dead | flush
 //   cllavioctl [-c FILE] delivery stats [--org ID] [--since 7d] [--json] | delivery follow [--json]
+//   cllavioctl [-c FILE] export ORG ADDRESS | export --all-orgs ADDRESS
+//   cllavioctl [-c FILE] store stats [--json] | store compact
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -52,6 +54,10 @@ void usage(std::FILE* f) {
                "  delivery stats [--org ID] [--since 24h|7d] [--json]\n"
                "                               per org: recipients delivered, deferred, bounced, expired; top bounce codes\n"
                "  delivery follow [--json]     the log follower's position, lag, pending lines and gaps\n"
+               "  export ORG ADDRESS           everything the store holds naming ADDRESS in ORG, as JSON\n"
+               "  export --all-orgs ADDRESS    the same over every org (and mail of no org)\n"
+               "  store stats [--json]         map and file size, use, per table entries/pages/oldest, last prune\n"
+               "  store compact                rewrite the store without its free pages (stop cllavio-milter first)\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -92,6 +98,8 @@ int main(int argc, char** argv) {
     if (cmd == "audit") return cli::cmd_audit(config_path, args);
     if (cmd == "outbox") return cli::cmd_outbox(config_path, args);
     if (cmd == "delivery") return cli::cmd_delivery(config_path, args);
+    if (cmd == "export") return cli::cmd_export(config_path, args);
+    if (cmd == "store") return cli::cmd_store(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {
