@@ -11,6 +11,8 @@
 //   cllavioctl [-c FILE] audit [--since 24h] [--json]
 //   cllavioctl [-c FILE] outbox stats [--json] | list [--dead] [--limit N] | retry-dead | flush
 //   cllavioctl [-c FILE] delivery stats [--org ID] [--since 7d] [--json] | delivery follow [--json]
+//   cllavioctl [-c FILE] export ORG ADDRESS | export --all-orgs ADDRESS
+//   cllavioctl [-c FILE] store stats [--json] | store compact
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -56,6 +58,10 @@ void usage(std::FILE* f) {
                "                               an unsubscribe or bounce stays as a keyed hash); subject.erased queued\n"
                "  erase --all-orgs ADDRESS [--json]\n"
                "                               the same in every org, records of no org included\n"
+               "  export ORG ADDRESS           everything the store holds naming ADDRESS in ORG, as JSON\n"
+               "  export --all-orgs ADDRESS    the same over every org (and mail of no org)\n"
+               "  store stats [--json]         map and file size, use, per table entries/pages/oldest, last prune\n"
+               "  store compact                rewrite the store without its free pages (stop cllavio-milter first)\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -97,6 +103,8 @@ int main(int argc, char** argv) {
     if (cmd == "outbox") return cli::cmd_outbox(config_path, args);
     if (cmd == "delivery") return cli::cmd_delivery(config_path, args);
     if (cmd == "erase") return cli::cmd_erase(config_path, args);
+    if (cmd == "export") return cli::cmd_export(config_path, args);
+    if (cmd == "store") return cli::cmd_store(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {

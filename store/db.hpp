@@ -85,6 +85,7 @@ class Db {
   bool read_only() const { return committer_ == nullptr; }
   std::int64_t now_us() const { return now_us_(); }
   int schema_version() const { return schema_; }
+  const Handles& handles() const { return h_; }  // the tables' handles (store/maintenance.cpp)
 
   // What opening did to an older store (the daemon logs it).
   struct Migration {
