@@ -71,7 +71,7 @@ struct ApiSettings {
   int batch_max_kb = 512;            // bytes per request
   int linger_ms = 200;               // wait this long for more events before sending a partial batch
   std::uint64_t max_outbox_mb = 256; // outbox bound: beyond it new events are dropped (counted, logged)
-  int consent_poll_s = 60;           // consent sync interval; 0 = off
+  int consent_poll_s = 60;           // API poll interval: consent changes and erasure requests; 0 = off
   int timeout_ms = 10000;            // per request (connect + transfer)
   // From the secrets file.
   std::string signing_secret;

@@ -218,7 +218,7 @@ const Schema<Config>& main_schema() {
               "Bound of the outbox. When full, mail keeps flowing, new events are counted as dropped and logged "
               "loudly; nothing already queued is discarded. Keep it well below `store.map_size_mb`."),
           int_key<Config, int>("api.consent_poll_s", [](Config& c) -> int& { return c.api.consent_poll_s; }, kApi.consent_poll_s, 0,
-                               86400, "How often consent changes are fetched from the API; 0: never."),
+                               86400, "How often consent changes and erasure requests are fetched from the API; 0: never."),
           int_key<Config, int>("api.timeout_ms", [](Config& c) -> int& { return c.api.timeout_ms; }, kApi.timeout_ms, 100,
                                600000, "Connect-plus-transfer timeout of one request."),
           string_key<Config>(

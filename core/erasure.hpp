@@ -23,5 +23,7 @@ struct Erasure {
 
 // max_outbox_bytes: api.max_outbox_mb in bytes (the same bound every event has).
 Erasure erase_subject(store::Db& db, const store::EraseRequest& req, std::uint64_t max_outbox_bytes);
+// The same inside the caller's write transaction (the API erasure feed writes its cursor with it).
+Erasure erase_subject(store::Tables& t, const store::EraseRequest& req, std::uint64_t max_outbox_bytes);
 
 }  // namespace cllavio::core

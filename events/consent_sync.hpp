@@ -1,63 +1,55 @@
 // Consent sync: unsubscribes and consent given at Cllavio, brought back into the store.
 //
-// Its own thread, beside the forwarder: every api.consent_poll_s it asks
-// GET /v1/orgs/{org}/consent?cursor=C for every org with a key, page after page while
-// the API has more (bounded per poll), and applies the changes (newer states win,
-// audited as "api"); the cursor is persisted in the same transaction as the changes,
-// so a restart continues where it left off and never applies a page twice. Errors are
-// logged and the next poll tries again; a failing events endpoint does not delay it.
+// A feed of the API poller (events/api_poller.hpp: its thread, paging, cursor and error
+// handling): GET /v1/orgs/{org}/consent?cursor=C for every org with a key; the changes
+// are applied (newer states win, audited as "api") and the cursor is persisted in the
+// same transaction (ConsentTable::import), so a restart continues where it left off and
+// never applies a page twice.
 #pragma once
 
 #include <cstdint>
-#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include "conf/config.hpp"
-#include "core/log.hpp"
-#include "events/transport.hpp"
-#include "core/worker.hpp"
-#include "store/db.hpp"
+#include "events/api_poller.hpp"
 
 namespace cllavio::events {
 
 // A page of GET /v1/orgs/{org}/consent: changes with a readable address and state, how
-// many were not, and the next cursor; nullopt when the body is not that JSON.
+// many were not, the next cursor and "more" when given; nullopt when the body is not
+// that JSON ("more" present but not a boolean included).
 struct ConsentPage {
   std::vector<store::ConsentTable::ImportRow> changes;
   std::size_t skipped = 0;
   std::string cursor;
+  std::optional<bool> more;
 };
 std::optional<ConsentPage> parse_consent_page(std::string_view body);
 
-class ConsentSync {
+class ConsentFeed : public ApiFeed {
  public:
-  ConsentSync(store::Db& db, std::unique_ptr<Transport> transport, const core::Logger& log);
-  ~ConsentSync();
-  ConsentSync(const ConsentSync&) = delete;
-  ConsentSync& operator=(const ConsentSync&) = delete;
-
-  // One poll of every org with a key. Returns the number of changes applied; throws
-  // nothing (errors are logged).
-  std::size_t poll(const conf::ApiSettings& api);
-  void set_clock(std::function<std::int64_t()> unix_s) { clock_ = std::move(unix_s); }
-
-  void start(std::function<std::shared_ptr<const conf::Config>()> config);
-  void stop() { worker_.stop(); }
+  std::string name() const override { return "consent sync"; }
+  std::string path(const std::string& org, const std::string& cursor) const override;
+  std::string cursor(const store::Db& db, const std::string& org) const override;
+  std::optional<PageHead> read(std::string_view body, std::int64_t now_s) override;
+  std::size_t apply(store::Tables& t, const std::string& org, const std::string& cursor) override;
+  std::string skipped_text() const override { return "change(s) with a bad address or state"; }
+  std::string applied_text() const override { return "change(s) applied"; }
 
  private:
-  std::size_t poll_org(const conf::ApiSettings& api, const std::string& org, const std::string& key);
-  void run();
+  std::vector<store::ConsentTable::ImportRow> rows_;  // of the page read last
+};
 
-  store::Db& db_;
-  std::unique_ptr<Transport> transport_;
-  const core::Logger& log_;
-  std::function<std::int64_t()> clock_;  // unix seconds
-  std::function<std::shared_ptr<const conf::Config>()> config_;
-  core::Worker worker_;  // last: its thread stops before the rest goes
+// The poller with the consent feed alone (more feeds may be added before start()).
+class ConsentSync : public ApiPoller {
+ public:
+  ConsentSync(store::Db& db, std::unique_ptr<Transport> transport, const core::Logger& log)
+      : ApiPoller(db, std::move(transport), log) {
+    add(std::make_unique<ConsentFeed>());
+  }
 };
 
 }  // namespace cllavio::events

@@ -10,10 +10,14 @@
 #include <cstdio>
 #include <filesystem>
 #include <cstring>
+#include <stdexcept>
 #include <string>
 #include <thread>
 
 #include "conf/loader.hpp"
+#include "core/erasure.hpp"
+#include "events/consent_sync.hpp"
+#include "events/erasure_sync.hpp"
 #include "milter/privileges.hpp"
 #include "milter/shell.hpp"
 
@@ -169,6 +173,23 @@ void start_follower(Runtime& rt, const conf::Config& cfg) {
   rt.follower->start();
 }
 
+// THE ONE PLACE where erasure requests from the API (events/erasure_sync.hpp) are
+// erased: inside the poller's write transaction, beside the page's cursor. Until
+// core::erase_subject (core/erasure.hpp) is merged this refuses every request, so none
+// is taken as done: the page is rolled back, its cursor stays, the refusal is logged at
+// every poll and the requests are applied once the real erase is wired here, as
+//   return [&rt](store::Tables& t, const store::EraseRequest& req) {
+//     return core::erase_subject(t, req, rt.config()->api.max_outbox_mb << 20).report;
+//   };
+// with a Tables& form of core::erase_subject (store::erase_address plus the queued
+// subject.erased events): the Db& form runs its own Db::write, which cannot be nested in
+// the poller's transaction (the cursor must commit with the erasures).
+events::EraseFn make_api_erase(Runtime& rt) {
+  return [&rt](store::Tables& t, const store::EraseRequest& req) {
+    return core::erase_subject(t, req, rt.config()->api.max_outbox_mb << 20).report;
+  };
+}
+
 // Owns SIGHUP/SIGTERM/SIGINT (blocked in every other thread).
 void signal_loop(Runtime& rt, const std::string& path, sigset_t set) {
   for (;;) {
@@ -296,8 +317,14 @@ int daemon_main(int argc, char** argv) {
   auto current = [] { return rt.config(); };
   rt.forwarder = std::make_unique<events::Forwarder>(*rt.db, events::make_curl_transport(), rt.log);
   rt.forwarder->start(current);
-  rt.consent_sync = std::make_unique<events::ConsentSync>(*rt.db, events::make_curl_transport(), rt.log);
-  rt.consent_sync->start(current);  // consent changes made at the API come back
+  // Consent changes and erasure requests made at the API come back (api.consent_poll_s).
+  rt.api_sync = std::make_unique<events::ApiPoller>(*rt.db, events::make_curl_transport(), rt.log);
+  rt.api_sync->add(std::make_unique<events::ConsentFeed>());
+  rt.api_sync->add(std::make_unique<events::ErasureFeed>(make_api_erase(rt)));
+  rt.api_sync->on_applied([] {
+    if (rt.forwarder) rt.forwarder->wake();  // subject.erased events to send
+  });
+  rt.api_sync->start(current);
   rt.pruner = std::make_unique<core::Pruner>(*rt.db, rt.log);
   rt.pruner->check_map(store::realtime_us());  // a nearly full map is said at startup
   rt.pruner->start(current);                  // [retention]

@@ -18,7 +18,7 @@
 #include "core/quota.hpp"
 #include "core/recorder.hpp"
 #include "delivery/follower.hpp"
-#include "events/consent_sync.hpp"
+#include "events/api_poller.hpp"
 #include "events/forwarder.hpp"
 #include "milter/reject_budget.hpp"
 #include "milter/session.hpp"
@@ -67,7 +67,7 @@ class Runtime {
   std::unique_ptr<core::LocalQuota> quota;
   std::unique_ptr<core::Recorder> recorder;
   std::unique_ptr<events::Forwarder> forwarder;       // sends the outbox to the Cllavio API
-  std::unique_ptr<events::ConsentSync> consent_sync;  // brings consent changes made at Cllavio back
+  std::unique_ptr<events::ApiPoller> api_sync;       // consent changes and erasure requests made at Cllavio
   std::unique_ptr<delivery::Follower> follower;       // [delivery]: outcomes from Postfix's log
   std::unique_ptr<core::Pruner> pruner;               // [retention]: removes what is past its time
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message

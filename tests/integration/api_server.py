@@ -1,4 +1,4 @@
-"""A local HTTPS stand-in for the Cllavio API, for the event forwarder and consent sync tests.
+"""A local HTTPS stand-in for the Cllavio API, for the event forwarder, consent sync and erasure tests.
 
 Python 3.11 standard library only, plus the `openssl` command-line tool (for the private CA).
 
@@ -20,6 +20,10 @@ POST /v1/events   body {"events": [...]}, every event with the same "org" (and a
 GET /v1/orgs/{org}/consent?cursor=C
     Bearer auth for org (else 401) -> 200 {"changes": [...after C...], "cursor": "<index>"};
     changes come from add_consent_change(); an absent/empty cursor starts at the beginning.
+GET /v1/erasures?org=ORG&cursor=C
+    Bearer auth for org (else 401) -> 200 {"erasures": [...], "cursor": "<index>", "more": bool}:
+    at most erasure_page_size requests after C ("more" when others follow); requests come
+    from add_erasure(); an absent/empty cursor starts at the beginning; a non-numeric cursor -> 400.
 
 Failure injection (any thread, any time):
     fail_mode  None | "refuse" | "500" | "429" | "hang" | "malformed", applies to every request.
@@ -29,6 +33,9 @@ Failure injection (any thread, any time):
                changes, release_hangs() is called or the server stops; "malformed" is 200 b"<html>oops".
     fail_next(n, mode)   the next n POST requests get mode ("500" | "429" | "hang" | "malformed").
     reject_event_ids     set of event ids answered with 422 (after all other checks pass).
+
+The GET requests' signature (over their empty body) is recorded in "signature_ok", not
+required.
 
 Records: .requests is a list of dicts, one per request in arrival order, rejected ones included:
     {"time", "method", "path", "query", "headers" (case-insensitive dict), "body" (bytes), "json" (or None),
@@ -57,6 +64,7 @@ __all__ = ["CA", "ApiServer", "sign"]
 
 MODES = (None, "refuse", "500", "429", "hang", "malformed")
 _CONSENT_RE = re.compile(r"^/v1/orgs/([^/]+)/consent$")
+_ERASURES = "/v1/erasures"
 
 
 def sign(body: bytes, secret: bytes, t: int | None = None) -> str:
@@ -216,6 +224,8 @@ class ApiServer:
         self.requests: list[dict] = []
         self.events: list[dict] = []
         self.consent: dict[str, list[dict]] = {}
+        self.erasures: dict[str, list[dict]] = {}
+        self.erasure_page_size = 100
         self._port = port or 0
         self._fail_mode = None
         self._fail_next: list[str] = []
@@ -348,6 +358,27 @@ class ApiServer:
             self.consent.setdefault(org, []).append(change)
         return change
 
+    # ---- erasure requests
+
+    def add_erasure(self, org: str, address: str, requested_at=None, id: str | None = None) -> dict:  # noqa: A002
+        """Queue an erasure request for org. requested_at: RFC 3339 string, unix seconds, datetime or None (now)."""
+        if requested_at is None or isinstance(requested_at, (int, float)):
+            requested_at = datetime.datetime.fromtimestamp(
+                time.time() if requested_at is None else requested_at, datetime.timezone.utc)
+        if isinstance(requested_at, datetime.datetime):
+            requested_at = requested_at.astimezone(datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%SZ")
+        with self._cond:
+            queue = self.erasures.setdefault(org, [])
+            req = {"id": id or f"er_{org}_{len(queue) + 1}", "address": address, "requested_at": requested_at}
+            queue.append(req)
+        return req
+
+    def erasure_gets(self, org: str | None = None) -> list[dict]:
+        """Records of the GET /v1/erasures requests (of org, when given)."""
+        with self._cond:
+            return [r for r in self.requests if r["method"] == "GET" and r["path"] == _ERASURES and
+                    (org is None or urllib.parse.parse_qs(r["query"]).get("org") == [org])]
+
     # ---- queries
 
     def distinct_event_ids(self) -> list[str]:
@@ -438,7 +469,9 @@ class ApiServer:
         m = _CONSENT_RE.match(url.path)
         if m and method == "GET":
             return self._get_consent(rec, urllib.parse.unquote(m.group(1)), answer)
-        if m or url.path == "/v1/events":
+        if url.path == _ERASURES and method == "GET":
+            return self._get_erasures(rec, answer)
+        if m or url.path in ("/v1/events", _ERASURES):
             return answer(405, {"error": "method not allowed"})
         return answer(404, {"error": "not found"})
 
@@ -473,6 +506,22 @@ class ApiServer:
             changes = list(self.consent.get(org, []))
         start = min(int(cursor or 0), len(changes))
         return answer(200, {"changes": changes[start:], "cursor": str(len(changes))})
+
+    def _get_erasures(self, rec: dict, answer) -> None:
+        query = urllib.parse.parse_qs(rec["query"])
+        org = (query.get("org") or [None])[0]
+        if not self._bearer_ok(rec["headers"], org):
+            return answer(401, {"error": "bad api key"})
+        cursor = (query.get("cursor") or [""])[0]
+        if cursor and not cursor.isdigit():
+            return answer(400, {"error": "bad cursor"})
+        with self._cond:
+            queue = list(self.erasures.get(org, []))
+            size = max(1, int(self.erasure_page_size))
+        start = min(int(cursor or 0), len(queue))
+        page = queue[start:start + size]
+        end = start + len(page)
+        return answer(200, {"erasures": page, "cursor": str(end), "more": end < len(queue)})
 
 
 # --------------------------------------------------------------------------- self-test
@@ -528,6 +577,36 @@ def _selftest() -> None:
             assert json.loads(conn.getresponse().read())["changes"] == [] and conn.sock is sock
             conn.request("GET", "/v1/orgs/acme/consent", headers={"Authorization": "Bearer x"})
             assert conn.getresponse().status == 401
+
+            conn.close()
+
+            # Erasure requests: paged, per org, Bearer auth; the signature is recorded.
+            conn = http.client.HTTPSConnection("localhost", api.port, context=ctx, timeout=5)
+
+            def get(path, headers=auth):
+                conn.request("GET", path, headers=headers)
+                r = conn.getresponse()
+                body = r.read()
+                return r.status, (json.loads(body) if r.status == 200 else body)
+
+            api.erasure_page_size = 2
+            for a in ("e1@x.example", "e2@x.example", "e3@x.example"):
+                api.add_erasure("acme", a, requested_at=0)
+            st, doc = get("/v1/erasures?org=acme&cursor=",
+                          dict(auth, **{"Cllavio-Signature": sign(b"", api.signing_secret)}))
+            assert st == 200 and [e["address"] for e in doc["erasures"]] == ["e1@x.example", "e2@x.example"], doc
+            assert doc["erasures"][0] == {"id": "er_acme_1", "address": "e1@x.example",
+                                          "requested_at": "1970-01-01T00:00:00Z"}
+            assert doc["cursor"] == "2" and doc["more"] is True
+            assert api.requests[-1]["signature_ok"]
+            st, doc = get(f"/v1/erasures?org=acme&cursor={doc['cursor']}")
+            assert [e["address"] for e in doc["erasures"]] == ["e3@x.example"] and doc["more"] is False
+            assert doc["cursor"] == "3" and not api.requests[-1]["signature_ok"]
+            assert get("/v1/erasures?org=acme&cursor=3") == (200, {"erasures": [], "cursor": "3", "more": False})
+            assert get("/v1/erasures?org=globex&cursor=")[0] == 401  # acme's key
+            assert get("/v1/erasures?cursor=")[0] == 401
+            assert get("/v1/erasures?org=acme&cursor=x")[0] == 400
+            assert len(api.erasure_gets("acme")) == 4 and len(api.erasure_gets()) == 6
             conn.close()
 
             api.fail_mode = "429"

@@ -193,6 +193,33 @@ class Events(HarnessCase):
                                            and e["consent"]["to"] == "granted" for e in self.api.events), 30)
         self.assertTrue(ok)
 
+    def test_erasure_requests_are_polled_signed_and_never_taken_as_done_without_an_erase(self):
+        # An erasure request queued at Cllavio is asked for by org, with its key, signed.
+        req = self.api.add_erasure("acme", "Erase.Me@Example.NET")
+        signed = lambda r: r["signature_ok"] and r["headers"].get("Authorization") == "Bearer acme-key"  # noqa: E731
+        ok = self.api.wait_for(lambda: any(signed(r) and r["status"] == 200 for r in self.api.erasure_gets("acme")), 20)
+        self.assertTrue(ok, self.api.erasure_gets("acme")[-3:])
+        self.assertTrue(any(r["headers"].get("Authorization") == "Bearer small-key"
+                            for r in self.api.erasure_gets("small")))
+        # Until core::erase_subject is wired in (milter/daemon.cpp make_api_erase) the erase
+        # refuses: the page is rolled back and asked for again, and nothing claims success.
+        # Once wired: a subject.erased event with source "api" comes back for that address.
+        def outcome():
+            if any(e["type"] == "subject.erased" and e.get("subject", {}).get("source") == "api"
+                   and e["subject"].get("address") == "Erase.Me@example.net" for e in self.api.events):
+                return "erased"
+            return "refused" if "erasure sync for acme: erase not available" in self.h.milter_log() else None
+        self.assertTrue(self.api.wait_for(lambda: outcome() is not None, 30))
+        if outcome() == "refused":
+            n = len(self.api.erasure_gets("acme"))
+            self.assertTrue(self.api.wait_for(lambda: len(self.api.erasure_gets("acme")) > n, 10))
+            pos = self.api.erasures["acme"].index(req)  # the server's cursor is an index in the queue
+            cursors = [int(r["query"].rpartition("cursor=")[2] or 0) for r in self.api.erasure_gets("acme")]
+            self.assertTrue(all(c <= pos for c in cursors), f"the cursor moved past a refused page: {cursors}")
+        self.assertNotIn(req["address"], self.h.milter_log())  # counts are logged, never addresses
+        with self.api._cond:
+            self.api.erasures.clear()
+
     def test_tls_is_verified_and_no_secret_is_logged(self):
         from api_server import CA
         other = CA(os.path.join(self.h.dir, "api", "other-ca"))  # not the CA that signed the API's certificate
