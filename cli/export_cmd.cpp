@@ -1,5 +1,5 @@
 // cllavioctl export: everything the store holds that names one address, as one JSON
-// document (store/export.hpp; docs/export-notes.md has the schema).
+// document (store/export.hpp; docs/privacy.md has the schema).
 #include <cstdio>
 
 #include "cli/commands.hpp"
