@@ -97,6 +97,13 @@ struct RetentionSettings {
   int prune_interval_s = 60;          // how often the pruner runs
 };
 
+// [metrics]: the Prometheus endpoint (docs/metrics.md). listen "" = off.
+struct MetricsSettings {
+  std::string listen;                 // "HOST:PORT" or "[V6]:PORT"; loopback is the recommendation
+  std::string host;                   // parsed from listen
+  int port = 0;
+};
+
 struct Config {
   std::string file;                  // absolute path of the main file
   MilterSettings milter;
@@ -107,6 +114,7 @@ struct Config {
   ApiSettings api;
   DeliverySettings delivery;
   RetentionSettings retention;
+  MetricsSettings metrics;
   tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
   std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking] (when some stream tracks)

@@ -77,6 +77,52 @@ Key<Config> socket_mode_key() {
   return k;
 }
 
+// "HOST:PORT" or "[V6]:PORT" -> host, port; "" -> off.
+std::string parse_listen(const std::string& v, std::string& host, int& port) {
+  host.clear();
+  port = 0;
+  if (v.empty()) return {};
+  std::string::size_type colon;
+  if (v.front() == '[') {
+    auto close = v.find(']');
+    if (close == std::string::npos || close + 1 >= v.size() || v[close + 1] != ':')
+      return "expected [IPV6]:PORT, e.g. \"[::1]:9899\"";
+    host = v.substr(1, close - 1);
+    colon = close + 1;
+  } else {
+    colon = v.rfind(':');
+    if (colon == std::string::npos || colon == 0) return "expected HOST:PORT, e.g. \"127.0.0.1:9899\"";
+    host = v.substr(0, colon);
+    if (host.find(':') != std::string::npos) return "an IPv6 address goes in brackets: \"[::1]:9899\"";
+  }
+  std::string digits = v.substr(colon + 1);
+  if (digits.empty() || digits.size() > 5 || digits.find_first_not_of("0123456789") != std::string::npos)
+    return "invalid port " + toml_quote(digits);
+  port = std::stoi(digits);
+  if (port < 1 || port > 65535) return "port " + digits + " out of range 1..65535";
+  if (host.empty()) return "empty host";
+  return {};
+}
+
+Key<Config> metrics_listen_key() {
+  Key<Config> k{"metrics.listen", "string", "\"\"", "HOST:PORT | [IPV6]:PORT",
+                "Address of the Prometheus endpoint (`GET /metrics`, text format; docs/metrics.md), served by its "
+                "own thread. Keep it on loopback or a management network: it has no authentication. Unset: no "
+                "endpoint. Takes effect at start.",
+                false, {}, {}};
+  k.reset = [](Config& c) { c.metrics = MetricsSettings{}; };
+  k.set = [](const toml::node& n, Config& c, const KeyContext&, Reporter& rep) {
+    const auto* s = n.as_string();
+    if (s == nullptr) return rep.error(n, "expected a string, found " + toml_type_name(n));
+    MetricsSettings m;
+    m.listen = s->get();
+    if (std::string err = parse_listen(m.listen, m.host, m.port); !err.empty())
+      return rep.error(n, err);
+    c.metrics = std::move(m);
+  };
+  return k;
+}
+
 }  // namespace
 
 // [api] defaults are the struct's own (conf/config.hpp), written once.
@@ -84,7 +130,7 @@ const ApiSettings kApi{};
 
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
-      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery", "retention"},
+      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery", "retention", "metrics"},
       {
           parsed_key<Config, SocketSpec>(
               "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
@@ -284,6 +330,7 @@ const Schema<Config>& main_schema() {
                                [](Config& c) -> int& { return c.retention.prune_interval_s; }, 60, 1, 86400,
                                "How often the daemon's pruner removes what is past its retention (in small "
                                "transactions; one log line per run). Main file only."),
+          metrics_listen_key(),
       },
       {
           {"`api.max_outbox_mb` leaves at least half of `store.map_size_mb` to records and the other tables.",

@@ -1,6 +1,7 @@
 #include "milter/daemon.hpp"
 
 #include <curl/curl.h>
+#include <systemd/sd-daemon.h>
 
 #include <pthread.h>
 #include <signal.h>
@@ -61,9 +62,19 @@ void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg,
   if (old_cfg.store.map_size_mb != new_cfg.store.map_size_mb) warn("store.map_size_mb");
   if (old_cfg.store.sync != new_cfg.store.sync) warn("store.sync");
   if (old_cfg.delivery.log != new_cfg.delivery.log) warn("delivery.log");
+  if (old_cfg.metrics.listen != new_cfg.metrics.listen) warn("metrics.listen");
 }
 
+// systemd (Type=notify): READY=1 once the socket listens and the store is open,
+// RELOADING=1 ... READY=1 around a SIGHUP reload, STOPPING=1 when the drain starts.
+// Without $NOTIFY_SOCKET (not under systemd) these do nothing.
+void notify(const char* state) { sd_notify(0, state); }
+
 void reload(Runtime& rt, const std::string& path) {
+  notify("RELOADING=1");
+  struct Ready {
+    ~Ready() { notify("READY=1"); }
+  } ready;  // also after a failed reload: the previous configuration serves
   auto result = conf::load_config(path);
   if (!result.config) {
     for (const auto& d : result.errors) rt.log.error("reload: " + d.str());
@@ -92,6 +103,7 @@ int wait_signal(const sigset_t& set, long ms) {
 // SIGTERM/SIGINT cuts the wait short.
 [[noreturn]] void drain_and_exit(Runtime& rt, const sigset_t& set, int timeout_s) {
   rt.draining.store(true);
+  notify("STOPPING=1");
   auto cfg = rt.config();
   if (cfg->milter.socket.kind == conf::SocketSpec::Kind::unix_path)
     ::unlink(cfg->milter.socket.path.c_str());  // new connection attempts fail right away
@@ -336,6 +348,7 @@ int daemon_main(int argc, char** argv) {
   signals.detach();
   rt.log.notice("ready: listening on " + cfg.milter.socket.libmilter() + " (Postfix: smtpd_milters = " +
                 cfg.milter.socket.postfix() + "), store " + rt.db->file());
+  notify("READY=1");
 
   run_milter();  // returns only when libmilter gives up
   rt.log.error("libmilter stopped serving (see its syslog messages); exiting");

@@ -7,13 +7,17 @@ packages=(
   # build
   g++ make cmake pkg-config
   libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev libssl-dev
-  libcurl4-openssl-dev libsystemd-dev
+  libcurl4-openssl-dev libsystemd-dev libmicrohttpd-dev
+  # Debian package (scripts/package.sh) and its checks; man pages rendered by man -l
+  debhelper dpkg-dev fakeroot lintian man-db
   # fuzzing (clang's libFuzzer and sanitizer runtimes)
   clang libclang-rt-14-dev
   # tests and demo: a real Postfix, its smtp-sink/smtp-source, swaks, private SASL through Dovecot
   postfix swaks dovecot-core python3 lmdb-utils procps
   # journal source tests: writes journal files from the export format without a journald
   systemd-journal-remote
+  # metrics test: a real Prometheus scrapes the daemon
+  prometheus
   # browser test (tests/browser): renders original and tracked HTML in headless Chromium
   chromium chromium-driver python3-selenium
 )

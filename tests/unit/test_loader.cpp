@@ -109,6 +109,31 @@ BOOST_AUTO_TEST_CASE(retention_defaults_overrides_and_mistakes) {
   BOOST_TEST(has(b, "acme.toml:5: unknown key 'retention.keep'"), all(b));
 }
 
+BOOST_AUTO_TEST_CASE(metrics_listen_is_parsed_or_refused_with_its_line) {
+  TmpDir dir;
+  auto r = load_config(setup(dir, "[metrics]\nlisten = \"127.0.0.1:9899\"\n"));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  BOOST_TEST(r.config->metrics.host == "127.0.0.1");
+  BOOST_TEST(r.config->metrics.port == 9899);
+  TmpDir v6;
+  auto r6 = load_config(setup(v6, "[metrics]\nlisten = \"[::1]:9100\"\n"));
+  BOOST_TEST_REQUIRE(r6.config != nullptr, all(r6));
+  BOOST_TEST(r6.config->metrics.host == "::1");
+  BOOST_TEST(r6.config->metrics.port == 9100);
+  TmpDir off;
+  auto ro = load_config(setup(off, ""));
+  BOOST_TEST_REQUIRE(ro.config != nullptr, all(ro));
+  BOOST_TEST(ro.config->metrics.listen.empty());
+  BOOST_TEST(ro.config->metrics.port == 0);
+  for (const char* bad : {"9899", "127.0.0.1:99999", "::1:9899", "[::1]9899", "host:", ":9899"}) {
+    TmpDir b;
+    auto path = setup(b, std::string("[metrics]\nlisten = \"") + bad + "\"\n");
+    auto rb = load_config(path);
+    BOOST_TEST(rb.config == nullptr, bad);
+    BOOST_TEST(has(rb, path + ":4: metrics.listen: "), all(rb));
+  }
+}
+
 BOOST_AUTO_TEST_CASE(toml_octal_integer_mode_is_accepted) {
   TmpDir dir;
   auto r = load_config(setup(dir, "[milter]\nsocket_mode = 0o640\n"));
