@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds the libFuzzer targets with clang (ASan+UBSan) and runs each one for a
 # while on its seed corpus (tests/fuzz/corpus/NAME). Findings stop the run.
-#   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 20)
+#   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 20; CLLAVIO_FUZZ_JOBS at a time, default nproc)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-20}
@@ -10,16 +10,28 @@ cmake -S "$root" -B "$build" -DCLLAVIO_FUZZ=ON -DCLLAVIO_BENCH=OFF -DCMAKE_CXX_C
   -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" >/dev/null
 targets="config socket_spec network address record mime encoding html rewrite token policy events plan logline"
 cmake --build "$build" -j"$(nproc)" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done)
-for f in $targets; do
+# One fuzzer per CPU at a time; each one's summary is printed when it ends.
+jobs=${CLLAVIO_FUZZ_JOBS:-$(nproc)}
+run_one() {
+  local f=$1 work
   work=$(mktemp -d)
   cp "$root/tests/fuzz/corpus/$f/"* "$work/"
-  echo "== fuzz_$f (${secs}s)"
-  (cd "$work" && "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
-     -artifact_prefix="$work/" "$work" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' || true)
+  { echo "== fuzz_$f (${secs}s)"
+    (cd "$work" && "$build/tests/fuzz/fuzz_$f" -max_total_time="$secs" -max_len=4096 -print_final_stats=1 \
+       -artifact_prefix="$work/" "$work" 2>&1 | grep -E 'stat::number_of_executed_units|ERROR|SUMMARY|Test unit written' || true)
+  } > "$work.out"
+  cat "$work.out"
+  rm -f "$work.out"
   if [ -n "$(find "$work" -maxdepth 1 \( -name 'crash-*' -o -name 'leak-*' -o -name 'timeout-*' -o -name 'oom-*' \) -print -quit)" ]; then
     echo "fuzz_$f found a problem; inputs kept in $work" >&2
-    exit 1
+    return 1
   fi
   rm -rf "$work"
-done
+}
+export -f run_one
+export root build secs
+if ! printf '%s\n' $targets | xargs -P "$jobs" -I{} bash -c 'run_one "$1"' _ {}; then
+  echo "fuzzing: findings (see above)" >&2
+  exit 1
+fi
 echo "fuzzing: no findings"
