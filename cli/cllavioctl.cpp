@@ -13,6 +13,7 @@
 //   cllavioctl [-c FILE] delivery stats [--org ID] [--since 7d] [--json] | delivery follow [--json]
 //   cllavioctl [-c FILE] export ORG ADDRESS | export --all-orgs ADDRESS
 //   cllavioctl [-c FILE] store stats [--json] | store compact
+//   cllavioctl [-c FILE] doctor [-C POSTFIX_CONFIG_DIR]... [--json] [--offline]
 //   cllavioctl config-reference                print every configuration key (Markdown)
 #include <cstdio>
 #include <cstring>
@@ -62,6 +63,9 @@ void usage(std::FILE* f) {
                "  export --all-orgs ADDRESS    the same over every org (and mail of no org)\n"
                "  store stats [--json]         map and file size, use, per table entries/pages/oldest, last prune\n"
                "  store compact                rewrite the store without its free pages (stop cllavio-milter first)\n"
+               "  doctor [-C POSTFIX_CONFIG_DIR]... [--json] [--offline]\n"
+               "                               check Postfix's milter settings and the milter's health (docs/doctor.md);\n"
+               "                               exit 0 nothing wrong, 1 warnings, 2 errors\n"
                "  config-reference             print the reference of every configuration key\n",
                cllavio::conf::kDefaultConfigPath);
 }
@@ -105,6 +109,7 @@ int main(int argc, char** argv) {
     if (cmd == "erase") return cli::cmd_erase(config_path, args);
     if (cmd == "export") return cli::cmd_export(config_path, args);
     if (cmd == "store") return cli::cmd_store(config_path, args);
+    if (cmd == "doctor") return cli::cmd_doctor(config_path, args);
     if (cmd == "tracking" && !args.empty() && args[0] == "stats")
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {

@@ -58,6 +58,7 @@ int cmd_delivery(const std::string& config_path, const Args& args);
 int cmd_erase(const std::string& config_path, const Args& args);
 int cmd_export(const std::string& config_path, const Args& args);
 int cmd_store(const std::string& config_path, const Args& args);
+int cmd_doctor(const std::string& config_path, const Args& args);
 
 // Each recipient's delivery state (pending when the log said nothing yet), for `show`.
 nlohmann::ordered_json delivery_json(const store::Tables& t, const store::MessageRecord& rec);
