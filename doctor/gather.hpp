@@ -51,7 +51,7 @@ std::vector<Service> parse_master(std::string_view m_text, std::string_view p_te
 std::vector<std::string> parse_postmulti_list(std::string_view text);
 // A socket as a milter's own config writes it (libmilter: inet:8891@localhost, inet:8891,
 // inet6:8891@::1, local:/path, unix:/path, /path) in Postfix's syntax; nullopt when it is none.
-std::optional<std::string> libmilter_to_postfix(std::string_view socket);
+std::optional<std::string> signer_socket_to_postfix(std::string_view socket);
 // rspamd's bind_socket ("localhost:11332", "*:11332", "/run/rspamd/proxy.sock mode=0666").
 std::optional<std::string> rspamd_to_postfix(std::string_view bind_socket);
 // The value of a "Key value" line (opendkim.conf style; # comments; key case-insensitive).

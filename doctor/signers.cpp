@@ -78,7 +78,7 @@ std::optional<std::string> ucl_value(std::string_view text, std::string_view key
   return std::nullopt;
 }
 
-std::optional<std::string> libmilter_to_postfix(std::string_view s0) {
+std::optional<std::string> signer_socket_to_postfix(std::string_view s0) {
   std::string s = trim(s0);
   if (s.empty()) return std::nullopt;
   if (s[0] == '/') return "unix:" + s;
@@ -138,7 +138,7 @@ std::vector<SignerSocket> find_signers(const std::string& sysconfdir) {
   };
   for (const auto& s : libmilter_signers) {
     if (auto text = read_file(s.file)) {
-      if (auto sock = conf_value(*text, "Socket")) add(s.product, libmilter_to_postfix(*sock), s.file);
+      if (auto sock = conf_value(*text, "Socket")) add(s.product, signer_socket_to_postfix(*sock), s.file);
     } else {
       for (const auto& w : s.well_known) add(s.product, w, "well-known");
     }

@@ -53,17 +53,17 @@ BOOST_AUTO_TEST_CASE(postmulti_list) {
 }
 
 BOOST_AUTO_TEST_CASE(libmilter_sockets_in_postfix_syntax) {
-  BOOST_TEST(*libmilter_to_postfix("inet:8891@localhost") == "inet:localhost:8891");
-  BOOST_TEST(*libmilter_to_postfix("inet:8891@127.0.0.1") == "inet:127.0.0.1:8891");
-  BOOST_TEST(*libmilter_to_postfix("inet:8891") == "inet:localhost:8891");
-  BOOST_TEST(*libmilter_to_postfix("inet6:8891@::1") == "inet:[::1]:8891");
-  BOOST_TEST(*libmilter_to_postfix("local:/var/spool/postfix/opendkim/opendkim.sock") ==
+  BOOST_TEST(*signer_socket_to_postfix("inet:8891@localhost") == "inet:localhost:8891");
+  BOOST_TEST(*signer_socket_to_postfix("inet:8891@127.0.0.1") == "inet:127.0.0.1:8891");
+  BOOST_TEST(*signer_socket_to_postfix("inet:8891") == "inet:localhost:8891");
+  BOOST_TEST(*signer_socket_to_postfix("inet6:8891@::1") == "inet:[::1]:8891");
+  BOOST_TEST(*signer_socket_to_postfix("local:/var/spool/postfix/opendkim/opendkim.sock") ==
              "unix:/var/spool/postfix/opendkim/opendkim.sock");
-  BOOST_TEST(*libmilter_to_postfix("unix:/run/x.sock") == "unix:/run/x.sock");
-  BOOST_TEST(*libmilter_to_postfix("/run/x.sock") == "unix:/run/x.sock");
-  BOOST_TEST(*libmilter_to_postfix("inet:127.0.0.1:8892") == "inet:127.0.0.1:8892");
-  BOOST_TEST(!libmilter_to_postfix("bogus").has_value());
-  BOOST_TEST(!libmilter_to_postfix("inet:x@y").has_value());
+  BOOST_TEST(*signer_socket_to_postfix("unix:/run/x.sock") == "unix:/run/x.sock");
+  BOOST_TEST(*signer_socket_to_postfix("/run/x.sock") == "unix:/run/x.sock");
+  BOOST_TEST(*signer_socket_to_postfix("inet:127.0.0.1:8892") == "inet:127.0.0.1:8892");
+  BOOST_TEST(!signer_socket_to_postfix("bogus").has_value());
+  BOOST_TEST(!signer_socket_to_postfix("inet:x@y").has_value());
 }
 
 BOOST_AUTO_TEST_CASE(rspamd_bind_socket) {
