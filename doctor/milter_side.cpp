@@ -13,6 +13,9 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <filesystem>
+#include <toml++/toml.hpp>
+
 #include "conf/loader.hpp"
 #include "doctor/gather.hpp"
 #include "doctor/process.hpp"
@@ -134,6 +137,29 @@ void read_store(MilterSide& m, const conf::Config& cfg) {
   }
 }
 
+// [secrets] file straight from the TOML when the configuration does not load (a secrets file
+// that others can read is one reason): relative to the main file's folder, as the loader does.
+std::string secrets_path_of(const std::string& config_path) {
+  try {
+    auto doc = toml::parse_file(config_path);
+    auto file = doc["secrets"]["file"].value<std::string>();
+    if (!file || file->empty()) return "";
+    std::filesystem::path p(*file);
+    if (p.is_relative()) p = std::filesystem::absolute(config_path).parent_path() / p;
+    return p.lexically_normal().string();
+  } catch (...) {
+    return "";
+  }
+}
+
+void stat_secrets(MilterSide& m) {
+  struct stat st{};
+  if (!m.secrets_file.empty() && ::stat(m.secrets_file.c_str(), &st) == 0) {
+    m.secrets_mode = st.st_mode & 07777;
+    m.secrets_owner = user_name(st.st_uid);
+  }
+}
+
 }  // namespace
 
 MilterSide read_milter_side(const std::string& config_path, bool offline, int api_timeout_ms) {
@@ -144,7 +170,11 @@ MilterSide read_milter_side(const std::string& config_path, bool offline, int ap
   for (const auto& d : loaded.errors) m.config_errors.push_back(d.str());
   // Problems in organization files only: the main file's settings still say where things are.
   auto cfg = loaded.config ? loaded.config : loaded.main_only;
-  if (!cfg) return m;
+  if (!cfg) {
+    m.secrets_file = secrets_path_of(config_path);
+    stat_secrets(m);
+    return m;
+  }
   m.socket = cfg->milter.socket.libmilter();
   m.socket_postfix = cfg->milter.socket.postfix();
   m.milter_user = milter_user(*cfg);
@@ -153,11 +183,7 @@ MilterSide read_milter_side(const std::string& config_path, bool offline, int ap
   if (m.delivery_enabled && m.delivery_log.rfind("journal", 0) != 0)
     m.delivery_log_readable = log_readable(m.delivery_log, m.milter_user);
   m.secrets_file = cfg->secrets.file;
-  struct stat st{};
-  if (!m.secrets_file.empty() && ::stat(m.secrets_file.c_str(), &st) == 0) {
-    m.secrets_mode = st.st_mode & 07777;
-    m.secrets_owner = user_name(st.st_uid);
-  }
+  stat_secrets(m);
   read_store(m, *cfg);
   m.api_url = cfg->api.url;
   if (!m.api_url.empty() && !offline) probe_api(m, cfg->api, api_timeout_ms);

@@ -51,6 +51,7 @@ class DoctorTest(unittest.TestCase):
             with open(p, "w") as f:
                 f.write(text)
         self.h.milter.settings = dict(self.saved_settings)
+        os.chmod(os.path.join(self.h.cllavio_dir, "secrets.toml"), 0o600)
         for name in os.listdir(self.sysconf):
             p = os.path.join(self.sysconf, name)
             shutil.rmtree(p) if os.path.isdir(p) else os.remove(p)
