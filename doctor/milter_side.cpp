@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include <filesystem>
-#include <toml++/toml.hpp>
+#include <toml++/toml.h>
 
 #include "conf/loader.hpp"
 #include "doctor/gather.hpp"
