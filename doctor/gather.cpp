@@ -18,9 +18,9 @@ Facts gather(const GatherOptions& o) {
       auto it = pi.main.find("multi_instance_enable");
       multi = it != pi.main.end() && it->second == "yes";
     }
-    f.instances.push_back(std::move(pi));
     if (multi)
-      for (auto& d : postmulti_instances(dirs[i])) dirs.push_back(d);
+      for (auto& d : postmulti_instances(pi)) dirs.push_back(d);
+    f.instances.push_back(std::move(pi));
   }
   f.signers = find_signers(o.sysconfdir);
   f.milter = read_milter_side(o.config_path, o.offline, o.api_timeout_ms);

@@ -33,8 +33,10 @@ Facts gather(const GatherOptions&);
 
 // Reads one Postfix instance: postconf -c DIR, -x, -M, -P. name = multi_instance_name.
 PostfixInstance read_postfix_instance(const std::string& config_dir);
-// The config dirs of postmulti -l (run with MAIL_CONFIG=dir) other than `dir` itself.
-std::vector<std::string> postmulti_instances(const std::string& dir);
+// The other instances of a multi-instance Postfix (multi_instance_enable = yes): the
+// instance's multi_instance_directories (what postmulti reads) and, for /etc/postfix,
+// postmulti -l's config dirs too (postmulti refuses any other default directory).
+std::vector<std::string> postmulti_instances(const PostfixInstance& default_instance);
 // The DKIM/ARC signers configured on this machine (config files under sysconfdir) and the
 // well-known sockets of those whose config file is absent.
 std::vector<SignerSocket> find_signers(const std::string& sysconfdir);
@@ -48,6 +50,7 @@ std::map<std::string, std::string> parse_postconf(std::string_view text);
 // postconf -M lines and postconf -P lines ("service/type/name = value") into services.
 std::vector<Service> parse_master(std::string_view m_text, std::string_view p_text);
 // postmulti -l: "name group enabled config_directory" per line -> config dirs.
+// multi_instance_directories is a plain list (comma/space separated).
 std::vector<std::string> parse_postmulti_list(std::string_view text);
 // A socket as a milter's own config writes it (libmilter: inet:8891@localhost, inet:8891,
 // inet6:8891@::1, local:/path, unix:/path, /path) in Postfix's syntax; nullopt when it is none.

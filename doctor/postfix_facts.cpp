@@ -2,6 +2,7 @@
 // master.cf services and their -o overrides), and the instances postmulti knows.
 #include <sys/stat.h>
 
+#include <algorithm>
 #include <sstream>
 
 #include "doctor/gather.hpp"
@@ -135,13 +136,23 @@ PostfixInstance read_postfix_instance(const std::string& dir) {
   return pi;
 }
 
-std::vector<std::string> postmulti_instances(const std::string& dir) {
-  if (!have_program("postmulti")) return {};
-  auto r = run({"postmulti", "-l"}, {"MAIL_CONFIG=" + dir});
-  if (r.exit_code != 0) return {};
+std::vector<std::string> postmulti_instances(const PostfixInstance& pi) {
   std::vector<std::string> out;
-  for (auto& d : parse_postmulti_list(r.out))
-    if (d != dir) out.push_back(d);
+  auto add = [&](const std::string& d) {
+    if (d != pi.config_dir && std::find(out.begin(), out.end(), d) == out.end()) out.push_back(d);
+  };
+  const auto& params = pi.expanded.count("multi_instance_directories") ? pi.expanded : pi.main;
+  if (auto it = params.find("multi_instance_directories"); it != params.end()) {
+    std::string list = it->second;
+    for (char& c : list)
+      if (c == ',') c = ' ';
+    for (const auto& d : words(list)) add(d);
+  }
+  if (pi.config_dir == "/etc/postfix" && have_program("postmulti")) {
+    auto r = run({"postmulti", "-l"});
+    if (r.exit_code == 0)
+      for (const auto& d : parse_postmulti_list(r.out)) add(d);
+  }
   return out;
 }
 

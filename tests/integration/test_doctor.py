@@ -38,7 +38,10 @@ class DoctorTest(unittest.TestCase):
         os.makedirs(cls.sysconf)
         cls.main_cf = os.path.join(cls.etc, "main.cf")
         cls.master_cf = os.path.join(cls.etc, "master.cf")
-        cls.saved = {p: open(p).read() for p in (cls.main_cf, cls.master_cf, cls.h.config_path)}
+        cls.saved = {}
+        for p in (cls.main_cf, cls.master_cf, cls.h.config_path):
+            with open(p) as f:
+                cls.saved[p] = f.read()
         cls.saved_settings = dict(cls.h.milter.settings)
 
     @classmethod
@@ -69,8 +72,9 @@ class DoctorTest(unittest.TestCase):
         self.assertEqual(out["exit"], r.returncode)
         return r.returncode, out["findings"]
 
-    def age_configs(self):
-        for p in (self.main_cf, self.master_cf):
+    def age_configs(self, etc=None):
+        etc = etc or self.etc
+        for p in (os.path.join(etc, "main.cf"), os.path.join(etc, "master.cf")):
             t = os.path.getmtime(p)
             os.utime(p, (t - 60, t - 60))
 
@@ -99,7 +103,7 @@ class DoctorTest(unittest.TestCase):
             for line in f["fix"].splitlines():
                 if line.startswith(FIXABLE):
                     if line.startswith("postconf "):
-                        self.assertIn(f"-c {self.etc}", line)  # not /etc/postfix: the instance's dir
+                        self.assertIn(f"-c {f['instance']} ", line)  # not /etc/postfix: the instance's dir
                     self.age_configs()
                     subprocess.run(line, shell=True, check=True, capture_output=True, timeout=30)
                     ran += 1
@@ -145,6 +149,27 @@ class DoctorTest(unittest.TestCase):
         [f] = [f for f in json.loads(r.stdout)["findings"] if f["id"] == "postfix.unreadable"]
         self.assertEqual(f["severity"], "error")
         self.assertIn("no main.cf", f["title"])
+
+    def test_every_instance_of_a_multi_instance_postfix(self):
+        etc2 = os.path.join(self.h.dir, "etc-out")
+        shutil.rmtree(etc2, ignore_errors=True)
+        shutil.copytree(self.etc, etc2)
+        try:
+            subprocess.run(["postconf", "-c", etc2, "-e", "multi_instance_name = postfix-out",
+                            "milter_protocol = 4"], check=True, timeout=30)
+            self.postconf("-e", "multi_instance_enable = yes", f"multi_instance_directories = {etc2}")
+            rc, findings = self.doctor()
+            self.assertEqual(rc, 2)
+            bad = [f for f in findings if f["severity"] not in ("ok", "info")]
+            self.assertEqual([(f["id"], f["instance"]) for f in bad], [("protocol.old", etc2)], bad)
+            self.assertEqual(bad[0]["fix"], f"postconf -c {etc2} -e 'milter_protocol = 6'")
+            self.assertIn(("postfix.unreadable", self.etc), [(f["id"], f["instance"]) for f in findings])
+            self.age_configs(etc2)
+            self.run_fixes(bad)
+            self.age_configs(etc2)
+            self.fixed("protocol.old")
+        finally:
+            shutil.rmtree(etc2, ignore_errors=True)
 
     # ------------------------------------------------------------------ milter lists
 
