@@ -122,3 +122,14 @@ BOOST_AUTO_TEST_CASE(postfix_dir_without_main_cf) {
   BOOST_TEST(!pi.readable);
   BOOST_TEST(pi.error.find("no main.cf") != std::string::npos);
 }
+
+BOOST_AUTO_TEST_CASE(other_instances_from_multi_instance_directories) {
+  PostfixInstance pi;
+  pi.config_dir = "/srv/postfix";
+  pi.main["multi_instance_directories"] = "$dirs";
+  pi.expanded["multi_instance_directories"] = "/etc/postfix-out, /etc/postfix-in /srv/postfix /etc/postfix-out";
+  auto d = postmulti_instances(pi);
+  BOOST_TEST_REQUIRE(d.size() == 2u);
+  BOOST_TEST(d[0] == "/etc/postfix-out");
+  BOOST_TEST(d[1] == "/etc/postfix-in");
+}
