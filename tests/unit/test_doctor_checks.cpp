@@ -138,6 +138,17 @@ BOOST_AUTO_TEST_CASE(expansion_of_parameters) {
   BOOST_TEST(expand("${empty?{yes}:{no}}", p) == "no");
   BOOST_TEST(expand("${a", p) == "${a");  // unterminated: as written
   BOOST_TEST(expand("$loop", p) == "$loop");  // bounded
+
+  // Each level quadruples the text: the number of substitutions is bounded.
+  Params blow;
+  for (char c = 'a'; c < 'z'; ++c) {
+    const std::string next(1, static_cast<char>(c + 1));
+    blow[std::string(1, c)] = "$" + next + "$" + next + "$" + next + "$" + next;
+  }
+  blow["z"] = "Z";
+  const std::string big = expand("$a", blow);
+  BOOST_TEST(big.size() < 1'000'000u);
+  BOOST_TEST(big.find("Z") != std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(milter_list_entries) {
