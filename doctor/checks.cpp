@@ -140,7 +140,7 @@ std::vector<Finding> check_milter_side(const MilterSide& m) {
                              (m.milter_user.empty() ? "the milter's user" : m.milter_user),
                          "[delivery] reads Postfix's log to learn what happened to each message; without it no "
                          "delivery outcome is recorded. On Debian mail.log is root:adm 0640: add the milter's "
-                         "user to group adm, or point [delivery] log at the journal."));
+                         "user to group adm, or set [delivery] log = \"journal\"."));
     else
       out.push_back(make("delivery.log", Severity::ok, "", "the delivery log " + m.delivery_log + " is readable"));
   }
