@@ -679,3 +679,34 @@ BOOST_AUTO_TEST_CASE(several_instances) {
   BOOST_TEST(fs[1].instance == "/etc/postfix-out");
   BOOST_TEST(fs[1].fix == "postconf -c /etc/postfix-out -e 'smtpd_milters = unix:cllavio/milter.sock, inet:localhost:8891'");
 }
+
+BOOST_AUTO_TEST_CASE(missing_facts_are_not_findings) {
+  // The milter's config did not load: its socket is unknown, so no list can be judged for it.
+  Facts f = good();
+  f.milter.socket.clear();
+  f.milter.socket_postfix.clear();
+  f.milter.connect = {};
+  auto fs = check(f);
+  for (const char* id : {"milter.not_in_smtpd_milters", "milter.not_in_non_smtpd_milters", "milter.after_signer",
+                         "socket.not_in_chroot"})
+    BOOST_TEST(with_id(fs, id).empty(), id);
+  expect_ok(f, "milter.libmilter_syntax");  // still judged
+  // No master.cf services gathered, nothing about the store or the API.
+  f = good();
+  f.instances[0].services.clear();
+  f.milter = MilterSide{};
+  f.milter.config_ok = true;
+  f.milter.socket_postfix = "unix:/var/spool/postfix/cllavio/milter.sock";
+  fs = check(f);
+  BOOST_TEST(with_id(fs, "milter.service_drops").empty());
+  BOOST_TEST(with_id(fs, "socket.not_in_chroot").empty());
+  for (const char* id : {"secrets.mode", "secrets.owner", "store.unavailable", "store.map_space", "outbox.age",
+                         "outbox.dead_letters", "api.unreachable", "delivery.log", "delivery.long_queue_ids"})
+    BOOST_TEST(with_id(fs, id).empty(), id);
+  BOOST_TEST(exit_code(fs) == 0);
+  // No instance at all: only the milter's side.
+  f.instances.clear();
+  fs = check(f);
+  BOOST_REQUIRE(fs.size() == 1u);
+  BOOST_TEST(fs[0].id == "config.invalid");
+}
