@@ -323,6 +323,13 @@ BOOST_AUTO_TEST_CASE(service_drops_reinjection_is_info) {
   }
   BOOST_TEST(to_string(fs[3].severity) == "ok");
   BOOST_TEST(exit_code(check(f)) == 0);
+  BOOST_TEST(fs[0].why.find("no content_filter") != std::string::npos);  // good() sets none
+  // With a content filter in sight the note about local applications goes.
+  main_cf(f, "content_filter") = "smtp-amavis:[127.0.0.1]:10024";
+  BOOST_TEST(with_id(check(f), "milter.service_drops")[0].why.find("no content_filter") == std::string::npos);
+  main_cf(f, "content_filter") = "";
+  service(f, "127.0.0.1:10025").overrides["content_filter"] = "";
+  BOOST_TEST(with_id(check(f), "milter.service_drops")[0].why.find("no content_filter") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(no_milters_in_main) {
