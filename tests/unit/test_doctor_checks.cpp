@@ -603,11 +603,20 @@ BOOST_AUTO_TEST_CASE(secrets) {
   f.milter.secrets_mode = 0604;
   BOOST_TEST(to_string(only(f, "secrets.mode").severity) == "error");
   f.milter.secrets_mode = 0400;
-  f.milter.secrets_owner = "root";
+  f.milter.secrets_owner = "cllavio";
   expect_ok(f, "secrets.mode");
   expect_ok(f, "secrets.owner");
-  f.milter.secrets_owner = "cllavio";
+  // root-owned while the milter drops to its user: a reload cannot read it.
+  f.milter.secrets_owner = "root";
+  x = only(f, "secrets.owner");
+  BOOST_TEST(to_string(x.severity) == "warning");
+  BOOST_TEST(x.why.find("reload") != std::string::npos);
+  BOOST_TEST(x.fix == "chown cllavio '/etc/cllavio/secrets.toml'");
+  // ... and fine when the milter runs as root throughout.
+  f.milter.milter_user = "";
   expect_ok(f, "secrets.owner");
+  f.milter.secrets_owner = "www-data";
+  BOOST_TEST(only(f, "secrets.owner").fix == "chown root '/etc/cllavio/secrets.toml'");
   // No secrets file configured: nothing to check.
   f.milter.secrets_file.clear();
   f.milter.secrets_mode.reset();
