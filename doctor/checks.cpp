@@ -140,7 +140,7 @@ std::vector<Finding> check_milter_side(const MilterSide& m) {
                              (m.milter_user.empty() ? "the milter's user" : m.milter_user),
                          "[delivery] reads Postfix's log to learn what happened to each message; without it no "
                          "delivery outcome is recorded. On Debian mail.log is root:adm 0640: add the milter's "
-                         "user to group adm, or point [delivery] log at the journal."));
+                         "user to group adm, or set [delivery] log = \"journal\"."));
     else
       out.push_back(make("delivery.log", Severity::ok, "", "the delivery log " + m.delivery_log + " is readable"));
   }
@@ -157,12 +157,20 @@ std::vector<Finding> check_milter_side(const MilterSide& m) {
     else
       out.push_back(make("secrets.mode", Severity::ok, "", "the secrets file " + m.secrets_file + " has mode " + mode));
     if (!m.secrets_owner.empty()) {
-      const std::string user = m.milter_user.empty() ? "cllavio" : m.milter_user;
+      const std::string& user = m.milter_user;
+      const bool drops = !user.empty() && user != "root";  // the daemon runs as user after start
       if (m.secrets_owner != "root" && m.secrets_owner != user)
         out.push_back(make("secrets.owner", Severity::warning, "",
                            "the secrets file " + m.secrets_file + " is owned by " + m.secrets_owner,
-                           "Its owner can read and change the keys; only root or the milter's user (" + user +
-                               ", which needs to read it on reload) should own it.",
+                           "Its owner can read and change the keys; only the milter's user" +
+                               (drops ? " (" + user + ")" : std::string()) + " or root should own it.",
+                           "chown " + (drops ? user : std::string("root")) + " " + shell_quote(m.secrets_file)));
+      else if (m.secrets_owner == "root" && drops && (*m.secrets_mode & 0400) != 0)
+        out.push_back(make("secrets.owner", Severity::warning, "",
+                           "the secrets file " + m.secrets_file + " is owned by root, the milter runs as " + user,
+                           "With mode " + std::string(mode) + " only root reads it, but the milter reads it as " + user +
+                               " on reload (SIGHUP, after dropping privileges) and at start when it starts as " + user +
+                               ": the keys cannot be loaded then and the reload or start is refused.",
                            "chown " + user + " " + shell_quote(m.secrets_file)));
       else
         out.push_back(

@@ -108,6 +108,15 @@ std::string without_no_milters(const std::string& value) {
   return out;
 }
 
+// A content filter that re-injects mail: main.cf's content_filter, a service's -o content_filter,
+// or a re-injection service's own `-o content_filter=` (empty, so re-injected mail is not filtered again).
+bool content_filter_seen(const Instance& in) {
+  if (!in.param("content_filter").empty()) return true;
+  for (const auto& svc : in.pf.services)
+    if (svc.overrides.count("content_filter")) return true;
+  return false;
+}
+
 std::string shown(const std::string& value) { return value.empty() ? "(empty)" : value; }
 
 }  // namespace
@@ -241,11 +250,15 @@ void check_services(const Instance& in, std::vector<Finding>& out) {
     for (const auto& h : how) what += (what.empty() ? "" : ", ") + h;
     const bool reinjection = loopback_service(svc) || svc.type == "unix";
     if (reinjection) {
+      std::string why =
+          "This service takes mail back from a content filter (amavis, spamassassin, ...) on loopback. "
+          "The milter already handled each message when it first arrived; running it again here "
+          "would track and count every message twice. This is normally right.";
+      if (!content_filter_seen(in))
+        why += " But no content_filter is set in main.cf or master.cf: if local applications submit mail "
+               "through " + svc.name + " instead, that mail is not tracked.";
       out.push_back(make("milter.service_drops", Severity::info, dir,
-                         "re-injection service " + service_label(svc) + " skips the milter (" + what + ")",
-                         "This service takes mail back from a content filter (amavis, spamassassin, ...) on loopback. "
-                         "The milter already handled each message when it first arrived; running it again here "
-                         "would track and count every message twice. This is normally right."));
+                         "re-injection service " + service_label(svc) + " skips the milter (" + what + ")", why));
     } else {
       error = true;
       std::string fix;

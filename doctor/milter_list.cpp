@@ -9,6 +9,9 @@ namespace cllavio::doctor {
 namespace {
 
 constexpr int kMaxDepth = 20;  // $a -> $b -> ... ; Postfix refuses loops, we stop expanding
+// $a = $b$b$b$b, $b = $c$c$c$c, ... grows exponentially: past this many substitutions the
+// rest of the text is kept as written.
+constexpr int kMaxSubstitutions = 10000;
 
 bool is_name_char(char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '_'; }
 bool is_sep(char c) { return c == ',' || c == ' ' || c == '\t' || c == '\r' || c == '\n'; }
@@ -33,19 +36,27 @@ std::string_view unbrace(std::string_view s) {
   return s;
 }
 
-std::string expand_rec(std::string_view v, const Params& params, int depth);
+struct Budget {
+  int left = kMaxSubstitutions;
+};
 
-std::string lookup(std::string_view name, const Params& params, int depth) {
+std::string expand_rec(std::string_view v, const Params& params, int depth, Budget& budget);
+
+std::string lookup(std::string_view name, const Params& params, int depth, Budget& budget) {
   auto it = params.find(std::string(name));
   if (it == params.end()) return "";
   if (depth >= kMaxDepth) return it->second;
-  return expand_rec(it->second, params, depth + 1);
+  return expand_rec(it->second, params, depth + 1, budget);
 }
 
-std::string expand_rec(std::string_view v, const Params& params, int depth) {
+std::string expand_rec(std::string_view v, const Params& params, int depth, Budget& budget) {
   std::string out;
   std::size_t i = 0;
   while (i < v.size()) {
+    if (v[i] == '$' && budget.left <= 0) {
+      out.append(v.substr(i));
+      break;
+    }
     if (v[i] != '$' || i + 1 >= v.size()) {
       out += v[i++];
       continue;
@@ -64,7 +75,8 @@ std::string expand_rec(std::string_view v, const Params& params, int depth) {
       i = close + 1;
       std::size_t k = 0;
       while (k < inner.size() && is_name_char(inner[k])) ++k;
-      const std::string value = lookup(inner.substr(0, k), params, depth);
+      --budget.left;
+      const std::string value = lookup(inner.substr(0, k), params, depth, budget);
       std::string_view rest = inner.substr(k);
       if (rest.empty()) {
         out += value;
@@ -87,15 +99,16 @@ std::string expand_rec(std::string_view v, const Params& params, int depth) {
           if_unset = unbrace(rest.substr(1));
           has_unset = true;
         }
-        if (!value.empty() && has_set) out += expand_rec(if_set, params, depth + 1);
-        if (value.empty() && has_unset) out += expand_rec(if_unset, params, depth + 1);
+        if (!value.empty() && has_set) out += expand_rec(if_set, params, depth + 1, budget);
+        if (value.empty() && has_unset) out += expand_rec(if_unset, params, depth + 1, budget);
       } else {
         out += value;  // an operator Postfix knows and we do not: the plain value is the best guess
       }
     } else if (is_name_char(n)) {
       std::size_t k = i + 1;
       while (k < v.size() && is_name_char(v[k])) ++k;
-      out += lookup(v.substr(i + 1, k - i - 1), params, depth);
+      --budget.left;
+      out += lookup(v.substr(i + 1, k - i - 1), params, depth, budget);
       i = k;
     } else {
       out += v[i++];
@@ -150,7 +163,10 @@ bool host_reaches(const std::string& entry_host, const std::string& our_host) {
 
 }  // namespace
 
-std::string expand(std::string_view value, const Params& params) { return expand_rec(value, params, 0); }
+std::string expand(std::string_view value, const Params& params) {
+  Budget budget;
+  return expand_rec(value, params, 0, budget);
+}
 
 const std::string* MilterEntry::setting(std::string_view name) const {
   for (const auto& [k, v] : settings)

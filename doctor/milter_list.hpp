@@ -1,7 +1,8 @@
 // Postfix milter lists as the doctor reads them (pure, no I/O).
 //
 //   expand()             $name, ${name}, $(name), ${name?text}, ${name:text}, $$ from an
-//                        instance's parameters, recursively (unknown names expand to "").
+//                        instance's parameters, recursively (unknown names expand to ""; depth
+//                        and number of substitutions bounded, so loops and blow-ups end).
 //   parse_milter_list()  smtpd_milters / non_smtpd_milters: entries separated by commas or
 //                        spaces; `{ inet:host:port, default_action=accept }` carries per-milter
 //                        settings (Postfix 3.0+).

@@ -5,7 +5,6 @@
 #include <set>
 
 #include "doctor/checks.hpp"
-#include "doctor/milter_list.hpp"
 
 using namespace cllavio::doctor;
 
@@ -101,133 +100,6 @@ Service& service(Facts& f, const std::string& name) {
 }
 
 }  // namespace
-
-// ---------------------------------------------------------------- finding.hpp
-
-BOOST_AUTO_TEST_CASE(exit_code_is_the_worst_severity) {
-  auto f = [](Severity s) { return Finding{"x", s, "", "", "", ""}; };
-  BOOST_TEST(exit_code({}) == 0);
-  BOOST_TEST(exit_code({f(Severity::ok), f(Severity::info)}) == 0);
-  BOOST_TEST(exit_code({f(Severity::ok), f(Severity::warning), f(Severity::info)}) == 1);
-  BOOST_TEST(exit_code({f(Severity::error), f(Severity::warning)}) == 2);
-  BOOST_TEST(exit_code({f(Severity::warning), f(Severity::error)}) == 2);
-  BOOST_TEST(to_string(Severity::warning) == "warning");
-  BOOST_TEST(to_string(Severity::error) == "error");
-}
-
-BOOST_AUTO_TEST_CASE(shell_quote_single_quotes) {
-  BOOST_TEST(shell_quote("abc") == "'abc'");
-  BOOST_TEST(shell_quote("it's") == "'it'\\''s'");
-  BOOST_TEST(shell_quote("") == "''");
-  BOOST_TEST(shell_quote("a = $b, c") == "'a = $b, c'");
-}
-
-// ---------------------------------------------------------------- milter lists
-
-BOOST_AUTO_TEST_CASE(expansion_of_parameters) {
-  const Params p = {{"a", "A"}, {"b", "$a-${a}-$(a)"}, {"c", "${b}!"}, {"empty", ""}, {"loop", "$loop"}};
-  BOOST_TEST(expand("$a", p) == "A");
-  BOOST_TEST(expand("x ${c} y", p) == "x A-A-A! y");
-  BOOST_TEST(expand("$unknown.", p) == ".");
-  BOOST_TEST(expand("$$a", p) == "$a");
-  BOOST_TEST(expand("${a?set}", p) == "set");
-  BOOST_TEST(expand("${empty?set}", p) == "");
-  BOOST_TEST(expand("${empty:unset $a}", p) == "unset A");
-  BOOST_TEST(expand("${a:unset}", p) == "");
-  BOOST_TEST(expand("${a?{yes $a}:{no}}", p) == "yes A");
-  BOOST_TEST(expand("${empty?{yes}:{no}}", p) == "no");
-  BOOST_TEST(expand("${a", p) == "${a");  // unterminated: as written
-  BOOST_TEST(expand("$loop", p) == "$loop");  // bounded
-}
-
-BOOST_AUTO_TEST_CASE(milter_list_entries) {
-  auto e = parse_milter_list(" unix:a.sock,inet:localhost:8891 ,, inet:[::1]:99\tunix:/b ");
-  BOOST_REQUIRE(e.size() == 4u);
-  BOOST_TEST(e[0].endpoint == "unix:a.sock");
-  BOOST_TEST(e[1].endpoint == "inet:localhost:8891");
-  BOOST_TEST(e[2].endpoint == "inet:[::1]:99");
-  BOOST_TEST(e[3].endpoint == "unix:/b");
-  BOOST_TEST(parse_milter_list("").empty());
-  BOOST_TEST(parse_milter_list(" , ").empty());
-
-  e = parse_milter_list("{ inet:localhost:8891, connect_timeout=10s, default_action = accept }, unix:x");
-  BOOST_REQUIRE(e.size() == 2u);
-  BOOST_TEST(e[0].endpoint == "inet:localhost:8891");
-  BOOST_REQUIRE(e[0].settings.size() == 2u);
-  BOOST_REQUIRE(e[0].setting("default_action"));
-  BOOST_TEST(*e[0].setting("default_action") == "accept");
-  BOOST_TEST(*e[0].setting("connect_timeout") == "10s");
-  BOOST_TEST(!e[0].setting("command_timeout"));
-  BOOST_TEST(e[0].text == "{ inet:localhost:8891, connect_timeout=10s, default_action = accept }");
-  BOOST_TEST(e[0].with_endpoint("unix:y") == "{ unix:y, connect_timeout=10s, default_action=accept }");
-  BOOST_TEST(e[1].endpoint == "unix:x");
-  BOOST_TEST(e[1].with_endpoint("unix:z") == "unix:z");
-  BOOST_TEST(join_milter_list(e) == "{ inet:localhost:8891, connect_timeout=10s, default_action = accept }, unix:x");
-
-  e = parse_milter_list("{inet:h:1 default_action=tempfail}");
-  BOOST_REQUIRE(e.size() == 1u);
-  BOOST_TEST(e[0].endpoint == "inet:h:1");
-  BOOST_TEST(*e[0].setting("default_action") == "tempfail");
-}
-
-BOOST_AUTO_TEST_CASE(libmilter_syntax_is_recognized) {
-  BOOST_TEST(libmilter_to_postfix("inet:8891@localhost").value() == "inet:localhost:8891");
-  BOOST_TEST(libmilter_to_postfix("inet:8891@127.0.0.1").value() == "inet:127.0.0.1:8891");
-  BOOST_TEST(libmilter_to_postfix("8891@localhost").value() == "inet:localhost:8891");
-  BOOST_TEST(libmilter_to_postfix("inet6:8891@::1").value() == "inet:[::1]:8891");
-  BOOST_TEST(libmilter_to_postfix("inet:8891@[::1]").value() == "inet:[::1]:8891");
-  BOOST_TEST(libmilter_to_postfix("/run/opendkim.sock").value() == "unix:/run/opendkim.sock");
-  BOOST_TEST(!libmilter_to_postfix("inet:localhost:8891"));
-  BOOST_TEST(!libmilter_to_postfix("inet:[::1]:8891"));
-  BOOST_TEST(!libmilter_to_postfix("unix:/run/x.sock"));
-  BOOST_TEST(!libmilter_to_postfix("unix:rel/x.sock"));
-  BOOST_TEST(!libmilter_to_postfix("local:/run/x.sock"));  // Postfix's milter8.c accepts local: too
-}
-
-BOOST_AUTO_TEST_CASE(endpoints) {
-  auto e = parse_endpoint("inet:LocalHost:8891");
-  BOOST_TEST((e.kind == Endpoint::Kind::inet));
-  BOOST_TEST(e.host == "localhost");
-  BOOST_TEST(e.port == "8891");
-  e = parse_endpoint("inet:[::1]:8891");
-  BOOST_TEST(e.host == "::1");
-  BOOST_TEST((parse_endpoint("unix:rel/x").kind == Endpoint::Kind::unix_path));
-  BOOST_TEST(parse_endpoint("local:/x").path == "/x");
-  BOOST_TEST((parse_endpoint("inet:8891@localhost").kind == Endpoint::Kind::invalid));
-  BOOST_TEST((parse_endpoint("inet:localhost").kind == Endpoint::Kind::invalid));
-  BOOST_TEST((parse_endpoint("tcp:x:1").kind == Endpoint::Kind::invalid));
-  BOOST_TEST((parse_endpoint("unix:").kind == Endpoint::Kind::invalid));
-}
-
-BOOST_AUTO_TEST_CASE(endpoint_equivalence) {
-  const std::string q = "/var/spool/postfix";
-  BOOST_TEST(same_endpoint("inet:localhost:8891", "inet:127.0.0.1:8891", q));
-  BOOST_TEST(same_endpoint("inet:127.0.0.1:8891", "inet:localhost:8891", q));
-  BOOST_TEST(same_endpoint("inet:[::1]:8891", "inet:localhost:8891", q));
-  BOOST_TEST(same_endpoint("inet:localhost:8891", "inet:[::1]:8891", q));
-  BOOST_TEST(same_endpoint("inet:127.0.0.1:8891", "inet:0.0.0.0:8891", q));
-  BOOST_TEST(!same_endpoint("inet:127.0.0.1:8891", "inet:[::1]:8891", q));
-  BOOST_TEST(!same_endpoint("inet:localhost:8892", "inet:localhost:8891", q));
-  BOOST_TEST(!same_endpoint("inet:mx.example:8891", "inet:localhost:8891", q));
-  BOOST_TEST(same_endpoint("inet:8891@localhost", "inet:127.0.0.1:8891", q));  // libmilter form, same socket
-  BOOST_TEST(!same_endpoint("unix:/var/spool/postfix/x", "inet:localhost:1", q));
-
-  const std::string ours = "unix:/var/spool/postfix/cllavio/milter.sock";
-  BOOST_TEST(same_endpoint("unix:cllavio/milter.sock", ours, q));
-  BOOST_TEST(same_endpoint("unix:cllavio/milter.sock", ours, q, true));
-  BOOST_TEST(same_endpoint("unix:cllavio/milter.sock", ours, q, false));
-  BOOST_TEST(same_endpoint("unix:./cllavio//milter.sock", ours, q, false));
-  BOOST_TEST(same_endpoint("unix:/var/spool/postfix/cllavio/milter.sock", ours, q, false));
-  BOOST_TEST(!same_endpoint("unix:/var/spool/postfix/cllavio/milter.sock", ours, q, true));
-  BOOST_TEST(same_endpoint("unix:/cllavio/milter.sock", ours, q, true));
-  BOOST_TEST(!same_endpoint("unix:/cllavio/milter.sock", ours, q, false));
-  BOOST_TEST(same_endpoint("unix:/cllavio/milter.sock", ours, q));  // under some reading
-  BOOST_TEST(same_endpoint("local:/var/spool/postfix/cllavio/milter.sock", ours, q, false));
-  BOOST_TEST(!same_endpoint("unix:cllavio/other.sock", ours, q));
-  BOOST_TEST(seen_path("/run/x.sock", true, "/var/spool/postfix/") == "/var/spool/postfix/run/x.sock");
-  BOOST_TEST(seen_path("/run/x.sock", false, "/var/spool/postfix") == "/run/x.sock");
-  BOOST_TEST(seen_path("x/../y.sock", false, "/q") == "/q/y.sock");
-}
 
 // ---------------------------------------------------------------- a right configuration
 
@@ -451,6 +323,13 @@ BOOST_AUTO_TEST_CASE(service_drops_reinjection_is_info) {
   }
   BOOST_TEST(to_string(fs[3].severity) == "ok");
   BOOST_TEST(exit_code(check(f)) == 0);
+  BOOST_TEST(fs[0].why.find("no content_filter") != std::string::npos);  // good() sets none
+  // With a content filter in sight the note about local applications goes.
+  main_cf(f, "content_filter") = "smtp-amavis:[127.0.0.1]:10024";
+  BOOST_TEST(with_id(check(f), "milter.service_drops")[0].why.find("no content_filter") == std::string::npos);
+  main_cf(f, "content_filter") = "";
+  service(f, "127.0.0.1:10025").overrides["content_filter"] = "";
+  BOOST_TEST(with_id(check(f), "milter.service_drops")[0].why.find("no content_filter") == std::string::npos);
 }
 
 BOOST_AUTO_TEST_CASE(no_milters_in_main) {
@@ -724,11 +603,20 @@ BOOST_AUTO_TEST_CASE(secrets) {
   f.milter.secrets_mode = 0604;
   BOOST_TEST(to_string(only(f, "secrets.mode").severity) == "error");
   f.milter.secrets_mode = 0400;
-  f.milter.secrets_owner = "root";
+  f.milter.secrets_owner = "cllavio";
   expect_ok(f, "secrets.mode");
   expect_ok(f, "secrets.owner");
-  f.milter.secrets_owner = "cllavio";
+  // root-owned while the milter drops to its user: a reload cannot read it.
+  f.milter.secrets_owner = "root";
+  x = only(f, "secrets.owner");
+  BOOST_TEST(to_string(x.severity) == "warning");
+  BOOST_TEST(x.why.find("reload") != std::string::npos);
+  BOOST_TEST(x.fix == "chown cllavio '/etc/cllavio/secrets.toml'");
+  // ... and fine when the milter runs as root throughout.
+  f.milter.milter_user = "";
   expect_ok(f, "secrets.owner");
+  f.milter.secrets_owner = "www-data";
+  BOOST_TEST(only(f, "secrets.owner").fix == "chown root '/etc/cllavio/secrets.toml'");
   // No secrets file configured: nothing to check.
   f.milter.secrets_file.clear();
   f.milter.secrets_mode.reset();
@@ -806,4 +694,35 @@ BOOST_AUTO_TEST_CASE(several_instances) {
   BOOST_TEST(to_string(fs[0].severity) == "ok");
   BOOST_TEST(fs[1].instance == "/etc/postfix-out");
   BOOST_TEST(fs[1].fix == "postconf -c /etc/postfix-out -e 'smtpd_milters = unix:cllavio/milter.sock, inet:localhost:8891'");
+}
+
+BOOST_AUTO_TEST_CASE(missing_facts_are_not_findings) {
+  // The milter's config did not load: its socket is unknown, so no list can be judged for it.
+  Facts f = good();
+  f.milter.socket.clear();
+  f.milter.socket_postfix.clear();
+  f.milter.connect = {};
+  auto fs = check(f);
+  for (const char* id : {"milter.not_in_smtpd_milters", "milter.not_in_non_smtpd_milters", "milter.after_signer",
+                         "socket.not_in_chroot"})
+    BOOST_TEST(with_id(fs, id).empty(), id);
+  expect_ok(f, "milter.libmilter_syntax");  // still judged
+  // No master.cf services gathered, nothing about the store or the API.
+  f = good();
+  f.instances[0].services.clear();
+  f.milter = MilterSide{};
+  f.milter.config_ok = true;
+  f.milter.socket_postfix = "unix:/var/spool/postfix/cllavio/milter.sock";
+  fs = check(f);
+  BOOST_TEST(with_id(fs, "milter.service_drops").empty());
+  BOOST_TEST(with_id(fs, "socket.not_in_chroot").empty());
+  for (const char* id : {"secrets.mode", "secrets.owner", "store.unavailable", "store.map_space", "outbox.age",
+                         "outbox.dead_letters", "api.unreachable", "delivery.log", "delivery.long_queue_ids"})
+    BOOST_TEST(with_id(fs, id).empty(), id);
+  BOOST_TEST(exit_code(fs) == 0);
+  // No instance at all: only the milter's side.
+  f.instances.clear();
+  fs = check(f);
+  BOOST_REQUIRE(fs.size() == 1u);
+  BOOST_TEST(fs[0].id == "config.invalid");
 }
