@@ -7,6 +7,11 @@
 #include <filesystem>
 #include <fstream>
 
+#include <cerrno>
+#include <cstring>
+#include <pwd.h>
+#include <unistd.h>
+
 #include "doctor/gather.hpp"
 #include "doctor/process.hpp"
 
@@ -132,4 +137,29 @@ BOOST_AUTO_TEST_CASE(other_instances_from_multi_instance_directories) {
   BOOST_TEST_REQUIRE(d.size() == 2u);
   BOOST_TEST(d[0] == "/etc/postfix-out");
   BOOST_TEST(d[1] == "/etc/postfix-in");
+}
+
+BOOST_AUTO_TEST_CASE(as_user_switches_user_in_a_child) {
+  auto missing = as_user("no-such-user-doctor", [] { return 0; });
+  if (::geteuid() == 0) {
+    BOOST_TEST(missing.error == ENOENT);
+    BOOST_TEST(missing.message == "user no-such-user-doctor does not exist");
+    passwd* pw = ::getpwnam("nobody");
+    BOOST_TEST_REQUIRE(pw != nullptr);
+    uid_t want = pw->pw_uid;
+    auto r = as_user("nobody", [want] { return ::getuid() == want && ::geteuid() == want ? 0 : EPERM; });
+    BOOST_TEST(r.switched);
+    BOOST_TEST(r.error == 0);
+    // The child's answer comes back through the pipe, errno included.
+    auto denied = as_user("nobody", [] { return ::access("/root", W_OK) == 0 ? 0 : errno; });
+    BOOST_TEST(denied.error == EACCES);
+    BOOST_TEST(denied.message == std::strerror(EACCES));
+  } else {
+    auto r = as_user("nobody", [] { return ENOTCONN; });
+    BOOST_TEST(!r.switched);
+    BOOST_TEST(r.error == ENOTCONN);
+  }
+  // A child that hangs is killed after the timeout.
+  auto slow = as_user("nobody", [] { ::sleep(5); return 0; }, 200);
+  BOOST_TEST(slow.error == ETIMEDOUT);
 }
