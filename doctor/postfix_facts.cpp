@@ -3,6 +3,7 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <future>
 #include <sstream>
 
 #include "doctor/gather.hpp"
@@ -116,16 +117,22 @@ PostfixInstance read_postfix_instance(const std::string& dir) {
     pi.error = "no main.cf in " + dir + " (Postfix is not configured there; give its config dir with -C DIR)";
     return pi;
   }
-  auto all = run({"postconf", "-c", dir});
+  // The four postconf runs at once (each reads main.cf and master.cf itself); the children
+  // only exec, so forking from these threads is safe.
+  auto start = [&](std::vector<std::string> argv) {
+    return std::async(std::launch::async, [argv = std::move(argv)] { return run(argv); });
+  };
+  auto all_f = start({"postconf", "-c", dir});
+  auto expanded_f = start({"postconf", "-c", dir, "-x"});
+  auto m_f = start({"postconf", "-c", dir, "-M"});
+  auto p_f = start({"postconf", "-c", dir, "-P"});
+  auto all = all_f.get(), expanded = expanded_f.get(), m = m_f.get(), p = p_f.get();
   if (all.exit_code != 0) {
     pi.error = "postconf -c " + dir + " failed: " + first_line(all.err.empty() ? all.out : all.err);
     return pi;
   }
   pi.main = parse_postconf(all.out);
-  auto expanded = run({"postconf", "-c", dir, "-x"});
   if (expanded.exit_code == 0) pi.expanded = parse_postconf(expanded.out);
-  auto m = run({"postconf", "-c", dir, "-M"});
-  auto p = run({"postconf", "-c", dir, "-P"});
   if (m.exit_code != 0) {
     pi.error = "postconf -c " + dir + " -M failed: " + first_line(m.err);
     return pi;
