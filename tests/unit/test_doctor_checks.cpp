@@ -505,6 +505,8 @@ BOOST_AUTO_TEST_CASE(protocol_old) {
   auto x = only(f, "protocol.old");
   BOOST_TEST(to_string(x.severity) == "error");
   BOOST_TEST(x.fix == kPc + " -e 'milter_protocol = 6'");
+  main_cf(f, "milter_protocol") = "6s";
+  BOOST_TEST(to_string(only(f, "protocol.old").severity) == "error");
   main_cf(f, "milter_protocol") = "6";
   expect_ok(f, "protocol.old");
 }
