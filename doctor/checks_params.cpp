@@ -79,8 +79,9 @@ void check_parameters(const Instance& in, std::vector<Finding>& out) {
 
   // milter_protocol.
   const std::string proto = in.param("milter_protocol", "6");
-  const auto p = seconds(proto);  // a plain number
-  if (!p || *p < 6)
+  const bool number = !proto.empty() && proto.size() < 6 &&
+                      std::all_of(proto.begin(), proto.end(), [](char c) { return c >= '0' && c <= '9'; });
+  if (!number || std::stoi(proto) < 6)
     out.push_back(make("protocol.old", Severity::error, dir, "milter_protocol = " + proto + " (below 6)",
                        "cllavio-milter speaks milter protocol 6: with an older protocol Postfix cannot negotiate the "
                        "steps and macros it needs (header changes, the queue id at end of data).",
