@@ -123,8 +123,11 @@ class MetricsE2E(HarnessCase):
             try:
                 s.sendmail("bulk@quota.example", ["r@example.net"],
                            plain_message(f"q{n}@quota.example", sender="bulk@quota.example", rcpt="r@example.net"))
-            except smtplib.SMTPDataError as e:
+            except smtplib.SMTPDataError as e:  # a message quota answers at end of message
                 cls.refused.append(("quota", e.smtp_code, e.smtp_error.decode()))
+            except smtplib.SMTPRecipientsRefused as e:
+                [(code, text)] = e.recipients.values()
+                cls.refused.append(("quota at RCPT", code, text.decode()))
         with cls.smtp(STRANGER_NET) as s:
             s.sendmail("who@stranger.example", ["bob@example.net"],
                        plain_message(f"s{n}@stranger.example", sender="who@stranger.example"))
