@@ -28,6 +28,7 @@ networks = ["127.0.0.5/32"]
 messages = [{ per = "1h", max = 1 }]
 """
 QUOTA_NET, STRANGER_NET = "127.0.0.5", "127.0.0.6"
+DOC = os.path.join(REPO, "docs", "metrics.md")
 WINDOW = "30s"  # rate() windows: >= 2 samples at scrape_interval 1s, the whole test fits in it
 STEPS = ("connect", "mail", "rcpt", "eom")
 HTML = ('<html><body><p>News</p><a href="https://acme.example/offer?id=7">Offer</a></body></html>\r\n')
@@ -244,12 +245,32 @@ class MetricsE2E(HarnessCase):
                 self.assertNotIn("@", v, f"{name}{{{k}={v!r}}}: an address in a label")
             if "org" in labels:
                 self.assertIn(labels["org"], {"acme", "quotaco", "unknown", "other", "overflow", ""}, name)
+        exposed = {n for n in families if n.startswith("cllavio_")}
+        self.assertEqual(exposed, doc_metrics(), "docs/metrics.md's table and the endpoint differ")
         for addr in ("alice@acme.example", "bob@example.net", "gone@example.net", "who@stranger.example"):
             self.assertNotIn(addr, text)
 
 
-class Dashboard(unittest.TestCase):
-    """The dashboard's JSON on its own (no daemon): structure and PromQL syntax (promtool)."""
+def doc_metrics() -> set[str]:
+    """The metric names of docs/metrics.md's table."""
+    with open(DOC) as f:
+        return set(re.findall(r"^\| `(cllavio_[a-z_]+)` \|", f.read(), re.M))
+
+
+def promtool_check_rules(test: unittest.TestCase, rules_text: str):
+    with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
+        f.write(rules_text)
+    try:
+        r = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True, timeout=30)
+    finally:
+        os.unlink(f.name)
+    test.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+    return r.stdout
+
+
+class DashboardAndDocs(unittest.TestCase):
+    """The dashboard's JSON and docs/metrics.md on their own (no daemon): structure, and
+    PromQL syntax (promtool)."""
 
     def test_structure(self):
         dash = grafana_dashboard.load()
@@ -267,14 +288,17 @@ class Dashboard(unittest.TestCase):
     def test_promtool_parses_every_query(self):
         dash = grafana_dashboard.load()
         rules = {"groups": [{"name": "dashboard", "rules": [
-            {"record": f"dashboard:panel{i}", "expr": e} for i, (_, _, e) in enumerate(grafana_dashboard.exprs(dash))]}]}
-        with tempfile.NamedTemporaryFile("w", suffix=".yml", delete=False) as f:
-            json.dump(rules, f)
-        try:
-            r = subprocess.run(["promtool", "check", "rules", f.name], capture_output=True, text=True, timeout=30)
-        finally:
-            os.unlink(f.name)
-        self.assertEqual(r.returncode, 0, r.stdout + r.stderr)
+            {"record": f"dashboard:panel{i}", "expr": e}
+            for i, (_, _, e) in enumerate(grafana_dashboard.exprs(dash))]}]}
+        promtool_check_rules(self, json.dumps(rules))  # JSON is YAML
+
+    def test_doc_alert_rules_parse(self):
+        with open(DOC) as f:
+            text = f.read()
+        [rules] = [b for b in re.findall(r"```yaml\n(.*?)```", text, re.S) if "groups:" in b]
+        out = promtool_check_rules(self, rules)
+        self.assertIn("SUCCESS: 7 rules found", out)
+        self.assertEqual(len(doc_metrics()), 13, doc_metrics())
 
 
 if __name__ == "__main__":
