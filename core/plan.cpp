@@ -1,5 +1,7 @@
 #include "core/plan.hpp"
 
+#include <chrono>
+
 #include "core/tracking_step.hpp"
 #include "tracking/mime.hpp"
 #include "tracking/token.hpp"
@@ -123,8 +125,12 @@ void plan_tracking(const conf::Config& cfg, MessageState& m, const policy::Strea
   }
   tracking::RewriteResult r;
   try {
+    // Timed only for metrics (the daemon); the plan itself reads no clock.
+    auto start = l.rewrite_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     r = track_message(cfg, TrackRequest{m.header_block, m.body_bytes, m.truncated, rec.org, message_id(rec, l),
                                         &rec.recipients, &policy});
+    if (l.rewrite_seconds)
+      l.rewrite_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   } catch (const std::exception& e) {
     plan.error = std::string("tracking failed, message passes unchanged: ") + e.what();
     rec.tracking.status = "skipped";

@@ -36,6 +36,7 @@ struct EomLookups {
   QuotaHold* quota = nullptr;                 // the transaction's reservations; null: quotas not enforced
   std::function<std::uint64_t()> message_id;  // an id for the record when tokens need one (unless rec.id is set)
   std::int64_t now_us = 0;
+  std::function<void(double seconds)> rewrite_seconds = nullptr;  // how long the tracking rewrite took (metrics); empty: not timed
 };
 
 struct EomPlan {

@@ -85,6 +85,8 @@ bool Follower::commit(const std::vector<std::string>& lines, const std::string& 
                " delivery event(s) dropped (raise [api] max_outbox_mb, check the API: cllavioctl outbox stats)");
   if (hooks_.uncharge)
     for (const auto& u : r.uncharges) hooks_.uncharge(u);
+  if (hooks_.outcome)
+    for (const auto& [org, state] : r.outcomes) hooks_.outcome(org, state);
   if (r.events > 0 && hooks_.on_events) hooks_.on_events();
   return true;
 }

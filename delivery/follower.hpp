@@ -36,6 +36,7 @@ struct FollowerHooks {
   std::function<TrackerSettings()> settings;         // read before each batch (a reload applies)
   std::function<void(const Uncharge&)> uncharge;     // after the commit
   std::function<void()> on_events;                   // after a commit that queued events
+  std::function<void(const std::string& org, const std::string& state)> outcome;  // each state stored, after the commit
 };
 
 struct FollowerCounters {

@@ -302,6 +302,7 @@ Tracker::Outcome Tracker::rejected_line(store::Tables& t, const LogLine& l, std:
 void Tracker::set_state(store::Tables& t, const Cached& c, std::string_view rcpt, const store::DeliveryState& s,
                         BatchResult& out) {
   t.delivery.put(c.rec.id, rcpt, s);
+  out.outcomes.emplace_back(c.rec.org, s.state);
   if (c.rec.org.empty()) return;
   if (t.outbox.put(c.rec.org, core::delivery_event_text(c.rec, c.message_json, rcpt, s), s_.max_outbox_bytes))
     ++out.events;

@@ -63,6 +63,7 @@ struct Uncharge {
 struct BatchResult {
   std::vector<Uncharge> uncharges;
   std::vector<std::string> notices;  // log lines: suppressions, rejections after the milter
+  std::vector<std::pair<std::string, std::string>> outcomes;  // (org, state) per recipient state stored
   std::size_t lines = 0, applied = 0, ignored = 0, pended = 0, dropped = 0, events = 0, outbox_full = 0;
   void clear_after_abort() { *this = BatchResult{}; }
 };

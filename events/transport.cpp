@@ -7,6 +7,37 @@
 
 namespace cllavio::events {
 
+namespace {
+
+class ObservedTransport : public Transport {
+ public:
+  ObservedTransport(std::unique_ptr<Transport> inner, std::function<void(const HttpResult&)> seen)
+      : inner_(std::move(inner)), seen_(std::move(seen)) {}
+  HttpResult post(const std::string& url, const std::vector<std::string>& headers, const std::string& body,
+                  const conf::ApiSettings& api) override {
+    return shown(inner_->post(url, headers, body, api));
+  }
+  HttpResult get(const std::string& url, const std::vector<std::string>& headers,
+                 const conf::ApiSettings& api) override {
+    return shown(inner_->get(url, headers, api));
+  }
+
+ private:
+  HttpResult shown(HttpResult r) {
+    if (seen_) seen_(r);
+    return r;
+  }
+  std::unique_ptr<Transport> inner_;
+  std::function<void(const HttpResult&)> seen_;
+};
+
+}  // namespace
+
+std::unique_ptr<Transport> observe_transport(std::unique_ptr<Transport> inner,
+                                             std::function<void(const HttpResult&)> seen) {
+  return std::make_unique<ObservedTransport>(std::move(inner), std::move(seen));
+}
+
 int parse_retry_after(std::string_view value, std::int64_t now_s) {
   while (!value.empty() && (value.front() == ' ' || value.front() == '\t')) value.remove_prefix(1);
   while (!value.empty() && (value.back() == ' ' || value.back() == '\r' || value.back() == '\n')) value.remove_suffix(1);

@@ -6,6 +6,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -33,6 +34,11 @@ class Transport {
 
 // libcurl: one handle kept for keep-alive; TLS peer and host verification always on.
 std::unique_ptr<Transport> make_curl_transport();
+
+// `inner`, with every answer (or failure) also shown to `seen` after the request, on
+// the calling thread (the daemon counts cllavio_api_requests_total with it).
+std::unique_ptr<Transport> observe_transport(std::unique_ptr<Transport> inner,
+                                             std::function<void(const HttpResult&)> seen);
 
 // Retry-After: seconds, or an HTTP date (seconds from now_s); -1 when unreadable.
 int parse_retry_after(std::string_view value, std::int64_t now_s);

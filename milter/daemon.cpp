@@ -19,6 +19,7 @@
 #include "core/erasure.hpp"
 #include "events/consent_sync.hpp"
 #include "events/erasure_sync.hpp"
+#include "milter/metrics_wiring.hpp"
 #include "milter/privileges.hpp"
 #include "milter/shell.hpp"
 
@@ -85,6 +86,7 @@ void reload(Runtime& rt, const std::string& path) {
   auto old_cfg = rt.config();
   warn_restart_only(*old_cfg, *result.config, rt.log);
   rt.log.configure(result.config->log.target, result.config->log.level);
+  if (rt.metrics) refresh_metric_labels(*rt.metrics, *result.config);  // new orgs get labels; counts stay
   rt.set_config(result.config);
   rt.log.notice("reloaded " + result.config->file + ": " + std::to_string(result.config->orgs.orgs().size()) +
                 " organization(s); new connections use it");
@@ -139,6 +141,7 @@ int wait_signal(const sigset_t& set, long ms) {
   }
   // A prune run under way (small steps, bounded per run) commits before the last sync.
   if (rt.pruner) rt.pruner->stop();
+  if (rt.metrics_listener) rt.metrics_listener->stop();
   try {
     rt.db->sync();
   } catch (const std::exception& e) {
@@ -181,6 +184,8 @@ void start_follower(Runtime& rt, const conf::Config& cfg) {
   hooks.on_events = [&rt] {
     if (rt.forwarder) rt.forwarder->wake();
   };
+  if (rt.metrics)
+    hooks.outcome = [&rt](const std::string& org, const std::string& state) { rt.metrics->delivery(org, state); };
   rt.follower = std::make_unique<delivery::Follower>(*rt.db, std::move(source), rt.log, std::move(hooks));
   rt.follower->start();
 }
@@ -262,6 +267,12 @@ int daemon_main(int argc, char** argv) {
   rt.log.notice(std::string("starting cllavio-milter ") + CLLAVIO_VERSION + ": config " + cfg.file + ", " +
                 std::to_string(cfg.orgs.orgs().size()) + " organization(s)");
 
+  // [metrics]: counted from the first connection on; served once privileges are dropped.
+  if (!cfg.metrics.listen.empty()) {
+    rt.metrics = std::make_unique<metrics::Metrics>();
+    refresh_metric_labels(*rt.metrics, cfg);
+  }
+
   Account acct;
   if (std::string err = resolve_account(cfg.milter.user, cfg.milter.group, acct); !err.empty()) {
     rt.log.error(err);
@@ -323,14 +334,30 @@ int daemon_main(int argc, char** argv) {
     }
   }
 
+  // The listener binds after the privilege drop (a port >= 1024 then, or CAP_NET_BIND_SERVICE).
+  if (rt.metrics) {
+    add_store_gauges(rt);
+    if (std::string err = start_metrics_listener(rt, cfg); !err.empty()) {
+      rt.log.error("[metrics] listen = \"" + cfg.metrics.listen + "\": " + err);
+      return kExitUnavailable;
+    }
+    rt.log.notice("metrics: serving http://" + cfg.metrics.listen + "/metrics");
+  }
+
   // The API threads never run in a milter callback; they need no privileges (the CA
   // file must be readable by milter.user). Queued events from before a restart go first.
   curl_global_init(CURL_GLOBAL_DEFAULT);
   auto current = [] { return rt.config(); };
-  rt.forwarder = std::make_unique<events::Forwarder>(*rt.db, events::make_curl_transport(), rt.log);
+  // With metrics, every API answer is counted by status class (cllavio_api_requests_total).
+  auto transport = [] {
+    auto t = events::make_curl_transport();
+    if (!rt.metrics) return t;
+    return events::observe_transport(std::move(t), [](const events::HttpResult& r) { rt.metrics->api_request(r.status); });
+  };
+  rt.forwarder = std::make_unique<events::Forwarder>(*rt.db, transport(), rt.log);
   rt.forwarder->start(current);
   // Consent changes and erasure requests made at the API come back (api.consent_poll_s).
-  rt.api_sync = std::make_unique<events::ApiPoller>(*rt.db, events::make_curl_transport(), rt.log);
+  rt.api_sync = std::make_unique<events::ApiPoller>(*rt.db, transport(), rt.log);
   rt.api_sync->add(std::make_unique<events::ConsentFeed>());
   rt.api_sync->add(std::make_unique<events::ErasureFeed>(make_api_erase(rt)));
   rt.api_sync->on_applied([] {

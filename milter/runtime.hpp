@@ -20,6 +20,8 @@
 #include "delivery/follower.hpp"
 #include "events/api_poller.hpp"
 #include "events/forwarder.hpp"
+#include "metrics/cllavio_metrics.hpp"
+#include "metrics/listener.hpp"
 #include "milter/reject_budget.hpp"
 #include "milter/session.hpp"
 #include "store/db.hpp"
@@ -59,7 +61,11 @@ class Runtime {
                     [this](const std::string& org, const std::string& address) {
                       return db->read()->consent.get(org, address).state;
                     },
-                    quota.get()};
+                    quota.get(),
+                    metrics.get(),
+                    [this](const std::string& org, const policy::QuotaPolicy& p, std::int64_t now_us) {
+                      return quota->ledger().usage(org, p, now_us);
+                    }};
   }
 
   core::Logger log;
@@ -70,6 +76,8 @@ class Runtime {
   std::unique_ptr<events::ApiPoller> api_sync;       // consent changes and erasure requests made at Cllavio
   std::unique_ptr<delivery::Follower> follower;       // [delivery]: outcomes from Postfix's log
   std::unique_ptr<core::Pruner> pruner;               // [retention]: removes what is past its time
+  std::unique_ptr<metrics::Metrics> metrics;          // [metrics]: counted when listen is set; else null
+  std::unique_ptr<metrics::Listener> metrics_listener;
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
   std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections

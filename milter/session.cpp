@@ -58,6 +58,8 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
   if (d.action != policy::Action::accept) {
     rec.action = std::string(policy::to_string(d.action));
     rec.reason = d.reason;
+    count_refusal(rec.org, rec.reason);
+    count_message(rec);
     if (!svc_.may_record_reject || svc_.may_record_reject(config_->store.reject_records_per_minute)) {
       record(rec, core::QuotaCharge(), "NOQUEUE");
       log_line(rec, "NOQUEUE");
@@ -78,6 +80,7 @@ Verdict Connection::rcpt(std::string_view recipient) {
   core::MessageState& m = msg_->state;
   std::string addr = policy::normalize_address(recipient);
   if (auto refused = core::recipient_refusal(m, addr, svc_.consent)) {
+    count_refusal(m.rec.org, refused->unsubscribed ? "suppression" : "recipient_limit");
     if (refused->unsubscribed) {
       if (m.rec.suppressed.size() < store::MessageRecord::kMaxRecipients) m.rec.suppressed.push_back(addr);
       svc_.log->info("NOQUEUE: org=" + m.rec.org + " stream=" + m.rcpt_stream->name + " from=<" +
@@ -90,6 +93,8 @@ Verdict Connection::rcpt(std::string_view recipient) {
     std::int64_t now = svc_.now_us();
     if (auto refused = msg_->hold->reserve(q, now)) {
       policy::Reply reply = policy::quota_reply(m.rec.org, *refused, q.action, now);
+      count_refusal(m.rec.org, "quota");
+      count_quota(m.rec.org, q, now);
       svc_.log->notice("NOQUEUE: org=" + m.rec.org + " from=<" + log_value(m.rec.sender) + "> rcpt=<" +
                        log_value(addr) + "> refused: " + reply.rcode + " " + reply.text);
       return Verdict{q.action == policy::QuotaAction::reject ? Step::reject : Step::tempfail, reply};
@@ -123,6 +128,7 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
                       "); on_error=" + std::string(conf::to_string(config_->milter.on_error)));
   } else {
     core::EomLookups lookups{svc_.consent, msg->hold ? &*msg->hold : nullptr, svc_.allocate_id, svc_.now_us()};
+    if (svc_.metrics != nullptr) lookups.rewrite_seconds = [m = svc_.metrics](double s) { m->rewrite(s); };
     plan = core::plan_end_of_message(*config_, std::move(st), lookups);
     if (!plan.error.empty()) svc_.log->log(conf::LogLevel::error, queue_id, log_safe(plan.error));
     if (plan.verdict.step == Step::cont && !core::apply(plan, actions)) {
@@ -146,6 +152,10 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
     rec.reason = "store_error";
   }
   if (v.step == Step::cont || v.step == Step::accept) plan.charge.commit();  // the one place a charge becomes final
+  if (rec.reason == "quota" || rec.reason == "suppression") count_refusal(rec.org, rec.reason);
+  count_message(rec);
+  if (rec.reason == "quota" || rec.quota_charged_at_us != 0)
+    count_quota(rec.org, config_->policy_for(rec.org).quota, svc_.now_us());
   log_line(rec, qid);
   return v;
 }
@@ -191,6 +201,23 @@ bool Connection::record(store::MessageRecord& rec, const core::QuotaCharge& char
     svc_.log->log(conf::LogLevel::error, queue_id, std::string("message not recorded: ") + log_safe(e.what()));
     return false;
   }
+}
+
+void Connection::count_message(const store::MessageRecord& rec) const {
+  if (svc_.metrics == nullptr) return;
+  svc_.metrics->message(rec.org, rec.action);
+  if (!rec.tracking.status.empty()) svc_.metrics->tracking(rec.org, rec.tracking.status, rec.tracking.skipped);
+}
+
+void Connection::count_refusal(const std::string& org, std::string_view reason) const {
+  if (svc_.metrics != nullptr) svc_.metrics->refusal(org, reason);
+}
+
+void Connection::count_quota(const std::string& org, const policy::QuotaPolicy& q, std::int64_t now_us) const {
+  if (svc_.metrics == nullptr || !svc_.quota_usage || !q.limits_volume()) return;
+  for (const auto& u : svc_.quota_usage(org, q, now_us))
+    svc_.metrics->quota_used(org, metrics::Metrics::window_label(u.recipients, u.window.per_s),
+                             static_cast<double>(u.used));
 }
 
 void Connection::log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note) const {

@@ -25,6 +25,7 @@
 #include <memory>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "conf/config.hpp"
 #include "core/actions.hpp"
@@ -32,6 +33,7 @@
 #include "core/message.hpp"
 #include "core/quota.hpp"
 #include "core/verdict.hpp"
+#include "metrics/cllavio_metrics.hpp"
 #include "store/message_record.hpp"
 
 namespace cllavio::milter {
@@ -52,6 +54,10 @@ struct Services {
   std::function<std::uint64_t()> allocate_id;              // message ids for tokens; empty: the store assigns
   core::ConsentLookup consent;                             // empty: nothing recorded for anyone
   core::QuotaBackend* quota = nullptr;                     // null: quotas not enforced
+  metrics::Metrics* metrics = nullptr;                     // null: nothing counted
+  // The org's use of its quota windows (the ledger's view); empty: not shown in metrics.
+  std::function<std::vector<policy::WindowUsage>(const std::string& org, const policy::QuotaPolicy&, std::int64_t now_us)>
+      quota_usage = nullptr;
 };
 
 class Connection {
@@ -83,6 +89,11 @@ class Connection {
   bool record(store::MessageRecord& rec, const core::QuotaCharge& charge,
               std::string_view queue_id);  // false: store failed (logged)
   void log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note = {}) const;
+  // Metrics (no-ops without svc_.metrics): a message's final answer, its tracking
+  // outcome, a policy refusal, the org's quota use after a charge or refusal.
+  void count_message(const store::MessageRecord& rec) const;
+  void count_refusal(const std::string& org, std::string_view reason) const;
+  void count_quota(const std::string& org, const policy::QuotaPolicy& q, std::int64_t now_us) const;
 
   std::shared_ptr<const conf::Config> config_;
   Services svc_;

@@ -4,6 +4,7 @@
 #include <libmilter/mfapi.h>
 #include <netinet/in.h>
 
+#include <chrono>
 #include <cstring>
 #include <exception>
 
@@ -31,6 +32,20 @@ struct Context {
     if (!reply_pending) g_runtime->replies_pending.fetch_add(1);
     reply_pending = true;
   }
+};
+
+// Times one milter step for cllavio_milter_step_duration_seconds (nothing without metrics).
+class StepTimer {
+ public:
+  explicit StepTimer(const char* step) : step_(step), start_(std::chrono::steady_clock::now()) {}
+  ~StepTimer() {
+    if (metrics::Metrics* m = g_runtime->metrics.get())
+      m->step(step_, std::chrono::duration<double>(std::chrono::steady_clock::now() - start_).count());
+  }
+
+ private:
+  const char* step_;
+  std::chrono::steady_clock::time_point start_;
 };
 
 Context* context(SMFICTX* ctx) {
@@ -165,6 +180,7 @@ sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned
 }
 
 sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
+  StepTimer timer("connect");
   return guarded(ctx, "connect", SMFIP_NR_CONN, [&](Connection& conn) {
     conn.connect(hostname ? hostname : "", address_text(addr));
     return Verdict{};
@@ -172,6 +188,7 @@ sfsistat cb_connect(SMFICTX* ctx, char* hostname, _SOCK_ADDR* addr) {
 }
 
 sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
+  StepTimer timer("mail");
   return guarded(ctx, "envfrom", SMFIP_NR_MAIL, [&](Connection& conn) {
     const char* login = smfi_getsymval(ctx, const_cast<char*>("{auth_authen}"));
     return conn.mail(argv && argv[0] ? argv[0] : "", login ? login : "");
@@ -179,6 +196,7 @@ sfsistat cb_envfrom(SMFICTX* ctx, char** argv) {
 }
 
 sfsistat cb_envrcpt(SMFICTX* ctx, char** argv) {
+  StepTimer timer("rcpt");
   return guarded(ctx, "envrcpt", SMFIP_NR_RCPT, [&](Connection& conn) {
     return conn.rcpt(argv && argv[0] ? argv[0] : "");
   });
@@ -205,6 +223,7 @@ sfsistat cb_body(SMFICTX* ctx, unsigned char* data, size_t len) {
 }
 
 sfsistat cb_eom(SMFICTX* ctx) {
+  StepTimer timer("eom");
   return guarded(ctx, "eom", 0, [&](Connection& conn) {
     // Counted before the message stops counting as in flight, so a drain never
     // sees neither while our reply is still unwritten.

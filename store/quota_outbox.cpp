@@ -200,4 +200,28 @@ OutboxStats OutboxTable::stats() const {
   return s;
 }
 
+OutboxStats OutboxTable::quick_stats() const {
+  OutboxStats s;
+  if (h_.outbox == 0) return s;
+  MDB_stat st{};
+  lmdb::check(mdb_stat(txn_.get(), h_.outbox, &st), "mdb_stat");
+  s.queued = st.ms_entries;
+  lmdb::check(mdb_stat(txn_.get(), h_.outbox_dead, &st), "mdb_stat");
+  s.dead = st.ms_entries;
+  lmdb::Cursor cur(txn_, h_.outbox);
+  MDB_val k{}, v{};
+  for (bool ok = cur.get(k, v, MDB_FIRST); ok;) {  // one seek per org with events
+    std::string_view key = lmdb::view(k), value = lmdb::view(v);
+    if (value.size() >= 8) {
+      auto at = static_cast<std::int64_t>(lmdb::from_be64(value.substr(0, 8)));
+      if (s.oldest_at_us == 0 || at < s.oldest_at_us) s.oldest_at_us = at;
+    }
+    std::string next = keys::org_prefix(key.substr(0, key.find('\0')));
+    next.back() = '\1';  // the first key after every key of this org
+    k = lmdb::val(next);
+    ok = cur.get(k, v, MDB_SET_RANGE);
+  }
+  return s;
+}
+
 }  // namespace cllavio::store

@@ -187,3 +187,44 @@ BOOST_FIXTURE_TEST_CASE(an_exception_after_the_charge_gives_it_back, Fixture) {
   c.rcpt("<a@x.example>");
   BOOST_TEST((c.end_of_message("Q12", actions).step == Step::cont));  // the quota of 1 was not used up
 }
+
+// What the session counts for /metrics: answers, refusals by reason, quota use.
+BOOST_FIXTURE_TEST_CASE(metrics_count_answers_refusals_and_quota_use, Fixture) {
+  metrics::Metrics m;
+  m.refresh_labels({"acme"}, {"messages:1m", "recipients:1h"});
+  milter::Services svc = services();
+  svc.metrics = &m;
+  svc.quota_usage = [this](const std::string& org, const policy::QuotaPolicy& p, std::int64_t now) {
+    return ledger.usage(org, p, now);
+  };
+  policy::QuotaPolicy q;
+  q.max_recipients_per_message = 2;
+  q.recipients = {{3600, 3}};
+  q.messages = {{60, 1}};
+  Connection c(policy_config(q), svc);
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<a@x.example>");
+  c.rcpt("<b@x.example>");
+  c.rcpt("<c@x.example>");  // over the recipient limit
+  BOOST_TEST((c.end_of_message("Q6", actions).step == Step::cont));
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<c@x.example>");
+  c.rcpt("<d@x.example>");                                              // over 3 recipients per hour
+  BOOST_TEST((c.end_of_message("Q7", actions).step == Step::tempfail));  // over 1 message per minute
+
+  Connection u(config(policy::UnknownOrg::reject), svc);
+  BOOST_TEST((u.mail("<x@stranger.example>", "").step == Step::reject));
+
+  std::string t = m.render();
+  auto has = [&](const std::string& line) {
+    BOOST_TEST(t.find(line + "\n") != std::string::npos, line);
+  };
+  has("cllavio_messages_total{org=\"acme\",action=\"accept\"} 1");
+  has("cllavio_messages_total{org=\"acme\",action=\"tempfail\"} 1");
+  has("cllavio_messages_total{org=\"unknown\",action=\"reject\"} 1");
+  has("cllavio_policy_refusals_total{org=\"acme\",reason=\"recipient_limit\"} 1");
+  has("cllavio_policy_refusals_total{org=\"acme\",reason=\"quota\"} 2");
+  has("cllavio_policy_refusals_total{org=\"unknown\",reason=\"unknown_org\"} 1");
+  has("cllavio_quota_used{org=\"acme\",window=\"messages:1m\"} 1");
+  has("cllavio_quota_used{org=\"acme\",window=\"recipients:1h\"} 3");  // 2 charged + 1 reserved at the refusal
+}

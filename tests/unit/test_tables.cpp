@@ -175,3 +175,32 @@ BOOST_AUTO_TEST_CASE(read_only_open_of_a_store_without_the_tables_reads_empty) {
   BOOST_TEST(v->records.by_address("a@b.example").empty());
   BOOST_CHECK_THROW(set(ro, "acme", "a@b.example", c(ConsentState::granted, 1), "t", "x"), lmdb::Error);
 }
+
+// The scrape-time outbox figures (no scan) agree with the CLI's full stats().
+BOOST_AUTO_TEST_CASE(outbox_quick_stats_match_the_full_stats) {
+  TmpDir dir;
+  StoreOptions o = opts(dir);
+  std::int64_t now = 1'000'000;
+  o.now_us = [&] { return now; };
+  Db db(o);
+  BOOST_TEST(db.read()->outbox.quick_stats().queued == 0u);
+  BOOST_TEST(db.read()->outbox.quick_stats().oldest_at_us == 0);
+  now = 5'000'000;
+  db.write([&](Tables& t) { t.outbox.put("globex", "{\"n\":1}", 1 << 20); });
+  now = 7'000'000;
+  db.write([&](Tables& t) {
+    t.outbox.put("acme", "{\"n\":2}", 1 << 20);  // acme's keys sort first, but globex's event is older
+    t.outbox.put("acme", "{\"n\":3}", 1 << 20);
+    t.outbox.put("acme\x01", "{\"n\":4}", 1 << 20);  // an org id that is acme's prefix plus a byte
+  });
+  db.write([&](Tables& t) { t.outbox.bury(t.outbox.peek("acme", 1, 1 << 20).front(), "HTTP 400"); });
+  OutboxStats quick = db.read()->outbox.quick_stats(), full = db.read()->outbox.stats();
+  BOOST_TEST(quick.queued == 3u);
+  BOOST_TEST(quick.dead == 1u);
+  BOOST_TEST(quick.oldest_at_us == 5'000'000);
+  BOOST_TEST(quick.queued == full.queued);
+  BOOST_TEST(quick.dead == full.dead);
+  BOOST_TEST(quick.oldest_at_us == full.oldest_at_us);
+  db.write([&](Tables& t) { t.outbox.ack(t.outbox.peek("globex", 10, 1 << 20)); });
+  BOOST_TEST(db.read()->outbox.quick_stats().oldest_at_us == 7'000'000);
+}
