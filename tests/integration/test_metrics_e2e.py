@@ -1,6 +1,7 @@
 """Prometheus metrics with the real thing: the milter serves [metrics] listen, a real Prometheus
 (Debian's package) scrapes it every second, mail goes through Postfix (tracked newsletters, a
-sender over quota, an unsubscribed recipient of a campaign, a sender of no org), and the test
+sender over quota, an unsubscribed recipient of a campaign, a sender of no org; the stand-in API
+fails the first two event batches), and the test
 asks Prometheus's query API for rates, increases and histogram quantiles - and runs every
 PromQL expression of the Grafana dashboard (contrib/grafana/cllavio-milter.json) against it.
 
@@ -38,7 +39,8 @@ PANELS_WITH_DATA = {"Messages / s", "Refused / s", "Outbox events", "Oldest outb
                     "Version", "Messages by action", "Messages by org", "Tracking outcomes",
                     "Policy refusals by reason", "Quota use", "Outbox depth", "Oldest outbox event age",
                     "Milter step latency p50 / p95 / p99", "Milter step latency (mean)",
-                    "Rewrite latency p50 / p95 / p99", "Store map used", "Store map used over time"}
+                    "Rewrite latency p50 / p95 / p99", "Store map used", "Store map used over time",
+                    "API requests by status", "API error ratio"}
 
 
 def html_message(msgid: str, sender: str, rcpt: str) -> bytes:
@@ -81,7 +83,8 @@ def parse_exposition(text: str) -> dict:
 
 class MetricsE2E(HarnessCase):
     harness_kwargs = dict(milter="unix", orgs={"acme": ORG_ACME_CAMPAIGNS, "quotaco": ORG_QUOTA},
-                          secrets=TRACKING_KEY, prometheus=True)
+                          secrets=TRACKING_KEY, prometheus=True,
+                          api=dict(org_keys={"acme": "acme-key", "quotaco": "quotaco-key"}))
 
     @classmethod
     def setUpClass(cls):
@@ -91,12 +94,15 @@ class MetricsE2E(HarnessCase):
             cls.prom.wait_up(timeout=20)  # scraped once: every counter at 0, before any mail
             cls.t_start = time.time()
             cls.h.ctl("consent", "unsubscribe", "acme", "gone@example.net")
+            cls.h.api.fail_next(2, "500")  # the first events wait in the outbox for a few seconds
             cls.refused = []
             cls.traffic(1)
             cls.prom.wait_scrapes(2)
             cls.traffic(2)
             cls.h.wait_delivered(7, timeout=30)  # 3 per round (2 tracked, the stranger's) + quotaco's first
             cls.prom.wait_scrapes(2)
+            # The forwarder got through after its backoff (1 s, 2 s): the outbox is empty again.
+            cls.prom.wait_query("cllavio_outbox_events == 0 and cllavio_outbox_oldest_seconds == 0", timeout=30)
         except BaseException:
             cls.h.close()
             raise
@@ -173,18 +179,31 @@ class MetricsE2E(HarnessCase):
         used = self.values("cllavio_quota_used", ("org", "window"))
         self.assertEqual(used.get(("quotaco", "messages:1h")), 1.0, used)  # one message charged of 1 per hour
 
-    def test_outbox_gauges_present(self):
+    def test_outbox_gauges_follow_the_api(self):
         for name in ("cllavio_outbox_events", "cllavio_outbox_oldest_seconds", "cllavio_dead_letters",
                      "cllavio_store_map_used_ratio"):
             r = self.prom.query(name)
             self.assertEqual(len(r), 1, f"{name}: {r}")
-            self.assertGreaterEqual(float(r[0]["value"][1]), 0, name)
         ratio = float(self.prom.query("cllavio_store_map_used_ratio")[0]["value"][1])
         self.assertTrue(0 < ratio < 1.0, ratio)
-        # No API is configured: the tracked messages' events wait in the outbox.
-        self.assertGreaterEqual(float(self.prom.query("cllavio_outbox_events")[0]["value"][1]), 1)
-        self.assertGreater(float(self.prom.query("cllavio_outbox_oldest_seconds")[0]["value"][1]), 0)
-        self.assertEqual(float(self.prom.query("cllavio_dead_letters")[0]["value"][1]), 0)
+        # While the API answered 500, events waited (and aged); once it took them, both went to 0.
+        peak = self.values("max_over_time(cllavio_outbox_events[2m])", ())
+        self.assertGreaterEqual(peak[()], 1, peak)
+        self.assertGreater(self.values("max_over_time(cllavio_outbox_oldest_seconds[2m])", ())[()], 0)
+        self.assertEqual(self.values("cllavio_outbox_events", ())[()], 0)
+        self.assertEqual(self.values("cllavio_dead_letters", ())[()], 0)
+
+    def test_api_requests_by_status(self):
+        counts = self.values("sum by (status) (cllavio_api_requests_total)", "status")
+        self.assertEqual(counts.get("5xx"), 2.0, counts)  # the two injected failures
+        self.assertGreaterEqual(counts.get("2xx", 0), 1, counts)
+        self.assertEqual(counts.get("error"), 0.0, counts)
+        answered = [r["status"] for r in self.h.api.requests if r["status"] is not None]
+        self.assertEqual(answered.count(500), 2)
+        self.assertLessEqual(counts["2xx"], sum(1 for c in answered if 200 <= c < 300))
+        ratio = self.prom.query(f'sum(rate(cllavio_api_requests_total{{status!~"2.."}}[{WINDOW}])) / '
+                                f'sum(rate(cllavio_api_requests_total[{WINDOW}]))')
+        self.assertTrue(ratio and 0 < float(ratio[0]["value"][1]) < 1, ratio)
 
     def test_step_latency_quantiles(self):
         for q in (0.5, 0.95, 0.99):
