@@ -1,7 +1,7 @@
 """Prometheus metrics with the real thing: the milter serves [metrics] listen, a real Prometheus
 (Debian's package) scrapes it every second, mail goes through Postfix (tracked newsletters, a
 sender over quota, an unsubscribed recipient of a campaign, a sender of no org; the stand-in API
-fails the first two event batches), and the test
+fails the first two event batches; [delivery] follows Postfix's log), and the test
 asks Prometheus's query API for rates, increases and histogram quantiles - and runs every
 PromQL expression of the Grafana dashboard (contrib/grafana/cllavio-milter.json) against it.
 
@@ -19,6 +19,7 @@ import time
 import unittest
 
 import grafana_dashboard
+import harness
 from common import ACME_NET, ORG_ACME_CAMPAIGNS, REPO, TRACKING_KEY, HarnessCase, plain_message
 from prometheus import PromQLError
 
@@ -40,7 +41,7 @@ PANELS_WITH_DATA = {"Messages / s", "Refused / s", "Outbox events", "Oldest outb
                     "Policy refusals by reason", "Quota use", "Outbox depth", "Oldest outbox event age",
                     "Milter step latency p50 / p95 / p99", "Milter step latency (mean)",
                     "Rewrite latency p50 / p95 / p99", "Store map used", "Store map used over time",
-                    "API requests by status", "API error ratio"}
+                    "API requests by status", "API error ratio", "Delivery outcomes"}
 
 
 def html_message(msgid: str, sender: str, rcpt: str) -> bytes:
@@ -88,8 +89,10 @@ class MetricsE2E(HarnessCase):
 
     @classmethod
     def setUpClass(cls):
-        super().setUpClass()
+        cls.h = harness.Harness(**cls.harness_kwargs)
         try:
+            cls.h.milter.write_config(settings={"delivery.log": cls.h.maillog_path})  # delivery outcomes
+            cls.h.start()
             cls.prom = cls.h.prometheus
             cls.prom.wait_up(timeout=20)  # scraped once: every counter at 0, before any mail
             cls.t_start = time.time()
@@ -103,6 +106,8 @@ class MetricsE2E(HarnessCase):
             cls.prom.wait_scrapes(2)
             # The forwarder got through after its backoff (1 s, 2 s): the outbox is empty again.
             cls.prom.wait_query("cllavio_outbox_events == 0 and cllavio_outbox_oldest_seconds == 0", timeout=30)
+            # Postfix logged the 7 deliveries; the follower read them.
+            cls.prom.wait_query('sum(cllavio_delivery_total{status="delivered"}) == 7', timeout=30)
         except BaseException:
             cls.h.close()
             raise
@@ -174,6 +179,13 @@ class MetricsE2E(HarnessCase):
         self.assertGreater(rates.get(("acme", "tracked"), 0), 0, rates)
         self.assertEqual(self.values("sum by (status) (cllavio_tracking_total{org=\"acme\"})", "status")
                          .get("tracked"), 4.0)
+
+    def test_delivery_outcomes(self):
+        totals = self.values('sum by (org) (cllavio_delivery_total{status="delivered"})', "org")
+        self.assertEqual(totals, {"acme": 4.0, "quotaco": 1.0, "unknown": 2.0})
+        self.assertEqual(self.values('sum(cllavio_delivery_total{status!="delivered"})', ())[()], 0)
+        rates = self.values(f"sum by (org, status) (rate(cllavio_delivery_total[{WINDOW}]))", ("org", "status"))
+        self.assertGreater(rates.get(("acme", "delivered"), 0), 0, rates)
 
     def test_quota_used(self):
         used = self.values("cllavio_quota_used", ("org", "window"))
