@@ -44,7 +44,8 @@ Metrics::Metrics() {
                             "(end of message).",
                             {orgs_, &reason});
   quota_ = &reg_.gauge("cllavio_quota_used",
-                       "Quota use per org and window, as of the org's last charge or reservation.",
+                       "Quota use (messages or recipients charged in the sliding window) per org and window, as "
+                       "of the org's last charge or quota refusal.",
                        {orgs_, windows_});
   api_ = &reg_.counter("cllavio_api_requests_total",
                        "Requests to the Cllavio API by HTTP status class; error: no HTTP answer.", {&api});

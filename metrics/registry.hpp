@@ -15,7 +15,7 @@
 //   A scrape reads cells with relaxed loads; the only lock a scrape takes is the one
 //   around callback gauges' registration (never taken by a milter callback), and the
 //   callbacks themselves must not wait on a lock a milter callback holds (see
-//   milter/metrics_wiring.cpp for what they read).
+//   milter/metrics_wiring.hpp for what they read).
 // - Histograms are in seconds (the Prometheus base unit); sums are kept in nanoseconds
 //   (exact under concurrent adds) and rendered as seconds.
 #pragma once

@@ -150,3 +150,31 @@ BOOST_AUTO_TEST_CASE(retry_after) {
   BOOST_TEST(events::parse_retry_after("Sun, 06 Nov 1994 08:49:37 GMT", 884111717) == 0);  // in the past
   BOOST_TEST(events::parse_retry_after("soon", 0) == -1);
 }
+
+// observe_transport: every answer, failures included, is shown after the request and passed on unchanged.
+BOOST_AUTO_TEST_CASE(observed_transport_shows_every_answer) {
+  std::vector<FakeTransport::Call> calls;
+  auto fake = std::make_unique<FakeTransport>();
+  fake->calls = &calls;
+  int n = 0;
+  fake->answer = [&n](const std::string&) {
+    events::HttpResult r;
+    if (++n == 2) {
+      r.error = "connection refused";  // no HTTP answer
+    } else {
+      r.status = n == 1 ? 202 : 503;
+    }
+    return r;
+  };
+  std::vector<long> seen;
+  auto t = events::observe_transport(std::move(fake), [&](const events::HttpResult& r) { seen.push_back(r.status); });
+  conf::ApiSettings api;
+  BOOST_TEST(t->post("https://api.example/v1/events", {}, "[]", api).status == 202);
+  events::HttpResult failed = t->get("https://api.example/v1/consent", {}, api);
+  BOOST_TEST(failed.status == 0);
+  BOOST_TEST(failed.error == "connection refused");
+  BOOST_TEST(t->post("https://api.example/v1/events", {}, "[]", api).status == 503);
+  BOOST_TEST(calls.size() == 3u);
+  std::vector<long> want{202, 0, 503};
+  BOOST_TEST(seen == want, boost::test_tools::per_element());
+}

@@ -128,6 +128,10 @@ BOOST_FIXTURE_TEST_CASE(each_recipient_gets_its_state_and_one_event_per_change, 
   BOOST_TEST((consent("c@gone.example") == policy::ConsentState::bounced));
   BOOST_TEST((consent("b@full.example") == policy::ConsentState::none));  // a full mailbox suppresses nothing
   BOOST_TEST(last.notices.size() == 1u);
+  // What the follower counts after the commit (cllavio_delivery_total): one per state stored.
+  std::vector<std::pair<std::string, std::string>> outcomes{
+      {"acme", "delivered"}, {"acme", "deferred"}, {"acme", "bounced"}, {"acme", "deferred"}};
+  BOOST_TEST((last.outcomes == outcomes));
 }
 
 BOOST_FIXTURE_TEST_CASE(the_first_final_state_wins_and_replays_change_nothing, Fixture) {
