@@ -19,6 +19,7 @@ Harness is a facade over one part per concern, each in its own module:
     h.submit   submit.Submitter                  swaks, sendmail, smtp-source
     h.routes   routes.Routes                     named sinks (h.sinks) and the transport_maps routing to them
     h.reject   reject_milter.RejectMilter        a milter after cllavio's (None unless reject_milter=...)
+    h.prometheus prometheus.Prometheus           a real Prometheus scraping [metrics] (None unless prometheus=...)
 maillog.py parses Postfix's log (with its rotated files) into per-recipient outcomes and
 rotates it (h.maillog_lines(), h.wait_status(), h.rotate_log()).
 The milter's TOML files are rendered by toml_writer (org files given as text are written as
@@ -38,6 +39,7 @@ Layout of Harness.dir (a fresh tempfile.mkdtemp(prefix="cllavio-it-"), mode 0755
                                    reject2/... for the next one of a list)
     dovecot/                       private Dovecot auth server (sasl=True)
     api/ca/                        the API server's private CA and "localhost" certificate (api=...)
+    prometheus/                    Prometheus's config, TSDB and log (prometheus=...)
     cllavio/cllavio.toml, cllavio/secrets.toml, cllavio/orgs.d/*.toml, cllavio/run/milter.sock,
     cllavio/store/                 the milter's files (secrets.toml only with secrets or api)
     milter.log                     the milter's stdout+stderr (appended across restarts)
@@ -65,6 +67,7 @@ from api_server import ApiServer
 from dovecot_sasl import DovecotSasl
 from milter_daemon import DEFAULT_CTL, DEFAULT_MILTER, MilterDaemon
 from postfix_instance import PostfixInstance, fast_expiry
+from prometheus import Prometheus
 from procs import _tail, _wait_log, free_port
 from reject_milter import RejectMilter
 from routes import ACCEPT, BLOCKED, MAILBOX_FULL, USER_UNKNOWN, Routes
@@ -145,6 +148,10 @@ class Harness(maillog.MaillogViews):
         rejects with 550 5.7.1 the messages that have "X-Test-Reject: yes". A list of them:
         several, in that order (h.rejects).
     extra_milters: further Postfix milter addresses, appended to smtpd_milters as given.
+    prometheus: True or {Prometheus keyword arguments: scrape_interval...}: the milter serves
+        metrics ([metrics] listen = "127.0.0.1:<free port>" unless settings give metrics.listen)
+        and a real Prometheus scrapes it (h.prometheus, started after the milter);
+        h.metrics_port, h.scrape_metrics() read the endpoint directly.
     Queue lifetimes and other main.cf parameters: postfix_main=fast_expiry(...), or
     h.set_postfix_params({...}) while running (it reloads Postfix).
     """
@@ -152,7 +159,7 @@ class Harness(maillog.MaillogViews):
     def __init__(self, *, milter="unix", default_action="tempfail", sasl=False, unknown="accept",
                  orgs=None, milter_user="nobody", extra_main=None, postfix_main=None, settings=None,
                  milter_command=None, sink_dump=True, secrets=None, api=None, sinks=None, routes=None,
-                 reject_milter=None, extra_milters=()):
+                 reject_milter=None, extra_milters=(), prometheus=None):
         if milter not in ("unix", "inet", None):
             raise ValueError(f"milter must be 'unix', 'inet' or None, not {milter!r}")
         self.postfix: PostfixInstance | None = None
@@ -162,6 +169,8 @@ class Harness(maillog.MaillogViews):
         self.milter: MilterDaemon | None = None
         self.submit: Submitter | None = None
         self.routes: Routes | None = None
+        self.prometheus: Prometheus | None = None
+        self.metrics_port: int | None = None
         self.rejects: list[RejectMilter] = []
         self._started = False
         self._closed = False
@@ -180,6 +189,11 @@ class Harness(maillog.MaillogViews):
                 given = toml_writer.as_dict(secrets) if secrets is not None else {}
                 secrets = toml_writer.merge({"api": {"signing_secret": self.api.signing_secret.decode(),
                                                      "org_keys": dict(self.api.org_keys)}}, given)
+            if prometheus not in (None, False):
+                settings = dict(settings or {})
+                listen = settings.setdefault("metrics.listen", f"127.0.0.1:{free_port()}")
+                self.metrics_port = int(listen.rsplit(":", 1)[1])
+                self.prometheus = Prometheus(d, [listen], **({} if prometheus is True else dict(prometheus)))
             self.milter = MilterDaemon(d, kind=milter, user=milter_user, orgs=orgs, unknown=unknown,
                                        settings=settings, secrets=secrets, extra_main=extra_main,
                                        command=milter_command)
@@ -260,6 +274,8 @@ class Harness(maillog.MaillogViews):
                 self.milter.start()
             for r in self.rejects:
                 r.start()
+            if self.prometheus:
+                self.prometheus.start()
             self.postfix.start()
             self._started = True
         except BaseException as e:
@@ -275,7 +291,8 @@ class Harness(maillog.MaillogViews):
         for label, path in (("maillog", self.maillog_path), ("milter.log", self.milter_log_path),
                             ("sink.err", self.sink_err_path),
                             *((f"{r.name}_milter.log", r.log_path) for r in self.rejects),
-                            ("dovecot.log", self.dovecot and self.dovecot.log_path)):
+                            ("dovecot.log", self.dovecot and self.dovecot.log_path),
+                            ("prometheus.log", self.prometheus and self.prometheus.log_path)):
             if path and os.path.exists(path):
                 parts.append(f"--- {label} (tail) ---\n{_tail(path, 3000)}")
         if self.routes and self.routes.sinks:
@@ -290,7 +307,8 @@ class Harness(maillog.MaillogViews):
                 return
             self._closed = True
         errors = []
-        for part in (self.postfix, self.milter, *self.rejects, self.dovecot, self.sink, self.routes, self.api):
+        for part in (self.prometheus, self.postfix, self.milter, *self.rejects, self.dovecot, self.sink,
+                     self.routes, self.api):
             try:
                 if part is not None:
                     part.stop()
@@ -342,6 +360,17 @@ class Harness(maillog.MaillogViews):
     postlog = _Of("postfix", "postlog")
 
     # ------------------------------------------------------------------ observing
+
+    def scrape_metrics(self, timeout: float = 10) -> str:
+        """GET the milter's /metrics (prometheus=... or metrics.listen in settings): the text."""
+        import urllib.request
+        if self.metrics_port is None:
+            listen = self.milter.main_config().get("metrics", {}).get("listen")
+            if not listen:
+                raise RuntimeError("the milter serves no metrics (no metrics.listen)")
+            self.metrics_port = int(listen.rsplit(":", 1)[1])
+        with urllib.request.urlopen(f"http://127.0.0.1:{self.metrics_port}/metrics", timeout=timeout) as r:
+            return r.read().decode()
 
     delivered = _Of("sink", "delivered")
     sink_counters = _Of("sink", "counters")
