@@ -13,13 +13,14 @@
 //   cllavioctl [-c FILE] delivery stats [--org ID] [--since 7d] [--json] | delivery follow [--json]
 //   cllavioctl [-c FILE] export ORG ADDRESS | export --all-orgs ADDRESS
 //   cllavioctl [-c FILE] store stats [--json] | store compact
-//   cllavioctl config-reference                print every configuration key (Markdown)
+//   cllavioctl config-reference [--man]        print every configuration key (Markdown, or cllavio.toml(5))
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
+#include "conf/reference_man.hpp"
 #include "conf/schemas.hpp"
 
 namespace {
@@ -62,7 +63,8 @@ void usage(std::FILE* f) {
                "  export --all-orgs ADDRESS    the same over every org (and mail of no org)\n"
                "  store stats [--json]         map and file size, use, per table entries/pages/oldest, last prune\n"
                "  store compact                rewrite the store without its free pages (stop cllavio-milter first)\n"
-               "  config-reference             print the reference of every configuration key\n",
+               "  config-reference [--man]     print the reference of every configuration key (Markdown;\n"
+               "                               --man: the cllavio.toml(5) man page source)\n",
                cllavio::conf::kDefaultConfigPath);
 }
 
@@ -109,6 +111,10 @@ int main(int argc, char** argv) {
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {
       std::fputs(conf::render_reference().c_str(), stdout);
+      return 0;
+    }
+    if (cmd == "config-reference" && args.size() == 1 && args[0] == "--man") {
+      std::fputs(conf::render_reference_man().c_str(), stdout);
       return 0;
     }
   } catch (const std::exception& e) {
