@@ -59,7 +59,9 @@ std::string protect_lines(std::string text) {
 
 std::string or_unset(const std::string& def, bool required) {
   if (required) return "(required)";
-  return def.empty() ? "(unset)" : "`" + def + "`";
+  if (def.empty()) return "(unset)";
+  // A default named in words that quote a key itself ("the main file's `x`") stays as written.
+  return def.find('`') == std::string::npos ? "`" + def + "`" : def;
 }
 
 // One key: tag (name and type), then default/allowed, then the doc sentence.
