@@ -186,7 +186,7 @@ std::string render_reference_man() {
          "\n";
   render_keys(out, org_schema(), "Top level");
   out += ".SH \"SECRETS FILE\"\n" +
-         man_text("Named by `secrets.file`. Keys of this file are never printed in error messages.") + "\n";
+         man_text("Named by `secrets.file`. Its secrets are never echoed in error messages.") + "\n";
   render_keys(out, secrets_schema(), "Top level");
   out += ".SH EXAMPLES\n" + man_text("A main file:") + "\n";
   example(out, {"[milter]", "socket = \"unix:/var/spool/postfix/cllavio/milter.sock\"", "user = \"cllavio\"",
