@@ -14,13 +14,14 @@
 //   cllavioctl [-c FILE] export ORG ADDRESS | export --all-orgs ADDRESS
 //   cllavioctl [-c FILE] store stats [--json] | store compact
 //   cllavioctl [-c FILE] doctor [-C POSTFIX_CONFIG_DIR]... [--json] [--offline]
-//   cllavioctl config-reference                print every configuration key (Markdown)
+//   cllavioctl config-reference [--man]        print every configuration key (Markdown, or cllavio.toml(5))
 #include <cstdio>
 #include <cstring>
 #include <string>
 
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
+#include "conf/reference_man.hpp"
 #include "conf/schemas.hpp"
 
 namespace {
@@ -66,7 +67,8 @@ void usage(std::FILE* f) {
                "  doctor [-C POSTFIX_CONFIG_DIR]... [--json] [--offline]\n"
                "                               check Postfix's milter settings and the milter's health (docs/doctor.md);\n"
                "                               exit 0 nothing wrong, 1 warnings, 2 errors\n"
-               "  config-reference             print the reference of every configuration key\n",
+               "  config-reference [--man]     print the reference of every configuration key (Markdown;\n"
+               "                               --man: the cllavio.toml(5) man page source)\n",
                cllavio::conf::kDefaultConfigPath);
 }
 
@@ -114,6 +116,10 @@ int main(int argc, char** argv) {
       return cli::cmd_tracking_stats(config_path, cli::Args(args.begin() + 1, args.end()));
     if (cmd == "config-reference" && args.empty()) {
       std::fputs(conf::render_reference().c_str(), stdout);
+      return 0;
+    }
+    if (cmd == "config-reference" && args.size() == 1 && args[0] == "--man") {
+      std::fputs(conf::render_reference_man().c_str(), stdout);
       return 0;
     }
   } catch (const std::exception& e) {
