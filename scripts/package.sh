@@ -41,13 +41,17 @@ tar -C "$root" --exclude=./.git --exclude='./build' --exclude='./build-*' --excl
     --exclude='./obj-*' --exclude=__pycache__ -cf - . | tar -C "$src" -xf -
 
 log="$work/build.log"
-if ! (cd "$src" && CLLAVIO_PREBUILT="$prebuilt" dpkg-buildpackage -b -us -uc) >"$log" 2>&1; then
+opts=${DEB_BUILD_OPTIONS:-}
+[ -n "$prebuilt" ] && opts="$opts noautodbgsym"  # a test package needs no debug symbols package
+if ! (cd "$src" && CLLAVIO_PREBUILT="$prebuilt" DEB_BUILD_OPTIONS="${opts# }" dpkg-buildpackage -b -us -uc) \
+    >"$log" 2>&1; then
   tail -n 60 "$log" >&2
   echo "package.sh: dpkg-buildpackage failed (log above)" >&2
   exit 1
 fi
 
 mkdir -p "$root/dist"
+rm -f "$root/dist/cllavio-milter"*"_${version}_${arch}".*  # results of an earlier build of this version
 deb="$root/dist/cllavio-milter_${version}_${arch}.deb"
 for f in "$work"/*.deb "$work"/*.ddeb "$work"/*.buildinfo "$work"/*.changes; do
   [ -e "$f" ] && mv -f "$f" "$root/dist/"
@@ -56,6 +60,6 @@ done
 
 if [ "$lint" = 1 ]; then
   # Errors fail the build; the warnings that stay are explained in docs/install.md.
-  lintian --fail-on error --no-tag-display-limit "$deb"
+  lintian --fail-on error --tag-display-limit 0 "$deb"
 fi
 echo "$deb"

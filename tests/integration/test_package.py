@@ -201,7 +201,8 @@ class PackageTest(unittest.TestCase):
             st = os.stat(exe)
             self.assertEqual((st.st_mode & 0o7777, st.st_uid), (0o755, 0), exe)
         version = run(["/usr/sbin/cllavio-milter", "-V"]).stdout
-        project = re.search(r"project\(cllavio-milter VERSION ([0-9.]+)", open(os.path.join(REPO, "CMakeLists.txt")).read())
+        with open(os.path.join(REPO, "CMakeLists.txt")) as f:
+            project = re.search(r"project\(cllavio-milter VERSION ([0-9.]+)", f.read())
         self.assertEqual(version.strip(), f"cllavio-milter {project[1]}")
         self.assertTrue(os.path.isfile(UNIT))
         conffiles = run(["dpkg-query", "-W", "-f=${Conffiles}", PKG]).stdout
@@ -264,7 +265,9 @@ class PackageTest(unittest.TestCase):
             _wait_until(lambda: _unix_connectable(SOCKET) or self.daemon.poll() is not None, 30, "socket")
         except TimeoutError:
             pass
-        self.assertIsNone(self.daemon.poll(), f"daemon exited; syslog:\n{syslog.text()}\n{open(log_path).read()}")
+        if self.daemon.poll() is not None:
+            with open(log_path, errors="replace") as f:
+                self.fail(f"daemon exited {self.daemon.returncode}; syslog:\n{syslog.text()}\n{f.read()}")
         syslog.wait(r"cllavio-milter\[\d+\]: ready: listening on unix:" + re.escape(SOCKET))
         st = os.stat(SOCKET)
         self.assertTrue(stat.S_ISSOCK(st.st_mode))
