@@ -319,8 +319,9 @@ class PackageTest(unittest.TestCase):
         reload_cmd = shlex.split(unit.reload.replace("$MAINPID", str(self.daemon_pid())))
         start = len(syslog.text())
         run(reload_cmd)
-        _wait_until(lambda: re.search(r"reload", syslog.text()[start:], re.I), 15, "reload log line")
-        self.assertNotRegex(syslog.text()[start:], r"(?i)error|invalid")
+        _wait_until(lambda: re.search(r"cllavio-milter\[\d+\]: reloaded " + re.escape(CONFIG), syslog.text()[start:]),
+                    15, "reload log line")
+        self.assertNotRegex(syslog.text()[start:], r"reload(:| failed)")
         os.kill(self.daemon_pid(), signal.SIGTERM)
         self.assertEqual(self.daemon.wait(45), 0)
         self.daemon = None
