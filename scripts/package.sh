@@ -3,6 +3,7 @@
 #   scripts/package.sh                       full build (dpkg-buildpackage -b, hardening=+all)
 #   scripts/package.sh --prebuilt BUILD_DIR  package BUILD_DIR's binaries (a CMake tree already
 #                                            built, e.g. the test build); no compilation
+#   --out DIR                                put the results in DIR instead of dist/
 #   --no-lintian                             skip lintian (it takes several seconds)
 # The source is copied to a temp dir and built there: the worktree stays clean and the
 # parent directory (where dpkg-buildpackage writes) is private. Prints the .deb's path last.
@@ -11,11 +12,13 @@ set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 prebuilt=""
 lint=1
+out="$root/dist"
 while [ $# -gt 0 ]; do
   case "$1" in
     --prebuilt) prebuilt=$(cd "${2:?--prebuilt needs a build dir}" && pwd); shift 2 ;;
+    --out) mkdir -p "${2:?--out needs a folder}"; out=$(cd "$2" && pwd); shift 2 ;;
     --no-lintian) lint=0; shift ;;
-    -h|--help) sed -n '2,9p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
+    -h|--help) sed -n '2,10p' "$0" | sed 's/^# \{0,1\}//'; exit 0 ;;
     *) echo "package.sh: unknown argument $1" >&2; exit 2 ;;
   esac
 done
@@ -50,11 +53,11 @@ if ! (cd "$src" && CLLAVIO_PREBUILT="$prebuilt" DEB_BUILD_OPTIONS="${opts# }" dp
   exit 1
 fi
 
-mkdir -p "$root/dist"
-rm -f "$root/dist/cllavio-milter"*"_${version}_${arch}".*  # results of an earlier build of this version
-deb="$root/dist/cllavio-milter_${version}_${arch}.deb"
+mkdir -p "$out"
+rm -f "$out/cllavio-milter"*"_${version}_${arch}".*  # results of an earlier build of this version
+deb="$out/cllavio-milter_${version}_${arch}.deb"
 for f in "$work"/*.deb "$work"/*.ddeb "$work"/*.buildinfo "$work"/*.changes; do
-  [ -e "$f" ] && mv -f "$f" "$root/dist/"
+  [ -e "$f" ] && mv -f "$f" "$out/"
 done
 [ -f "$deb" ] || { echo "package.sh: $deb was not produced" >&2; exit 1; }
 

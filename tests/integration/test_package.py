@@ -21,14 +21,17 @@ from __future__ import annotations
 import fcntl
 import grp
 import hashlib
+import json
 import os
 import pwd
 import re
 import shlex
+import shutil
 import signal
 import socket
 import stat
 import subprocess
+import tempfile
 import threading
 import time
 import unittest
@@ -187,10 +190,10 @@ class PackageTest(unittest.TestCase):
 
     # ------------------------------------------------------------------ steps
 
-    def build_package(self) -> str:
+    def build_package(self, out_dir) -> str:
         milter = os.environ.get("CLLAVIO_MILTER", harness.DEFAULT_MILTER)
         build_dir = os.path.dirname(os.path.dirname(os.path.abspath(milter)))
-        r = run([os.path.join(REPO, "scripts", "package.sh"), "--prebuilt", build_dir], timeout=300)
+        r = run([os.path.join(REPO, "scripts", "package.sh"), "--prebuilt", build_dir, "--out", out_dir], timeout=300)
         deb = r.stdout.strip().splitlines()[-1]
         self.assertRegex(os.path.basename(deb), r"^cllavio-milter_\d+\.\d+\.\d+_[a-z0-9]+\.deb$")
         self.assertTrue(os.path.isfile(deb), deb)
@@ -282,7 +285,16 @@ class PackageTest(unittest.TestCase):
         return int(out[0]) if out else self.daemon.pid
 
     def send_one(self, syslog: SyslogCapture):
-        with harness.Harness(milter=None, extra_milters=[f"unix:{SOCKET}"], default_action="tempfail") as h:
+        """One message through a private Postfix whose main.cf names the socket as the postinst
+        says, relative to the queue directory (unix:cllavio/milter.sock): the installed socket
+        folder is bind-mounted (read-only: a socket stays connectable) into its queue directory."""
+        h = harness.Harness(milter=None, extra_milters=["unix:cllavio/milter.sock"], default_action="tempfail")
+        mounted = os.path.join(h.spool_dir, "cllavio")
+        try:
+            os.mkdir(mounted)
+            run(["mount", "--bind", os.path.dirname(SOCKET), mounted])
+            run(["mount", "-o", "remount,bind,ro", mounted])
+            h.start()
             msgid = f"pkg-{os.getpid()}-{time.time_ns()}@unknown.example"
             r = h.swaks(sender="someone@unknown.example", rcpts=["bob@example.net"],
                         data=plain_message(msgid, sender="someone@unknown.example"))
@@ -291,25 +303,33 @@ class PackageTest(unittest.TestCase):
             self.assertEqual(d.rcpts, ["bob@example.net"])
             self.assertIn(f"Message-ID: <{msgid}>".encode(), d.raw)
             self.assertNotRegex(h.maillog(), r"milter .*(can't connect|unavailable|Permission denied)")
-            syslog.wait(r"cllavio-milter\[\d+\]: \w+: org=unknown .*msgid=<" + re.escape(msgid) + r">.* action=accept")
-        out = run(["/usr/sbin/cllavioctl", "-c", CONFIG, "messages"]).stdout
-        self.assertIn("someone@unknown.example", out)
+            syslog.wait(rf"cllavio-milter\[\d+\]: {d.queue_id}: org=unknown .*msgid=<{re.escape(msgid)}>.* action=accept")
+        finally:
+            h.postfix.stop()  # before the unmount: smtpd holds no connection to the socket then
+            if os.path.ismount(mounted):
+                run(["umount", "--lazy", mounted])  # detached at once; h.close() must not reach into it
+            h.close()
+        out = run(["/usr/sbin/cllavioctl", "-c", CONFIG, "messages", "--json"]).stdout
+        records = [json.loads(line) for line in out.splitlines() if line.strip()]
+        [rec] = [m for m in records if msgid in m["message_id"]]
+        self.assertEqual((rec["queue_id"], rec["org"], rec["action"], rec["from"]),
+                         (d.queue_id, "unknown", "accept", "someone@unknown.example"))
 
     # ------------------------------------------------------------------ the test
 
     def test_install_run_remove_purge(self):
         t0 = time.monotonic()
         postfix_cf = {p: digest(p) for p in ("/etc/postfix/main.cf", "/etc/postfix/master.cf")}
-        deb = self.build_package()
+        tmp = tempfile.mkdtemp(prefix="cllavio-pkg-")
+        os.chmod(tmp, 0o755)
+        self.addCleanup(shutil.rmtree, tmp, True)
+        deb = self.build_package(tmp)
 
         r = run(["dpkg", "-i", deb], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         self.check_files(r.stdout + r.stderr)
         self.assertEqual({p: digest(p) for p in postfix_cf}, postfix_cf, "the package changed Postfix's files")
         unit = self.check_unit()
 
-        tmp = os.path.join("/tmp", f"cllavio-pkg-{os.getpid()}")
-        os.makedirs(tmp, exist_ok=True)
-        self.addCleanup(lambda: subprocess.run(["rm", "-rf", tmp]))
         syslog = SyslogCapture(tmp)
         self.addCleanup(syslog.close)
         self.start_as_systemd(unit, syslog, os.path.join(tmp, "daemon.out"))
