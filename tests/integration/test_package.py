@@ -47,6 +47,9 @@ CONFIG = "/etc/cllavio/cllavio.toml"
 SOCKET = "/var/spool/postfix/cllavio/milter.sock"
 STATE_DIRS = ("/etc/cllavio", "/var/lib/cllavio", "/var/spool/postfix/cllavio")
 LOCK = "/run/lock/cllavio-test-package.lock"
+# Written while this test has the package installed (its daemon's pid inside once started):
+# only a package this test installed is purged as a leftover, never an admin's installation.
+MARKER = "/var/lib/cllavio-test-package.installed"
 # The man pages come with man/ (installed by CMake); before that branch they are not expected.
 MAN_PAGES = ("/usr/share/man/man8/cllavio-milter.8.gz", "/usr/share/man/man8/cllavioctl.8.gz",
              "/usr/share/man/man5/cllavio.toml.5.gz")
@@ -170,17 +173,38 @@ class PackageTest(unittest.TestCase):
         self.lock = open(LOCK, "w")
         fcntl.flock(self.lock, fcntl.LOCK_EX)  # another run of this test on the machine
         self.addCleanup(self.lock.close)
-        if installed():  # left over by an earlier run that could not clean up
-            run(["dpkg", "--purge", PKG])
+        if installed():
+            if not os.path.exists(MARKER):
+                self.fail(f"{PKG} is installed on this machine, not by this test: not replacing it")
+            self.clean_leftover()  # an earlier run that could not clean up (killed, power loss)
         self.addCleanup(self.purge_quietly)
         self.daemon: subprocess.Popen | None = None
         self.addCleanup(self.stop_daemon)
         self.env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}  # what systemd gives
 
+    def clean_leftover(self):
+        with open(MARKER) as f:
+            pid = f.read().strip()
+        try:
+            exe = os.readlink(f"/proc/{pid}/exe") if pid else ""
+        except OSError:
+            exe = ""
+        if exe.startswith("/usr/sbin/cllavio-milter"):  # that run's daemon (" (deleted)" once purged)
+            os.kill(int(pid), signal.SIGKILL)
+            _wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "the leftover daemon to exit")
+        run(["dpkg", "--purge", PKG])
+        os.unlink(MARKER)
+
     def purge_quietly(self):
         self.stop_daemon()
         if installed():
             run(["dpkg", "--purge", PKG], check=False)
+        if not installed() and os.path.exists(MARKER):
+            os.unlink(MARKER)
+
+    def mark(self, text=""):
+        with open(MARKER, "w") as f:
+            f.write(text)
 
     def stop_daemon(self):
         p, self.daemon = self.daemon, None
@@ -264,6 +288,7 @@ class PackageTest(unittest.TestCase):
         self.addCleanup(log.close)
         self.daemon = subprocess.Popen(argv, env=self.env, stdin=subprocess.DEVNULL, stdout=log, stderr=log,
                                        start_new_session=True, **kw)
+        self.mark(str(self.daemon.pid))  # unshare, sh and setpriv exec: the daemon keeps this pid
         try:
             _wait_until(lambda: _unix_connectable(SOCKET) or self.daemon.poll() is not None, 30, "socket")
         except TimeoutError:
@@ -271,18 +296,17 @@ class PackageTest(unittest.TestCase):
         if self.daemon.poll() is not None:
             with open(log_path, errors="replace") as f:
                 self.fail(f"daemon exited {self.daemon.returncode}; syslog:\n{syslog.text()}\n{f.read()}")
-        syslog.wait(r"cllavio-milter\[\d+\]: ready: listening on unix:" + re.escape(SOCKET))
+        syslog.wait(rf"cllavio-milter\[{self.daemon.pid}\]: ready: listening on unix:" + re.escape(SOCKET))
+        self.assertEqual(os.readlink(f"/proc/{self.daemon.pid}/exe"), "/usr/sbin/cllavio-milter")
+        with open(f"/proc/{self.daemon.pid}/status") as f:
+            ids = dict(line.split(":", 1) for line in f if line.startswith(("Uid", "Gid", "Groups")))
+        uid, gid = pwd.getpwnam(unit.user).pw_uid, grp.getgrnam(unit.group).gr_gid
+        self.assertEqual((ids["Uid"].split(), ids["Gid"].split(), ids["Groups"].split()),
+                         ([str(uid)] * 4, [str(gid)] * 4, []))
         st = os.stat(SOCKET)
         self.assertTrue(stat.S_ISSOCK(st.st_mode))
         self.assertEqual((oct(st.st_mode & 0o777), pwd.getpwuid(st.st_uid).pw_name, grp.getgrgid(st.st_gid).gr_name),
                          (oct(0o660), "cllavio", "postfix"))
-
-    def daemon_pid(self) -> int:
-        """The daemon's pid ($MAINPID): the child of unshare when it wraps it."""
-        if self.daemon.args[0] != "unshare":
-            return self.daemon.pid
-        out = run(["pgrep", "-P", str(self.daemon.pid)], check=False).stdout.split()
-        return int(out[0]) if out else self.daemon.pid
 
     def send_one(self, syslog: SyslogCapture):
         """One message through a private Postfix whose main.cf names the socket as the postinst
@@ -327,6 +351,7 @@ class PackageTest(unittest.TestCase):
         self.addCleanup(shutil.rmtree, tmp, True)
         deb = self.build_package(tmp)
 
+        self.mark()
         r = run(["dpkg", "-i", deb], env={**os.environ, "DEBIAN_FRONTEND": "noninteractive"})
         self.check_files(r.stdout + r.stderr)
         self.assertEqual({p: digest(p) for p in postfix_cf}, postfix_cf, "the package changed Postfix's files")
@@ -338,13 +363,13 @@ class PackageTest(unittest.TestCase):
         self.send_one(syslog)
 
         # ExecReload (kill -HUP $MAINPID), then a stop as systemd does it (SIGTERM, drain, exit 0).
-        reload_cmd = shlex.split(unit.reload.replace("$MAINPID", str(self.daemon_pid())))
+        reload_cmd = shlex.split(unit.reload.replace("$MAINPID", str(self.daemon.pid)))
         start = len(syslog.text())
         run(reload_cmd)
         _wait_until(lambda: re.search(r"cllavio-milter\[\d+\]: reloaded " + re.escape(CONFIG), syslog.text()[start:]),
                     15, "reload log line")
         self.assertNotRegex(syslog.text()[start:], r"reload(:| failed)")
-        os.kill(self.daemon_pid(), signal.SIGTERM)
+        os.kill(self.daemon.pid, signal.SIGTERM)
         self.assertEqual(self.daemon.wait(45), 0)
         self.daemon = None
 
