@@ -85,6 +85,8 @@ class SyslogCapture:
     /dev/log, so the machine's syslog is left alone."""
 
     def __init__(self, tmp_dir):
+        if os.path.lexists("/dev/log") and stat.S_ISSOCK(os.lstat("/dev/log").st_mode) and not self.listening():
+            os.unlink("/dev/log")  # nobody reads it: left by a run of this test that was killed
         self.own_dev_log = not os.path.lexists("/dev/log")
         self.path = "/dev/log" if self.own_dev_log else os.path.join(tmp_dir, "dev-log")
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
@@ -94,6 +96,17 @@ class SyslogCapture:
         self._stop = False
         self._thread = threading.Thread(target=self._loop, daemon=True)
         self._thread.start()
+
+    @staticmethod
+    def listening() -> bool:
+        s = socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM)
+        try:
+            s.connect("/dev/log")
+            return True
+        except OSError:
+            return False
+        finally:
+            s.close()
 
     def _loop(self):
         self.sock.settimeout(0.2)
@@ -193,6 +206,11 @@ class PackageTest(unittest.TestCase):
             os.kill(int(pid), signal.SIGKILL)
             _wait_until(lambda: not os.path.exists(f"/proc/{pid}"), 10, "the leftover daemon to exit")
         run(["dpkg", "--purge", PKG])
+        with open("/proc/self/mounts") as f:  # send_one's bind mounts (read-only) of that run
+            for line in f:
+                point = line.split()[1]
+                if re.fullmatch(r"/tmp/cllavio-it-[^/]+/spool/cllavio", point):
+                    run(["umount", "--lazy", point], check=False)
         os.unlink(MARKER)
 
     def purge_quietly(self):
