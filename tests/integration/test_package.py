@@ -327,10 +327,19 @@ class PackageTest(unittest.TestCase):
                          (oct(0o660), "cllavio", "postfix"))
 
     def send_one(self, syslog: SyslogCapture):
-        """One message through a private Postfix whose main.cf names the socket as the postinst
-        says, relative to the queue directory (unix:cllavio/milter.sock): the installed socket
-        folder is bind-mounted (read-only: a socket stays connectable) into its queue directory."""
+        """One message through a private Postfix set up like Debian's: smtpd and cleanup chrooted
+        into the queue directory, main.cf naming the socket as the postinst says, relative to it
+        (unix:cllavio/milter.sock). The installed socket folder is bind-mounted (read-only: a
+        socket stays connectable) into the private queue directory."""
         h = harness.Harness(milter=None, extra_milters=["unix:cllavio/milter.sock"], default_action="tempfail")
+        master_cf = os.path.join(h.etc_dir, "master.cf")
+        with open(master_cf) as f:
+            text = f.read()
+        chrooted = re.sub(r"^(\S+\s+(?:inet|unix)\s+\S+\s+\S+\s+)n(\s+\S+\s+\S+\s+(?:smtpd|cleanup))$", r"\1y\2",
+                          text, flags=re.M)
+        self.assertEqual(len(re.findall(r"\sy\s+\S+\s+\S+\s+(?:smtpd|cleanup)$", chrooted, re.M)), 2)
+        with open(master_cf, "w") as f:
+            f.write(chrooted)
         mounted = os.path.join(h.spool_dir, "cllavio")
         is_mounted = False
         try:
