@@ -357,6 +357,16 @@ class PackageTest(unittest.TestCase):
             self.assertIn(f"Message-ID: <{msgid}>".encode(), d.raw)
             self.assertNotRegex(h.maillog(), r"milter .*(can't connect|unavailable|Permission denied)")
             syslog.wait(rf"cllavio-milter\[\d+\]: {d.queue_id}: org=unknown .*msgid=<{re.escape(msgid)}>.* action=accept")
+            # The chroot is real: the socket's path outside it does not work for smtpd (Postfix
+            # applies milter_default_action = tempfail), which is why the postinst says the relative name.
+            run(["postconf", "-c", h.etc_dir, "-e", f"smtpd_milters = unix:{mounted}/milter.sock"])
+            h.reload_postfix()
+            r = h.swaks(sender="someone@unknown.example", rcpts=["bob@example.net"],
+                        data=plain_message("chroot-" + msgid, sender="someone@unknown.example"))
+            self.assertNotEqual(r.returncode, 0, r.stdout)
+            self.assertRegex(r.stdout, r"451 4\.7\.1")
+            h.wait_log(rf"warning: connect to Milter service unix:{re.escape(mounted)}/milter.sock: "
+                       r"No such file or directory", source="maillog")
         finally:
             h.postfix.stop()  # before the unmount: smtpd holds no connection to the socket then
             if is_mounted:  # (os.path.ismount does not see a bind mount within one file system)
