@@ -179,7 +179,8 @@ std::vector<OutboxItem> OutboxTable::list(bool dead, std::size_t limit) const {
   return out;
 }
 
-OutboxStats OutboxTable::stats() const {
+// Queued and dead events: LMDB's entry counts, O(1).
+OutboxStats OutboxTable::counts() const {
   OutboxStats s;
   if (h_.outbox == 0) return s;
   MDB_stat st{};
@@ -187,6 +188,12 @@ OutboxStats OutboxTable::stats() const {
   s.queued = st.ms_entries;
   lmdb::check(mdb_stat(txn_.get(), h_.outbox_dead, &st), "mdb_stat");
   s.dead = st.ms_entries;
+  return s;
+}
+
+OutboxStats OutboxTable::stats() const {
+  OutboxStats s = counts();
+  if (h_.outbox == 0) return s;
   Meta meta(txn_, h_.meta);
   s.queued_bytes = meta.u64(keys::kOutboxBytes);
   s.dropped = meta.u64(keys::kOutboxDropped);
@@ -201,13 +208,8 @@ OutboxStats OutboxTable::stats() const {
 }
 
 OutboxStats OutboxTable::quick_stats() const {
-  OutboxStats s;
+  OutboxStats s = counts();
   if (h_.outbox == 0) return s;
-  MDB_stat st{};
-  lmdb::check(mdb_stat(txn_.get(), h_.outbox, &st), "mdb_stat");
-  s.queued = st.ms_entries;
-  lmdb::check(mdb_stat(txn_.get(), h_.outbox_dead, &st), "mdb_stat");
-  s.dead = st.ms_entries;
   lmdb::Cursor cur(txn_, h_.outbox);
   MDB_val k{}, v{};
   for (bool ok = cur.get(k, v, MDB_FIRST); ok;) {  // one seek per org with events

@@ -211,6 +211,7 @@ class OutboxTable {
   OutboxStats quick_stats() const;
 
  private:
+  OutboxStats counts() const;  // queued and dead (mdb_stat)
   void remove(const OutboxItem& item);
   lmdb::Txn& txn_;
   const Handles& h_;
