@@ -7,18 +7,12 @@
 #include <sstream>
 
 #include "doctor/gather.hpp"
+#include "doctor/text.hpp"
 #include "doctor/process.hpp"
 
 namespace cllavio::doctor {
 
 namespace {
-
-std::string trim(std::string_view s) {
-  std::size_t b = s.find_first_not_of(" \t\r\n");
-  if (b == std::string_view::npos) return "";
-  std::size_t e = s.find_last_not_of(" \t\r\n");
-  return std::string(s.substr(b, e - b + 1));
-}
 
 std::vector<std::string> lines_of(std::string_view text) {
   std::vector<std::string> out;
