@@ -66,6 +66,15 @@ void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg,
   if (old_cfg.metrics.listen != new_cfg.metrics.listen) warn("metrics.listen");
 }
 
+// The smtpd_milters value for the ready line. A socket in Debian's queue directory is
+// named relative to it for the chrooted smtpd (Debian's master.cf chroots smtpd/cleanup).
+std::string postfix_hint(const std::string& postfix_form) {
+  constexpr std::string_view spool = "unix:/var/spool/postfix/";
+  if (postfix_form.starts_with(spool))
+    return postfix_form + ", or unix:" + postfix_form.substr(spool.size()) + " for a chrooted smtpd";
+  return postfix_form;
+}
+
 // systemd (Type=notify): READY=1 once the socket listens and the store is open,
 // RELOADING=1 ... READY=1 around a SIGHUP reload, STOPPING=1 when the drain starts.
 // Without $NOTIFY_SOCKET (not under systemd) these do nothing.
@@ -374,7 +383,7 @@ int daemon_main(int argc, char** argv) {
   std::thread signals(signal_loop, std::ref(rt), cfg.file, set);
   signals.detach();
   rt.log.notice("ready: listening on " + cfg.milter.socket.libmilter() + " (Postfix: smtpd_milters = " +
-                cfg.milter.socket.postfix() + "), store " + rt.db->file());
+                postfix_hint(cfg.milter.socket.postfix()) + "), store " + rt.db->file());
   notify("READY=1");
 
   run_milter();  // returns only when libmilter gives up
