@@ -171,6 +171,13 @@ class DeliveryOutcomes(unittest.TestCase):
         self.assertNotEqual(r.returncode, 0)
         self.assertIn("550 5.1.1 <c@unknown.test> bounced permanently; not sent to again by acme", r.stdout)
         self.send("pers2@acme.example", "alice@acme.example", ["c@unknown.test"])  # person-to-person passes
+        # pers2 bounces too and its bounce suppresses c@ again: wait until the follower has joined
+        # it, or it could land between the grant below and camp3 (seen on a loaded CI machine).
+        pers2 = self.record("pers2@acme.example")
+        def pers2_bounced():
+            rows = self.show(pers2["queue_id"]).get("delivery", [])
+            return any(d["recipient"] == "c@unknown.test" and d["state"] == "bounced" for d in rows)
+        self.assertTrue(self.api.wait_for(pers2_bounced, 30), pers2)
         audit = h.ctl("audit", "--json").stdout
         self.assertIn('"consent.bounce"', audit)
         h.ctl("consent", "grant", "acme", "c@unknown.test")
