@@ -21,6 +21,7 @@
 #include "core/plan.hpp"
 #include "policy/address.hpp"
 #include "store/db.hpp"
+#include "store/existing.hpp"
 #include "tracking/mime.hpp"
 
 namespace cllavio::cli {
@@ -111,12 +112,7 @@ core::ConsentLookup consent_lookup(std::shared_ptr<store::Db> db) {
 
 std::shared_ptr<store::Db> open_consent_store(const conf::Config& cfg) {
   try {
-    store::StoreOptions so;
-    so.dir = cfg.store.path;
-    so.map_size_mb = cfg.store.map_size_mb;
-    so.create = false;
-    so.read_only = true;
-    return std::make_shared<store::Db>(so);
+    return std::make_shared<store::Db>(store::existing_store(cfg.store.path, cfg.store.map_size_mb));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cllavioctl rewrite: warning: %s; consent as if nothing were recorded\n", e.what());
     return nullptr;

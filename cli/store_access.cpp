@@ -4,6 +4,7 @@
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
 #include "policy/quota.hpp"
+#include "store/existing.hpp"
 #include "store/message_record.hpp"
 
 namespace cllavio::cli {
@@ -23,12 +24,7 @@ std::unique_ptr<store::Db> open_store(const std::string& config_path, bool writa
   auto cfg = load(config_path, true);
   if (!cfg) return nullptr;
   try {
-    store::StoreOptions so;
-    so.dir = cfg->store.path;
-    so.map_size_mb = cfg->store.map_size_mb;
-    so.create = false;
-    so.read_only = !writable;
-    return std::make_unique<store::Db>(so);
+    return std::make_unique<store::Db>(store::existing_store(cfg->store.path, cfg->store.map_size_mb, writable));
   } catch (const std::exception& e) {
     std::fprintf(stderr, "cllavioctl: %s\n", e.what());
     return nullptr;

@@ -20,6 +20,7 @@
 #include "doctor/gather.hpp"
 #include "doctor/process.hpp"
 #include "store/db.hpp"
+#include "store/existing.hpp"
 #include "store/maintenance.hpp"
 
 namespace cllavio::doctor {
@@ -121,12 +122,7 @@ void probe_api(MilterSide& m, const conf::ApiSettings& api, int timeout_ms) {
 
 void read_store(MilterSide& m, const conf::Config& cfg) {
   try {
-    store::StoreOptions so;
-    so.dir = cfg.store.path;
-    so.map_size_mb = cfg.store.map_size_mb;
-    so.create = false;
-    so.read_only = true;
-    store::Db db(so);
+    store::Db db(store::existing_store(cfg.store.path, cfg.store.map_size_mb));
     m.store_map_used_ratio = store::map_use(db).ratio();
     auto s = db.read()->outbox.stats();
     m.outbox_events = s.queued;
