@@ -38,38 +38,43 @@ std::string inet(std::string host, std::string_view port) {
 
 }  // namespace
 
-std::optional<std::string> conf_value(std::string_view text, std::string_view key) {
+namespace {
+
+// The first line of text (comments after '#' removed, trimmed) for which value(line) has one.
+template <typename F>
+std::optional<std::string> first_value(std::string_view text, F value) {
   std::istringstream in{std::string(text)};
   std::string line;
   while (std::getline(in, line)) {
     auto hash = line.find('#');
     if (hash != std::string::npos) line.erase(hash);
-    std::string t = trim(line);
-    auto sp = t.find_first_of(" \t");
-    if (sp == std::string::npos) continue;
-    if (iequals(std::string_view(t).substr(0, sp), key)) return trim(std::string_view(t).substr(sp));
+    if (auto v = value(trim(line))) return v;
   }
   return std::nullopt;
 }
 
+}  // namespace
+
+std::optional<std::string> conf_value(std::string_view text, std::string_view key) {
+  return first_value(text, [&](const std::string& t) -> std::optional<std::string> {
+    auto sp = t.find_first_of(" \t");
+    if (sp == std::string::npos || !iequals(std::string_view(t).substr(0, sp), key)) return std::nullopt;
+    return trim(std::string_view(t).substr(sp));
+  });
+}
+
 std::optional<std::string> ucl_value(std::string_view text, std::string_view key) {
-  std::istringstream in{std::string(text)};
-  std::string line;
-  while (std::getline(in, line)) {
-    auto hash = line.find('#');
-    if (hash != std::string::npos) line.erase(hash);
-    std::string t = trim(line);
-    if (t.compare(0, key.size(), key) != 0) continue;
+  return first_value(text, [&](const std::string& t) -> std::optional<std::string> {
+    if (t.compare(0, key.size(), key) != 0) return std::nullopt;
     std::string rest = trim(std::string_view(t).substr(key.size()));
-    if (rest.empty() || (rest[0] != '=' && rest[0] != ':')) continue;
+    if (rest.empty() || (rest[0] != '=' && rest[0] != ':')) return std::nullopt;
     rest = trim(std::string_view(rest).substr(1));
     if (!rest.empty() && rest.back() == ';') rest.pop_back();
     rest = trim(rest);
     if (rest.size() >= 2 && (rest.front() == '"' || rest.front() == '\'') && rest.back() == rest.front())
       rest = rest.substr(1, rest.size() - 2);
     return rest;
-  }
-  return std::nullopt;
+  });
 }
 
 std::optional<std::string> signer_socket_to_postfix(std::string_view s0) {
