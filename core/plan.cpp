@@ -88,6 +88,7 @@ bool plan_policy(const conf::Config& cfg, MessageState& m, const EomLookups& l, 
     }
     plan.charge = std::move(std::get<QuotaCharge>(charged));
     rec.quota_charged_at_us = plan.charge.active() ? plan.charge.at_us() : 0;
+    rec.quota_txn = plan.charge.active() ? plan.charge.txn().hex() : std::string();
   }
 
   for (auto it = drop.rbegin(); it != drop.rend(); ++it) {

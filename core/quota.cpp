@@ -15,6 +15,31 @@ TxnId TxnId::make() {
   return TxnId{rng(), rng()};
 }
 
+std::string TxnId::hex() const {
+  static const char* d = "0123456789abcdef";
+  std::string s(32, '0');
+  for (int i = 0; i < 16; ++i) {
+    s[static_cast<std::size_t>(15 - i)] = d[(hi >> (4 * i)) & 15];
+    s[static_cast<std::size_t>(31 - i)] = d[(lo >> (4 * i)) & 15];
+  }
+  return s;
+}
+
+std::optional<TxnId> TxnId::parse(std::string_view h) {
+  if (h.size() != 32) return std::nullopt;
+  TxnId t;
+  for (std::size_t i = 0; i < 32; ++i) {
+    char c = h[i];
+    std::uint64_t v;
+    if (c >= '0' && c <= '9') v = static_cast<std::uint64_t>(c - '0');
+    else if (c >= 'a' && c <= 'f') v = static_cast<std::uint64_t>(c - 'a' + 10);
+    else return std::nullopt;
+    std::uint64_t& w = i < 16 ? t.hi : t.lo;
+    w = (w << 4) | v;
+  }
+  return t;
+}
+
 QuotaCharge& QuotaCharge::operator=(QuotaCharge&& o) noexcept {
   if (this != &o) {
     rollback();

@@ -18,7 +18,9 @@
 #include <mutex>
 #include <optional>
 #include <string>
+#include <string_view>
 #include <variant>
+#include <vector>
 
 #include "policy/quota.hpp"
 
@@ -31,7 +33,11 @@ namespace cllavio::core {
 struct TxnId {
   std::uint64_t hi = 0, lo = 0;
   static TxnId make();  // random (a per-thread generator seeded from the system)
+  std::string hex() const;  // 32 lowercase hex digits
+  static std::optional<TxnId> parse(std::string_view hex32);
+  bool empty() const { return hi == 0 && lo == 0; }
   friend bool operator==(const TxnId&, const TxnId&) = default;
+  friend bool operator<(const TxnId& a, const TxnId& b) { return a.hi != b.hi ? a.hi < b.hi : a.lo < b.lo; }
 };
 
 class QuotaBackend {
@@ -48,7 +54,13 @@ class QuotaBackend {
                                                      const policy::QuotaPolicy& p, std::uint64_t rcpts,
                                                      std::uint64_t reserved, std::int64_t now_us,
                                                      std::int64_t& charged_at_us) = 0;
+  // The charged message was not accepted after all. `txn` may be empty (a record
+  // written before transaction ids were kept): a shared ledger then cannot find it.
   virtual void uncharge(const TxnId& txn, const std::string& org, std::int64_t charged_at_us, std::uint64_t rcpts) = 0;
+  // The org's use of each window of p (messages first, then recipients), for metrics:
+  // the ledger's view, which for a shared ledger is its last answer (no round trip).
+  virtual std::vector<policy::WindowUsage> usage(const std::string& org, const policy::QuotaPolicy& p,
+                                                 std::int64_t now_us) const = 0;
 };
 
 class QuotaCharge {
@@ -67,6 +79,7 @@ class QuotaCharge {
   std::int64_t at_us() const { return at_us_; }
   std::uint64_t rcpts() const { return rcpts_; }
   std::int64_t window_us() const { return window_us_; }  // the org's longest window (older charges are pruned)
+  const TxnId& txn() const { return txn_; }
   void commit() { backend_ = nullptr; }
   void rollback() noexcept;
 
@@ -112,6 +125,10 @@ class LocalQuota : public QuotaBackend {
                                              std::uint64_t rcpts, std::uint64_t reserved, std::int64_t now_us,
                                              std::int64_t& charged_at_us) override;
   void uncharge(const TxnId&, const std::string& org, std::int64_t charged_at_us, std::uint64_t rcpts) override;
+  std::vector<policy::WindowUsage> usage(const std::string& org, const policy::QuotaPolicy& p,
+                                         std::int64_t now_us) const override {
+    return ledger_.usage(org, p, now_us);
+  }
   const policy::QuotaLedger& ledger() const { return ledger_; }
 
  private:

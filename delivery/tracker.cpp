@@ -282,10 +282,11 @@ Tracker::Outcome Tracker::rejected_line(store::Tables& t, const LogLine& l, std:
   bool given_back = false;
   if (rec.quota_charged_at_us != 0 && !rec.org.empty()) {
     if (auto rcpts = t.quota.uncharge(rec.org, rec.quota_charged_at_us, rec.id)) {
-      out.uncharges.push_back(Uncharge{rec.org, rec.quota_charged_at_us, *rcpts, rec.id});
+      out.uncharges.push_back(Uncharge{rec.org, rec.quota_txn, rec.quota_charged_at_us, *rcpts, rec.id});
       given_back = true;
     }
     rec.quota_charged_at_us = 0;
+    rec.quota_txn.clear();
   }
   t.records.replace(rec);
   if (auto it = cache_.find(rec.id); it != cache_.end()) {

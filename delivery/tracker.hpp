@@ -54,6 +54,7 @@ struct TrackerSettings {
 
 struct Uncharge {
   std::string org;
+  std::string txn;  // the record's quota_txn ("" for records written before it was kept)
   std::int64_t at_us = 0;
   std::uint64_t rcpts = 0;
   std::uint64_t message_id = 0;

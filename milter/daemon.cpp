@@ -189,7 +189,9 @@ void start_follower(Runtime& rt, const conf::Config& cfg) {
   }
   delivery::FollowerHooks hooks;
   hooks.settings = [&rt] { return tracker_settings(rt.config()); };
-  hooks.uncharge = [&rt](const delivery::Uncharge& u) { rt.quota->uncharge(core::TxnId{}, u.org, u.at_us, u.rcpts); };
+  hooks.uncharge = [&rt](const delivery::Uncharge& u) {
+    rt.quota->uncharge(core::TxnId::parse(u.txn).value_or(core::TxnId{}), u.org, u.at_us, u.rcpts);
+  };
   hooks.on_events = [&rt] {
     if (rt.forwarder) rt.forwarder->wake();
   };

@@ -64,7 +64,7 @@ class Runtime {
                     quota.get(),
                     metrics.get(),
                     [this](const std::string& org, const policy::QuotaPolicy& p, std::int64_t now_us) {
-                      return quota->ledger().usage(org, p, now_us);
+                      return quota->usage(org, p, now_us);
                     }};
   }
 

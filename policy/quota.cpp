@@ -131,6 +131,8 @@ std::optional<std::int64_t> SlidingLog::fits_at(bool rcpts, std::int64_t now_us,
 // ---- replies ----------------------------------------------------------------------
 
 Reply quota_reply(std::string_view org, const QuotaRefusal& r, QuotaAction action, std::int64_t now_us) {
+  if (r.unavailable)
+    return Reply{"451", "4.3.0", "Sending quota of " + std::string(org) + " cannot be checked now; try again later"};
   std::string text = "Sending quota of " + std::string(org) + " exceeded (" + std::to_string(r.window.max) +
                      (r.recipients ? " recipient" : " message") +
                      (r.window.max == 1 ? "" : "s") + " per " + describe_window(r.window.per_s) + ")";

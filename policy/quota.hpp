@@ -92,10 +92,14 @@ struct QuotaRefusal {
   bool recipients = false;                // which kind of window
   QuotaWindow window;
   std::optional<std::int64_t> retry_at_us;  // when it would fit again
+  // Not over the quota: the shared ledger could not be asked ([quota] on_backend_error =
+  // "tempfail"); answered 451 4.3.0 whatever the org's quota action.
+  bool unavailable = false;
 };
 
 // The SMTP reply for a refusal: 451 4.7.1 (defer) or 550 5.7.1 (reject), e.g.
-// "Sending quota of acme exceeded (1000 messages per hour); retry after 14:32 UTC".
+// "Sending quota of acme exceeded (1000 messages per hour); retry after 14:32 UTC";
+// 451 4.3.0 when the ledger was unavailable.
 Reply quota_reply(std::string_view org, const QuotaRefusal& r, QuotaAction action, std::int64_t now_us);
 // 452 4.5.3 for RCPTs past max_recipients_per_message.
 Reply too_many_recipients_reply(std::uint32_t max);

@@ -7,7 +7,7 @@ packages=(
   # build
   g++ make cmake pkg-config
   libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev libssl-dev
-  libcurl4-openssl-dev libsystemd-dev libmicrohttpd-dev
+  libcurl4-openssl-dev libsystemd-dev libmicrohttpd-dev libhiredis-dev
   # Debian package (scripts/package.sh) and its checks; man pages rendered by man -l
   debhelper dpkg-dev fakeroot lintian man-db
   # fuzzing (clang's libFuzzer and sanitizer runtimes)
@@ -16,6 +16,8 @@ packages=(
   postfix swaks dovecot-core python3 lmdb-utils procps
   # journal source tests: writes journal files from the export format without a journald
   systemd-journal-remote
+  # shared quotas: a real Redis on loopback
+  redis-server redis-tools
   # metrics test: a real Prometheus scrapes the daemon
   prometheus
   # browser test (tests/browser): renders original and tracked HTML in headless Chromium

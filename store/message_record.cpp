@@ -31,6 +31,7 @@ void put_fields(Json& j, const MessageRecord& r, bool compact_links) {
   if (!r.stream.empty()) j["stream"] = r.stream;
   if (!r.suppressed.empty()) j["suppressed"] = r.suppressed;
   if (r.quota_charged_at_us != 0) j["quota_charged_at_us"] = r.quota_charged_at_us;
+  if (!r.quota_txn.empty()) j["quota_txn"] = r.quota_txn;
   if (!r.list_unsubscribe.empty()) j["list_unsubscribe"] = r.list_unsubscribe;
   if (!r.tracking.status.empty()) {
     Json t = Json::object();
@@ -87,6 +88,7 @@ MessageRecord from_json(const json& j) {
   str("list_unsubscribe", r.list_unsubscribe);
   if (auto it = j.find("suppressed"); it != j.end()) r.suppressed = it->get<std::vector<std::string>>();
   if (auto it = j.find("quota_charged_at_us"); it != j.end()) r.quota_charged_at_us = it->get<std::int64_t>();
+  if (auto it = j.find("quota_txn"); it != j.end()) r.quota_txn = it->get<std::string>();
   if (auto it = j.find("recipients"); it != j.end()) r.recipients = it->get<std::vector<std::string>>();
   if (auto it = j.find("size"); it != j.end()) r.size = it->get<std::uint64_t>();
   r.recipient_count = r.recipients.size();

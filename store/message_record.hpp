@@ -54,6 +54,7 @@ struct MessageRecord {
   std::string stream;                // the org's stream ("default" or a [[stream]] name); "" for no org
   std::vector<std::string> suppressed;  // recipients refused or removed as unsubscribed
   std::int64_t quota_charged_at_us = 0; // when the message was charged to the org's quota; 0: not charged
+  std::string quota_txn;             // the charge's transaction id (32 hex digits; a shared ledger's key)
   std::string list_unsubscribe;      // "added", or why not ("several_recipients", "present", "signed")
   TrackingOutcome tracking;
 

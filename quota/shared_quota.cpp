@@ -1,0 +1,2 @@
+// Filled in by the shared quota work (quota/shared_quota.hpp).
+#include "quota/shared_quota.hpp"
