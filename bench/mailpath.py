@@ -9,8 +9,8 @@ interleaved in every repetition; medians over repetitions are printed, with rati
 Postfix alone in the same repetition (paired, so drift of the shared machine between repetitions
 cancels), the milters' CPU per message and cllavio-milter's peak RSS.
 
-    python3 bench/mailpath.py [--suite passthrough|tracking|events|delivery|all] [--reps 5] [--count 2000]
-                              [--sessions 10] [--sizes 5,50]
+    python3 bench/mailpath.py [--suite passthrough|tracking|events|delivery|quota|all] [--reps 5] [--count 2000]
+                              [--sessions 10] [--sizes 5,50] [--rcpts 2000]
 
 passthrough: postfix (no milter), null (bench/null_milter.c, a do-nothing libmilter milter,
 unix socket), cllavio-unix, cllavio-inet; newsletter-like mail of an org without tracking;
@@ -25,6 +25,12 @@ and to one that hangs ("api-hanging"); the ratio that matters is hanging / up (S
 delivery: the pass-through mail through cllavio-milter with the log follower off and on
 ([delivery] log = Postfix's maillog_file: every delivery line parsed, joined and turned into an
 event in the same run); the ratio that matters is on / off (target: within noise).
+quota: cllavio-policy with [quota] backend = "local" (the store's ledger) and "redis" (a private
+redis-server on loopback, tests/integration/redis_server.py); the ratio that matters is
+redis / local (issue 13's target: within 10%) for msg/s and milter CPU per message; then the
+RCPT TO latency as the client sees it (smtplib, --rcpts RCPTs per configuration and repetition
+in 4 parallel sessions, 10 RCPTs per transaction then RSET), p50/p90/p99 over every repetition,
+and what Redis holds per charged message.
 --baseline PATH adds the same configurations run by another cllavio-milter binary (an earlier
 build: base-unix, base-policy; base-untracked, base-tracked), so a change is measured against
 what it changed in the same run.
@@ -288,13 +294,102 @@ def delivery_suite(args, sizes):
             h.close()
 
 
+def rcpt_latencies(h, n_rcpts: int, sessions: int = 4, per_txn: int = 10) -> list[float]:
+    """Seconds per RCPT TO command (client side) over n_rcpts RCPTs: `sessions` parallel
+    smtplib sessions, transactions of per_txn RCPTs each, ended by RSET (the reservations
+    are given back)."""
+    import smtplib
+    import threading
+    out, lock, errors = [], threading.Lock(), []
+    per_session = n_rcpts // sessions
+
+    def run(k):
+        got = []
+        try:
+            with smtplib.SMTP("127.0.0.1", h.smtp_port, timeout=60) as s:
+                s.ehlo("bench.cllavio-it.test")
+                done = 0
+                while done < per_session:
+                    s.mail("news@bench.example")
+                    for i in range(min(per_txn, per_session - done)):
+                        t0 = time.perf_counter()
+                        code, _ = s.rcpt(f"r{k}-{done}@example.net")
+                        got.append(time.perf_counter() - t0)
+                        if code != 250:
+                            raise RuntimeError(f"RCPT refused: {code}")
+                        done += 1
+                    s.rset()
+        except Exception as e:
+            errors.append(e)
+        with lock:
+            out.extend(got)
+    threads = [threading.Thread(target=run, args=(k,)) for k in range(sessions)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(600)
+    if errors:
+        raise errors[0]
+    return out
+
+
+def percentile(values, q: float) -> float:
+    """Nearest-rank percentile (q in 0..100)."""
+    import math
+    v = sorted(values)
+    return v[min(len(v) - 1, max(0, math.ceil(q / 100.0 * len(v)) - 1))]
+
+
+def quota_suite(args, sizes):
+    """cllavio-policy with the local ledger vs the Redis ledger, in the same run."""
+    from redis_server import RedisServer
+    redis = RedisServer()
+    harnesses = {}
+    try:
+        redis.start()
+        for name, settings in (("policy-local", {"quota.backend": "local"}),
+                               ("policy-redis", {"quota.backend": "redis", "redis.url": redis.url})):
+            harnesses[name] = h = harness.Harness(orgs={"bench": ORG_POLICY}, milter="unix", settings=settings,
+                                                  **COMMON)
+            h.start()
+        runs = {n: (h, write_files(h, message, sizes, "bench"), "news@bench.example") for n, h in harnesses.items()}
+        results, cpu = measure(runs, sizes, args)
+        report("quota backend", runs, sizes, results, cpu, args, "policy-local")
+        for kb in sizes:
+            loc, red = cpu[("policy-local", kb)], cpu[("policy-redis", kb)]
+            ratio = statistics.median(r / b for r, b in zip(red, loc))
+            print(f"{kb:>4}KB milter CPU per message, redis / local: {ratio:.2f} (median of paired repetitions)")
+        lat = {n: [] for n in harnesses}
+        for rep in range(args.reps):
+            for name, h in harnesses.items():
+                lat[name] += rcpt_latencies(h, args.rcpts)
+        print(f"\nRCPT TO latency (client side, smtplib through Postfix; {args.rcpts} RCPTs x {args.reps} "
+              f"repetitions per configuration, 4 parallel sessions, 10 RCPTs then RSET)")
+        print(f"{'configuration':<14} {'n':>6} {'p50 ms':>8} {'p90 ms':>8} {'p99 ms':>8} {'max ms':>8}")
+        for name, v in lat.items():
+            print(f"{name:<14} {len(v):>6} {percentile(v, 50) * 1e3:8.2f} {percentile(v, 90) * 1e3:8.2f} "
+                  f"{percentile(v, 99) * 1e3:8.2f} {max(v) * 1e3:8.2f}")
+        log_key = "cllavio:quota:{bench}:log"
+        n = redis.command("ZCARD", log_key)
+        mem = {k: redis.command("MEMORY", "USAGE", k) or 0 for k in redis.keys("cllavio:quota:{bench}:*")}
+        print(f"redis: {n} charged messages in {log_key}; keys: " +
+              ", ".join(f"{k.rsplit(':', 1)[1]} {v / 1024:.1f} KiB" for k, v in sorted(mem.items())) +
+              (f"; {sum(mem.values()) / n:.0f} bytes per charged message" if n else ""))
+        print(f"cllavio (redis) {describe_memory(harnesses['policy-redis'].milter_proc.pid)}")
+    finally:
+        for h in harnesses.values():
+            h.close()
+        redis.close()
+
+
 def main():
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--suite", choices=["passthrough", "tracking", "events", "delivery", "all"], default="all")
+    ap.add_argument("--suite", choices=["passthrough", "tracking", "events", "delivery", "quota", "all"], default="all")
     ap.add_argument("--reps", type=int, default=5)
     ap.add_argument("--count", type=int, default=2000)
     ap.add_argument("--sessions", type=int, default=10)
     ap.add_argument("--sizes", default="5,50", help="message sizes in KiB, comma separated")
+    ap.add_argument("--rcpts", type=int, default=2000, help="quota suite: RCPTs timed per configuration and repetition")
     ap.add_argument("--baseline", help="another cllavio-milter binary (an earlier build) measured beside this one")
     args = ap.parse_args()
     sizes = [int(s) for s in args.sizes.split(",")]
@@ -306,6 +401,8 @@ def main():
         events_suite(args, sizes)
     if args.suite in ("delivery", "all"):
         delivery_suite(args, sizes)
+    if args.suite in ("quota", "all"):
+        quota_suite(args, sizes)
 
 
 if __name__ == "__main__":

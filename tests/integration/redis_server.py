@@ -330,6 +330,7 @@ class SlowProxy:
         self.delay_ms = delay_ms
         self.port = port or free_port()
         self.accepted = 0              # connections accepted so far
+        self._requests: list[bytes] = []  # the start of every chunk sent to the upstream
         self._lock = threading.Lock()
         self._socks: set[socket.socket] = set()
         self._threads: list[threading.Thread] = []
@@ -398,6 +399,9 @@ class SlowProxy:
                 data = client.recv(65536)
                 if not data:
                     break
+                with self._lock:
+                    if len(self._requests) < 200_000:
+                        self._requests.append(data[:256])
                 upstream.sendall(data)
         except OSError:
             pass
@@ -454,6 +458,12 @@ class SlowProxy:
                     break
             time.sleep(0.01)
         self._close(client, upstream)
+
+    def requests_matching(self, needle: bytes) -> int:
+        """How many request chunks passed on so far contain needle (e.g. b"EVALSHA": script
+        calls; a command's name is in its first chunk)."""
+        with self._lock:
+            return sum(1 for r in self._requests if needle in r)
 
     def connections(self) -> int:
         """Open proxied connections (client side)."""
