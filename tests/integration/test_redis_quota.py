@@ -127,8 +127,7 @@ class SharedQuotaTwoHosts(unittest.TestCase):
         cls.addClassCleanup(cls.redis.close)
         cls.redis.start()
         cls.metrics_ports = [free_port(), free_port()]
-        s1 = {**BASE, "redis.url": cls.redis.url, "metrics.listen": f"127.0.0.1:{cls.metrics_ports[0]}"}
-        s2 = {**BASE, "redis.url": cls.redis.url, "metrics.listen": f"127.0.0.1:{cls.metrics_ports[1]}"}
+        s1, s2 = cls.host_settings(0), cls.host_settings(1)
         cls.h = harness.Harness(milter="unix", orgs=ORGS, settings=s1)
         cls.addClassCleanup(cls.h.close)
         host2_dir = os.path.join(cls.h.dir, "host2")
@@ -145,6 +144,10 @@ class SharedQuotaTwoHosts(unittest.TestCase):
         cls.ports = [cls.h.smtp_port, cls.port2]
         cls.current = {"mode": "local", "url": cls.redis.url}
 
+    @classmethod
+    def host_settings(cls, host: int) -> dict:
+        return {**BASE, "redis.url": cls.redis.url, "metrics.listen": f"127.0.0.1:{cls.metrics_ports[host]}"}
+
     # ------------------------------------------------------------------ helpers
 
     def configure(self, mode="local", url=None, hosts=(0, 1)):
@@ -156,6 +159,10 @@ class SharedQuotaTwoHosts(unittest.TestCase):
             if cfg["quota"]["on_backend_error"] != mode or cfg["redis"]["url"] != url:
                 m.write_config(settings={"quota.on_backend_error": mode, "redis.url": url})
                 m.restart()
+
+    def ensure_redis(self):
+        if not self.redis.running():
+            self.redis.start()
 
     def transaction(self, s: smtplib.SMTP, host: int, sender: str, rcpts, msgid: str) -> Txn:
         t0 = time.monotonic()
@@ -292,6 +299,7 @@ class SharedQuotaTwoHosts(unittest.TestCase):
         """Sessions on both hosts; Redis stopped once 6 messages are accepted, started again
         when every session is done. Returns (txns, t_stop, t_start, shared count after)."""
         self.configure(mode)
+        self.addCleanup(self.ensure_redis)  # the next tests need it, whatever happens here
         sender = f"bulk@{org_id}.example"
         offsets = [len(m.log()) for m in self.milters]
         self.assertEqual(self.charged_in_redis(org_id), 0)
