@@ -12,6 +12,7 @@
 
 #include "quota/redis_client.hpp"
 #include "quota/redis_ledger.hpp"
+#include "quota/redis_scripts.hpp"
 #include "redis_server_fixture.hpp"
 
 using namespace cllavio;
@@ -51,7 +52,14 @@ long long ms_since(Clock::time_point t0) {
   return std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
 }
 
+// As the daemon does (milter/daemon.cpp): a write to a closed socket is an error, not a signal.
+struct IgnoreSigpipe {
+  IgnoreSigpipe() { ::signal(SIGPIPE, SIG_IGN); }
+};
+
 }  // namespace
+
+BOOST_TEST_GLOBAL_FIXTURE(IgnoreSigpipe);
 
 BOOST_AUTO_TEST_CASE(parse_urls) {
   std::string err;
@@ -334,6 +342,46 @@ BOOST_AUTO_TEST_CASE(noscript_is_recovered) {
   BOOST_TEST(used(r.usage, 0) == 2u);
   BOOST_TEST(raw.cmd({"SCRIPT", "FLUSH"}).str == "OK");
   BOOST_TEST(used(l.usage(org, p), 0) == 2u);
+  // EVAL cached the script under the SHA1 the ledger computed: the next call is an EVALSHA.
+  auto exists = raw.cmd({"SCRIPT", "EXISTS", detail::sha1_hex(detail::script_text(detail::Op::usage)),
+                         detail::sha1_hex(detail::script_text(detail::Op::charge))});
+  BOOST_REQUIRE_EQUAL(exists.elements.size(), 2u);
+  BOOST_TEST(exists.elements[0] == "1");
+  BOOST_TEST(exists.elements[1] == "0");  // flushed, not used since
+}
+
+// Retry times skip uncharged messages (policy::SlidingLog removes them), and a replay
+// from a host whose clock is ahead counts from the ledger's now, not from the future.
+BOOST_AUTO_TEST_CASE(retry_skips_uncharged_and_replay_is_clamped) {
+  RedisLedger l(settings_for(shared_server()));
+  auto raw = shared_server().raw();
+  policy::QuotaPolicy p;
+  p.messages = {{3600, 2}};
+  p.recipients = {{3600, 5}};
+  const std::string org = "tombstones";
+  l.reset(org);
+  core::TxnId a = core::TxnId::make(), b = core::TxnId::make();
+  l.charge(a, org, p, 2);
+  std::int64_t t_b = l.charge(b, org, p, 2).at_us;
+  l.uncharge(a, org);
+  BOOST_TEST(!l.charge(core::TxnId::make(), org, p, 2).refused);
+  LedgerReply m = l.charge(core::TxnId::make(), org, p, 1);
+  BOOST_REQUIRE(m.refused);
+  BOOST_REQUIRE(m.refused->retry_at_us);
+  BOOST_TEST(*m.refused->retry_at_us == t_b + 3600 * kUs);
+  LedgerReply r = l.reserve(core::TxnId::make(), org, p, 2);  // 4 charged + 2 > 5
+  BOOST_REQUIRE(r.refused);
+  BOOST_REQUIRE(r.refused->retry_at_us);
+  BOOST_TEST(*r.refused->retry_at_us == t_b + 3600 * kUs);
+
+  const std::string org2 = "future";
+  l.reset(org2);
+  std::int64_t before = raw.time_us();
+  l.replay(core::TxnId::make(), org2, p, before + 3600 * kUs, 1);
+  std::int64_t at = l.charge(core::TxnId::make(), org2, p, 1).at_us;
+  BOOST_TEST(at >= before);
+  BOOST_TEST(at < before + 60 * kUs);
+  BOOST_TEST(used(l.usage(org2, p), 0) == 2u);
 }
 
 BOOST_AUTO_TEST_CASE(keys_tags_and_expiry) {
