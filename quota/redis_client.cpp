@@ -2,6 +2,10 @@
 
 #include <sys/time.h>
 
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+
 #include <chrono>
 #include <charconv>
 
@@ -93,6 +97,15 @@ RedisConn::~RedisConn() {
   if (pool_) pool_->give_back(c_, true);
 }
 
+RedisConn& RedisConn::operator=(RedisConn&& o) noexcept {
+  if (this != &o) {
+    if (pool_) pool_->give_back(c_, true);
+    pool_ = o.pool_, c_ = o.c_, reused_ = o.reused_;
+    o.pool_ = nullptr, o.c_ = nullptr;
+  }
+  return *this;
+}
+
 void RedisConn::discard() noexcept {
   if (pool_) pool_->give_back(c_, false);
   pool_ = nullptr;
@@ -116,6 +129,15 @@ ReplyPtr RedisConn::call(const std::vector<std::string_view>& args, bool allow_n
   std::string cmd(args.empty() ? std::string_view("?") : args.front());
   if (!r || c_->err) {
     std::string e = c_->err ? std::string(c_->errstr) : std::string("no reply");
+    bool closed = c_->err == REDIS_ERR_EOF ||
+                  (c_->err == REDIS_ERR_IO && (e == std::strerror(ECONNRESET) || e == std::strerror(EPIPE)));
+    if (reused_ && closed) {
+      std::string where = pool_ ? pool_->where() : std::string("redis");
+      RedisPool* pool = pool_;
+      discard();
+      if (pool) pool->drop_idle();
+      throw StaleConnection(where + ": " + cmd + ": " + e + " (a pooled connection was closed)");
+    }
     if (c_->err == REDIS_ERR_IO && (e.find("temporarily unavailable") != std::string::npos ||
                                     e.find("timed out") != std::string::npos))
       e = "timeout (" + e + ")";
@@ -194,16 +216,26 @@ RedisConn RedisPool::checkout() {
     redisContext* c = idle_.back();
     idle_.pop_back();
     ++out_;
-    return RedisConn(this, c);
+    return RedisConn(this, c, true);
   }
   ++out_;  // our slot while connecting (without the lock)
   lock.unlock();
   try {
-    return RedisConn(this, connect());
+    return RedisConn(this, connect(), false);
   } catch (...) {
     give_back(nullptr, false);
     throw;
   }
+}
+
+void RedisPool::drop_idle() noexcept {
+  std::vector<redisContext*> idle;
+  {
+    std::lock_guard lock(mu_);
+    idle.swap(idle_);
+  }
+  for (redisContext* c : idle) redisFree(c);
+  cv_.notify_all();
 }
 
 void RedisPool::give_back(redisContext* c, bool keep) noexcept {

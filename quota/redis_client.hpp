@@ -32,28 +32,40 @@ using ReplyPtr = std::unique_ptr<redisReply, ReplyFree>;
 
 class RedisPool;
 
+// A connection taken from the idle list was closed under us (EOF or reset before any
+// reply: a server restart, its idle timeout, a NAT): every script is idempotent, so
+// the caller may run the call once more on a new connection.
+struct StaleConnection : LedgerError {
+  using LedgerError::LedgerError;
+};
+
 // One checked-out connection: back to the pool when it leaves scope, unless discarded.
 class RedisConn {
  public:
-  RedisConn(RedisPool* pool, redisContext* c) : pool_(pool), c_(c) {}
-  RedisConn(RedisConn&& o) noexcept : pool_(o.pool_), c_(o.c_) { o.pool_ = nullptr, o.c_ = nullptr; }
+  RedisConn(RedisPool* pool, redisContext* c, bool reused) : pool_(pool), c_(c), reused_(reused) {}
+  RedisConn(RedisConn&& o) noexcept : pool_(o.pool_), c_(o.c_), reused_(o.reused_) {
+    o.pool_ = nullptr, o.c_ = nullptr;
+  }
   RedisConn(const RedisConn&) = delete;
   RedisConn& operator=(const RedisConn&) = delete;
-  RedisConn& operator=(RedisConn&&) = delete;
+  RedisConn& operator=(RedisConn&& o) noexcept;
   ~RedisConn();
 
   // One command; the reply (never null). Throws LedgerError on I/O errors, on a nil reply
-  // unless allow_nil, and on an error reply unless it starts with one of allowed_error's
-  // prefix (e.g. "NOSCRIPT"); then the connection is discarded first.
+  // unless allow_nil, and on an error reply unless it starts with allowed_error (e.g.
+  // "NOSCRIPT"); then the connection is discarded first. StaleConnection when a reused
+  // connection was found closed (not on a timeout); the pool's idle ones are dropped too.
   ReplyPtr call(const std::vector<std::string_view>& args, bool allow_nil = false,
                 std::string_view allowed_error = {});
   // Closes the connection for good (the pool makes a new one next time).
   void discard() noexcept;
   [[noreturn]] void fail(const std::string& what);  // discard, then throw LedgerError
+  bool reused() const { return reused_; }
 
  private:
   RedisPool* pool_;
   redisContext* c_;
+  bool reused_;
 };
 
 class RedisPool {
@@ -70,6 +82,7 @@ class RedisPool {
   friend class RedisConn;
   redisContext* connect();  // a new, authenticated, selected context, or throws
   void give_back(redisContext* c, bool keep) noexcept;
+  void drop_idle() noexcept;  // after a stale connection: the others are likely stale too
 
   RedisEndpoint ep_;
   int timeout_ms_, connect_timeout_ms_, size_;

@@ -55,7 +55,15 @@ struct RedisLedger::Impl {
     for (const auto& k : keys) args.push_back(k);
     for (const auto& a : argv) args.push_back(a);
     detail::RedisConn conn = pool.checkout();
-    detail::ReplyPtr r = conn.call(args, false, "NOSCRIPT");
+    detail::ReplyPtr r;
+    try {
+      r = conn.call(args, false, "NOSCRIPT");
+    } catch (const detail::StaleConnection&) {
+      // Closed while idle (a restart, a server or NAT idle timeout): the scripts are
+      // idempotent per transaction, so once more on a new connection.
+      conn = pool.checkout();
+      r = conn.call(args, false, "NOSCRIPT");
+    }
     if (r->type == REDIS_REPLY_ERROR) {  // NOSCRIPT: EVAL loads it into the script cache
       args[0] = "EVAL";
       args[1] = detail::script_text(op);
@@ -168,7 +176,13 @@ std::uint64_t RedisLedger::reset(const std::string& org) {
 
 void RedisLedger::ping() {
   detail::RedisConn conn = impl_->pool.checkout();
-  detail::ReplyPtr r = conn.call({"PING"});
+  detail::ReplyPtr r;
+  try {
+    r = conn.call({"PING"});
+  } catch (const detail::StaleConnection&) {
+    conn = impl_->pool.checkout();
+    r = conn.call({"PING"});
+  }
   if (r->type != REDIS_REPLY_STATUS || std::string_view(r->str, r->len) != "PONG") conn.fail("PING: unexpected reply");
 }
 

@@ -456,6 +456,24 @@ BOOST_AUTO_TEST_CASE(paused_server_times_out_then_recovers) {
   l.ping();
 }
 
+// Connections the server closed while they sat in the pool (restart, `timeout`, a NAT):
+// the call runs again once on a new connection instead of failing.
+BOOST_AUTO_TEST_CASE(closed_idle_connections_are_replaced) {
+  RedisServer srv;
+  RedisLedger l(settings_for(srv));
+  auto p = per_hour(100);
+  std::vector<std::thread> threads;  // fill the pool with several idle connections
+  for (int i = 0; i < 4; ++i) threads.emplace_back([&] { l.charge(core::TxnId::make(), "idle", p, 1); });
+  for (auto& t : threads) t.join();
+  auto raw = srv.raw();
+  BOOST_TEST(raw.cmd({"CLIENT", "KILL", "TYPE", "normal"}).integer >= 1);  // all but raw itself
+  LedgerReply r = l.charge(core::TxnId::make(), "idle", p, 1);
+  BOOST_TEST(!r.refused);
+  BOOST_TEST(used(r.usage, 0) == 5u);
+  BOOST_TEST(raw.cmd({"CLIENT", "KILL", "TYPE", "normal"}).integer >= 1);
+  l.ping();
+}
+
 BOOST_AUTO_TEST_CASE(stopped_server_fails_fast) {
   RedisServer srv;
   RedisLedger l(settings_for(srv, 200));
