@@ -184,11 +184,17 @@ local function reply(at, kind, idx, retry, rsv)
 end
 )LUA";
 
+// A late retry of a reserve whose transaction was already charged holds nothing.
 const char* const kReserve = R"LUA(
 cleanup()
 local cur = hnum('r:' .. txn)
 local rsv = hnum('rsv')
 local kind, idx, retry = 0, 0, -1
+local charged = redis.call('HEXISTS', K_H, 'c:' .. txn) == 1
+if charged then
+  touch()
+  return reply(now, 0, 0, -1, rsv)
+end
 if a1 > cur then
   local need = a1 - cur
   for i, w in ipairs(wins) do

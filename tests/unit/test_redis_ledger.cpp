@@ -214,6 +214,9 @@ BOOST_AUTO_TEST_CASE(retries_are_idempotent) {
   BOOST_TEST(used(c2.usage, 1) == 3u);
   l.usage(org, p, &reserved);
   BOOST_TEST(reserved == 0u);  // the charge took the reservation
+  BOOST_TEST(!l.reserve(a, org, p, 3).refused);  // a late retry of the reserve: nothing held
+  l.usage(org, p, &reserved);
+  BOOST_TEST(reserved == 0u);
 
   l.uncharge(a, org);
   l.uncharge(a, org);
@@ -569,7 +572,11 @@ BOOST_AUTO_TEST_CASE(memory_per_charged_message) {
   for (int i = 0; i < n; ++i) BOOST_REQUIRE(!l.charge(core::TxnId::make(), org, p, 1 + i % 5).refused);
   long long ms = ms_since(t0);
   long long bytes = 0;
-  for (const char* which : {"log", "gone", "res", "h"}) bytes += raw.cmd({"MEMORY", "USAGE", l.key(org, which), "SAMPLES", "0"}).integer;
+  for (const char* which : {"log", "gone", "res", "h"}) {
+    long long b = raw.cmd({"MEMORY", "USAGE", l.key(org, which), "SAMPLES", "0"}).integer;
+    BOOST_TEST_MESSAGE("memory: " << which << " " << b << " bytes");
+    bytes += b;
+  }
   BOOST_TEST_MESSAGE("memory: " << bytes << " bytes for " << n << " charged messages = " << bytes / n
                                 << " bytes per message; " << ms * 1000 / n << " us per charge");
   BOOST_TEST(used(l.usage(org, p), 0) == static_cast<std::uint64_t>(n));
