@@ -4,89 +4,18 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <chrono>
 #include <cstring>
 
-#include <chrono>
-#include <charconv>
+#include "conf/redis_url.hpp"
 
 namespace cllavio::quota {
 
-namespace {
-
-bool parse_int(std::string_view s, int lo, int hi, int* out) {
-  if (s.empty() || s.size() > 6) return false;
-  int v = 0;
-  auto [p, ec] = std::from_chars(s.data(), s.data() + s.size(), v);
-  if (ec != std::errc() || p != s.data() + s.size() || v < lo || v > hi) return false;
-  *out = v;
-  return true;
-}
-
-std::optional<RedisEndpoint> bad(std::string* error, std::string what) {
-  if (error) *error = std::move(what);
-  return std::nullopt;
-}
-
-}  // namespace
-
+// One URL parser (conf/redis_url.hpp, which the config schema uses too).
 std::optional<RedisEndpoint> parse_redis_url(std::string_view url, std::string* error) {
-  RedisEndpoint ep;
-  if (url.starts_with("unix:")) {
-    std::string_view rest = url.substr(5);
-    if (auto q = rest.find('?'); q != std::string_view::npos) {
-      std::string_view query = rest.substr(q + 1);
-      rest = rest.substr(0, q);
-      if (!query.starts_with("db=") || !parse_int(query.substr(3), 0, 65535, &ep.db))
-        return bad(error, "expected ?db=N (0..65535) after the socket path");
-    }
-    if (rest.empty() || rest.front() != '/') return bad(error, "a unix socket path must be absolute: unix:/path");
-    ep.unix_path = std::string(rest);
-    return ep;
-  }
-  if (!url.starts_with("redis://")) return bad(error, "expected redis://HOST[:PORT][/DB] or unix:/path[?db=N]");
-  std::string_view rest = url.substr(8);
-  if (rest.find('@') != std::string_view::npos)
-    return bad(error, "no user or password in the URL (the secrets file holds [redis] password)");
-  std::string_view hostport = rest, dbpart;
-  bool has_db = false;
-  if (auto slash = rest.find('/'); slash != std::string_view::npos) {
-    hostport = rest.substr(0, slash);
-    dbpart = rest.substr(slash + 1);
-    has_db = true;
-  }
-  std::string_view host, port;
-  bool has_port = false;
-  if (hostport.starts_with("[")) {
-    auto close = hostport.find(']');
-    if (close == std::string_view::npos || close == 1) return bad(error, "unclosed or empty [IPv6] address");
-    host = hostport.substr(1, close - 1);
-    std::string_view after = hostport.substr(close + 1);
-    if (!after.empty()) {
-      if (after.front() != ':') return bad(error, "expected :PORT after the [IPv6] address");
-      port = after.substr(1);
-      has_port = true;
-    }
-  } else {
-    auto colon = hostport.find(':');
-    if (colon != std::string_view::npos) {
-      if (hostport.find(':', colon + 1) != std::string_view::npos)
-        return bad(error, "an IPv6 address needs brackets: redis://[::1]:6379/0");
-      host = hostport.substr(0, colon);
-      port = hostport.substr(colon + 1);
-      has_port = true;
-    } else {
-      host = hostport;
-    }
-  }
-  if (host.empty()) return bad(error, "no host in the URL");
-  for (char c : host)
-    if (c <= ' ' || c == '?' || c == '#' || c == '[' || c == ']' || c == 0x7f)
-      return bad(error, "invalid character in the host");
-  if (has_port && !parse_int(port, 1, 65535, &ep.port)) return bad(error, "the port must be 1..65535");
-  if (has_db && !dbpart.empty() && !parse_int(dbpart, 0, 65535, &ep.db))
-    return bad(error, "the database must be a number 0..65535");
-  ep.host = std::string(host);
-  return ep;
+  auto ep = conf::parse_redis_url(url, error);
+  if (!ep) return std::nullopt;
+  return RedisEndpoint{ep->host, ep->port, ep->unix_path, ep->db};
 }
 
 namespace detail {
