@@ -174,6 +174,15 @@ std::uint64_t RedisLedger::reset(const std::string& org) {
   return static_cast<std::uint64_t>(r->integer < 0 ? 0 : r->integer);
 }
 
+std::string RedisLedger::config_get(const std::string& name) {
+  detail::RedisConn conn = impl_->pool.checkout();
+  detail::ReplyPtr r = conn.call({"CONFIG", "GET", name});
+  // RESP2: a flat array [name, value]; an unknown parameter gives an empty array.
+  if (r->type != REDIS_REPLY_ARRAY || r->elements != 2 || r->element[1]->type != REDIS_REPLY_STRING)
+    conn.fail("CONFIG GET " + name + ": no such parameter");
+  return std::string(r->element[1]->str, r->element[1]->len);
+}
+
 void RedisLedger::ping() {
   detail::RedisConn conn = impl_->pool.checkout();
   detail::ReplyPtr r;

@@ -70,6 +70,9 @@ class RedisLedger : public SharedLedger {
                                          std::uint64_t* reserved = nullptr) override;
   std::uint64_t reset(const std::string& org) override;
   void ping() override;
+  // CONFIG GET name (for cllavioctl doctor: maxmemory-policy); throws LedgerError when the
+  // server refuses it (a renamed CONFIG, an ACL) or is unreachable.
+  std::string config_get(const std::string& name);
 
   const RedisSettings& settings() const;
   std::string key(const std::string& org, std::string_view which) const;  // PREFIX{ORG}:which
