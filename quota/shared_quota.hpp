@@ -87,6 +87,12 @@ class SharedQuota : public core::QuotaBackend {
   bool probe_once();
   SharedLedger& ledger() { return *ledger_; }
 
+  // Test hooks (thread-safe reads of the state a unit test checks).
+  std::size_t transactions() const;                         // transactions holding reservations here
+  std::uint64_t local_reserved(const std::string& org) const;  // in the current local fallback ledger
+  std::uint64_t pending_dropped() const;                    // entries dropped from a full replay list
+  void set_pending_limit(std::size_t n);                    // default 100,000
+
  private:
   struct Impl;
   std::unique_ptr<SharedLedger> ledger_;
