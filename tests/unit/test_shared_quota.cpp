@@ -167,6 +167,7 @@ struct Events {
   std::uint64_t replayed = 0;
   int replayed_calls = 0;
   std::vector<std::string> warnings, notices;
+  int negative_seconds = 0;
 };
 
 struct Fixture {
@@ -183,8 +184,8 @@ struct Fixture {
     });
     quota::SharedQuotaObserver obs;
     obs.call = [this](std::string_view op, double seconds, bool ok) {
-      BOOST_CHECK(seconds >= 0);
-      std::lock_guard l(ev.mu);
+      std::lock_guard l(ev.mu);  // Boost.Test is not thread-safe: checked afterwards
+      if (seconds < 0) ++ev.negative_seconds;
       ev.ops.push_back(std::string(op) + (ok ? " ok" : " fail"));
     };
     obs.fallback = [this](std::string_view mode) {
@@ -800,7 +801,7 @@ void hammer(OnBackendError mode, bool probe_thread) {
   if (probe_thread) f.sq->start();
   auto q = limits(1000000, 1000000);
   std::atomic<bool> done{false};
-  std::atomic<std::uint64_t> committed{0}, rolled_back{0}, refused{0};
+  std::atomic<std::uint64_t> committed{0}, rolled_back{0}, refused{0}, over_quota{0};
   std::thread flipper([&] {
     std::mt19937 rng(7);
     while (!done) {
@@ -828,7 +829,7 @@ void hammer(OnBackendError mode, bool probe_thread) {
             ++committed;
           }
         } else {
-          BOOST_CHECK(std::get<policy::QuotaRefusal>(c).unavailable);  // never over these limits
+          if (!std::get<policy::QuotaRefusal>(c).unavailable) ++over_quota;  // never over these limits
           ++refused;
         }
       }
@@ -852,6 +853,9 @@ void hammer(OnBackendError mode, bool probe_thread) {
   if (mode != OnBackendError::tempfail) BOOST_TEST(refused == 0u);
   BOOST_TEST(f.fake->live_charges() == committed.load());  // every accepted message, once
   BOOST_TEST(f.ev.states.size() % 2 == 0u);  // every opening closed again
+  BOOST_TEST(over_quota == 0u);
+  BOOST_TEST(f.ev.negative_seconds == 0);
+  BOOST_TEST(f.ev.ops.size() > 0u);
   BOOST_TEST_MESSAGE(quota::to_string(mode) << (probe_thread ? " (probe thread)" : "") << ": committed "
                                             << committed << ", rolled back " << rolled_back << ", refused "
                                             << refused << ", breaker openings " << f.ev.states.size() / 2);
