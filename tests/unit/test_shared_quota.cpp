@@ -703,6 +703,7 @@ BOOST_AUTO_TEST_CASE(a_failure_before_the_breaker_opens_is_replayed_by_the_threa
     std::this_thread::sleep_for(std::chrono::milliseconds(5));
   BOOST_TEST(f.sq->pending() == 0u);
   BOOST_TEST(f.fake->live_charges() == 1u);
+  std::lock_guard l(f.ev.mu);
   BOOST_TEST(f.ev.states.empty());  // never opened
 }
 
@@ -850,6 +851,14 @@ void hammer(OnBackendError mode, bool probe_thread) {
   BOOST_TEST(f.sq->local_reserved("acme") == 0u);
   BOOST_TEST(f.sq->local_reserved("beta") == 0u);
   BOOST_TEST(committed > 0u);
+  // The probe thread tells the observer just after it closes the breaker: wait for it.
+  auto states = [&] {
+    std::lock_guard l(f.ev.mu);
+    return f.ev.states.size();
+  };
+  while (states() % 2 != 0 && std::chrono::steady_clock::now() < deadline)
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  std::lock_guard l(f.ev.mu);
   if (mode != OnBackendError::tempfail) BOOST_TEST(refused == 0u);
   BOOST_TEST(f.fake->live_charges() == committed.load());  // every accepted message, once
   BOOST_TEST(f.ev.states.size() % 2 == 0u);  // every opening closed again
