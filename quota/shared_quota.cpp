@@ -1,16 +1,13 @@
 // SharedQuota (quota/shared_quota.hpp): the shared ledger behind a circuit breaker, the
-// fallback modes and the replay of what was charged while it could not be reached.
-//
-// Locking: one short mutex (Impl::mu) over the breaker, the transactions, the replay list
-// and the usage cache; no ledger or local-ledger call is made while it is held. The local
-// fallback ledger is a shared_ptr, replaced each time the breaker opens: a call that took
-// it before finishes on it, and a transaction's local reservations are given back to the
-// instance that holds them. Only one probe runs at a time (Impl::probe_mu).
+// fallback modes and the replay of what was charged while it could not be reached. The
+// state and its locking rules: quota/shared_quota_impl.hpp.
 #include "quota/shared_quota.hpp"
 
 #include <algorithm>
 #include <chrono>
 #include <exception>
+
+#include "quota/shared_quota_impl.hpp"
 
 namespace cllavio::quota {
 
@@ -26,7 +23,6 @@ std::string_view to_string(OnBackendError e) {
 namespace {
 
 using Clock = std::chrono::steady_clock;
-constexpr std::size_t kDefaultPendingLimit = 100000;
 
 // Each limit divided by the number of hosts, rounded down. A limit that becomes 0 refuses
 // everything while the fallback lasts (more hosts than the limit allows for).
@@ -66,332 +62,268 @@ void notify(const Fn& fn, A&&... a) noexcept {
 
 }  // namespace
 
-struct SharedQuota::Impl {
-  struct Txn {
-    std::string org;
-    std::uint64_t ledger = 0;  // reservations held in the shared ledger
-    std::uint64_t local = 0;   // reservations held in local_ledger
-    std::shared_ptr<core::LocalQuota> local_ledger;
-  };
-  struct Pending {
-    bool uncharge = false;  // else a charge to replay
-    core::TxnId txn;
-    std::string org;
-    policy::QuotaPolicy policy;  // the configured limits (a replay does not check them)
-    std::int64_t at_us = 0;
-    std::uint64_t rcpts = 0;
-    bool local = false;      // also charged in the local fallback ledger
-    bool replaying = false;  // the probe is writing it back now
-    bool cancelled = false;  // uncharged while being replayed (an uncharge follows it)
-  };
-  struct Snapshot {
-    bool open = false;
-    SharedQuotaSettings settings;
-    std::shared_ptr<core::LocalQuota> local;
-  };
+// One ledger call, timed for the observer; the error's text when it failed. Any
+// exception is a failure (LedgerError or not).
+template <class F>
+std::optional<std::string> SharedQuota::Impl::call(std::string_view op, F&& f) {
+  auto t0 = Clock::now();
+  std::optional<std::string> err;
+  try {
+    f();
+  } catch (const LedgerError& e) {
+    err = e.what();
+  } catch (const std::exception& e) {
+    err = std::string("unexpected error: ") + e.what();
+  } catch (...) {
+    err = "unexpected error";
+  }
+  notify(obs.call, op, std::chrono::duration<double>(Clock::now() - t0).count(), !err);
+  return err;
+}
 
-  Impl(SharedLedger& l, const store::Db* d, SharedQuotaSettings s, const core::Logger* lg, SharedQuotaObserver o)
-      : ledger(l), db(d), log(lg), obs(std::move(o)), settings(s), local(std::make_shared<core::LocalQuota>(d)) {}
+void SharedQuota::Impl::succeeded() {
+  std::lock_guard lock(mu);
+  failures = 0;
+}
 
-  SharedLedger& ledger;
-  const store::Db* db;
-  const core::Logger* log;
-  const SharedQuotaObserver obs;
-
-  mutable std::mutex mu;
-  std::condition_variable cv;  // the probe thread: opened, pending work, settings, stop
-  SharedQuotaSettings settings;
-  bool open = false;
-  int failures = 0;  // in a row
-  Clock::time_point opened_at;
-  std::shared_ptr<core::LocalQuota> local;
-  std::map<core::TxnId, Txn> txns;
-  std::map<std::uint64_t, Pending> pending;              // by sequence number: oldest first
-  std::map<core::TxnId, std::uint64_t> pending_charges;  // txn -> its charge in `pending`
-  std::uint64_t next_seq = 0;
-  std::size_t pending_limit = kDefaultPendingLimit;
-  std::uint64_t dropped = 0;
-  std::uint64_t replayed_since_open = 0;
-  std::map<std::string, std::vector<policy::WindowUsage>> last_usage;  // org -> the ledger's last answer
-
-  std::mutex probe_mu;
-  bool stop = false;
-  std::thread thread;
-
-  Snapshot snapshot() const {
+// A failed ledger call: `breaker_failures` in a row open the breaker (once, loudly),
+// with a new local fallback ledger rebuilt from the store.
+void SharedQuota::Impl::failed(const std::string& error) {
+  SharedQuotaSettings s;
+  {
     std::lock_guard lock(mu);
-    return {open, settings, local};
+    ++failures;
+    if (open || failures < std::max(1, settings.breaker_failures)) return;
+    open = true;
+    opened_at = Clock::now();
+    replayed_since_open = 0;
+    local = std::make_shared<core::LocalQuota>(db);
+    s = settings;
   }
+  cv.notify_all();
+  std::string what;
+  switch (s.on_error) {
+    case OnBackendError::local:
+      what = "each host enforces 1/" + std::to_string(std::max(1u, s.hosts)) + " of every limit";
+      break;
+    case OnBackendError::tempfail: what = "mail under a volume quota is deferred (451 4.3.0)"; break;
+    case OnBackendError::accept: what = "quotas are not enforced"; break;
+  }
+  log_line(conf::LogLevel::warning, "quota backend unreachable: " + error +
+                                        "; on_backend_error=" + std::string(to_string(s.on_error)) + ": " + what);
+  notify(obs.state, false);
+}
 
-  void log_line(conf::LogLevel level, const std::string& text) const noexcept {
-    if (log == nullptr) return;
-    try {
-      log->log(level, text);
-    } catch (...) {
+void SharedQuota::Impl::remember_usage(const std::string& org, const std::vector<policy::WindowUsage>& usage) {
+  std::lock_guard lock(mu);
+  auto& cached = last_usage[org];
+  for (const auto& u : usage) {
+    auto it = std::find_if(cached.begin(), cached.end(), [&](const policy::WindowUsage& c) {
+      return c.recipients == u.recipients && c.window.per_s == u.window.per_s;
+    });
+    if (it == cached.end()) cached.push_back(u);
+    else *it = u;
+  }
+}
+
+// With mu held: appends to the replay list, dropping the oldest entry when it is full.
+// Returns the warning to log (empty when none).
+std::string SharedQuota::Impl::add_pending_locked(Pending e) {
+  std::string warning;
+  while (!pending.empty() && pending.size() >= std::max<std::size_t>(1, pending_limit)) {
+    auto oldest = pending.begin();
+    if (!oldest->second.uncharge) {
+      auto ix = pending_charges.find(oldest->second.txn);
+      if (ix != pending_charges.end() && ix->second == oldest->first) pending_charges.erase(ix);
     }
+    if (dropped++ % 1000 == 0)
+      warning = "quota replay list full (" + std::to_string(pending.size()) + " entries): dropped the oldest " +
+                (oldest->second.uncharge ? "uncharge" : "charge") + " of " + oldest->second.org + " (" +
+                std::to_string(dropped) + " dropped so far); the shared count will miss it";
+    pending.erase(oldest);
   }
+  std::uint64_t seq = next_seq++;
+  if (!e.uncharge) pending_charges[e.txn] = seq;
+  pending.emplace(seq, std::move(e));
+  return warning;
+}
 
-  // One ledger call, timed for the observer; the error's text when it failed. Any
-  // exception is a failure (LedgerError or not).
-  template <class F>
-  std::optional<std::string> call(std::string_view op, F&& f) {
-    auto t0 = Clock::now();
-    std::optional<std::string> err;
-    try {
-      f();
-    } catch (const LedgerError& e) {
-      err = e.what();
-    } catch (const std::exception& e) {
-      err = std::string("unexpected error: ") + e.what();
-    } catch (...) {
-      err = "unexpected error";
-    }
-    notify(obs.call, op, std::chrono::duration<double>(Clock::now() - t0).count(), !err);
-    return err;
-  }
-
-  void succeeded() {
+void SharedQuota::Impl::add_pending(Pending e) {
+  std::string warning;
+  {
     std::lock_guard lock(mu);
-    failures = 0;
+    warning = add_pending_locked(std::move(e));
   }
+  cv.notify_all();  // a replay to do even while the breaker is closed
+  if (!warning.empty()) log_line(conf::LogLevel::warning, warning);
+}
 
-  // A failed ledger call: `breaker_failures` in a row open the breaker (once, loudly),
-  // with a new local fallback ledger rebuilt from the store.
-  void failed(const std::string& error) {
-    SharedQuotaSettings s;
-    {
-      std::lock_guard lock(mu);
-      ++failures;
-      if (open || failures < std::max(1, settings.breaker_failures)) return;
-      open = true;
-      opened_at = Clock::now();
-      replayed_since_open = 0;
-      local = std::make_shared<core::LocalQuota>(db);
-      s = settings;
-    }
-    cv.notify_all();
-    std::string what;
-    switch (s.on_error) {
-      case OnBackendError::local:
-        what = "each host enforces 1/" + std::to_string(std::max(1u, s.hosts)) + " of every limit";
-        break;
-      case OnBackendError::tempfail: what = "mail under a volume quota is deferred (451 4.3.0)"; break;
-      case OnBackendError::accept: what = "quotas are not enforced"; break;
-    }
-    log_line(conf::LogLevel::warning, "quota backend unreachable: " + error +
-                                          "; on_backend_error=" + std::string(to_string(s.on_error)) + ": " + what);
-    notify(obs.state, false);
-  }
-
-  void remember_usage(const std::string& org, const std::vector<policy::WindowUsage>& usage) {
+// The transaction is over here: its local reservations go back where they were made.
+void SharedQuota::Impl::forget(const core::TxnId& txn, const std::shared_ptr<core::LocalQuota>& except) {
+  Txn t;
+  {
     std::lock_guard lock(mu);
-    auto& cached = last_usage[org];
-    for (const auto& u : usage) {
-      auto it = std::find_if(cached.begin(), cached.end(), [&](const policy::WindowUsage& c) {
-        return c.recipients == u.recipients && c.window.per_s == u.window.per_s;
-      });
-      if (it == cached.end()) cached.push_back(u);
-      else *it = u;
-    }
+    auto it = txns.find(txn);
+    if (it == txns.end()) return;
+    t = std::move(it->second);
+    txns.erase(it);
   }
+  if (t.local > 0 && t.local_ledger && t.local_ledger != except) t.local_ledger->release(txn, t.org, t.local);
+}
 
-  // With mu held: appends to the replay list, dropping the oldest entry when it is full.
-  // Returns the warning to log (empty when none).
-  std::string add_pending_locked(Pending e) {
-    std::string warning;
-    while (!pending.empty() && pending.size() >= std::max<std::size_t>(1, pending_limit)) {
-      auto oldest = pending.begin();
-      if (!oldest->second.uncharge) {
-        auto ix = pending_charges.find(oldest->second.txn);
-        if (ix != pending_charges.end() && ix->second == oldest->first) pending_charges.erase(ix);
-      }
-      if (dropped++ % 1000 == 0)
-        warning = "quota replay list full (" + std::to_string(pending.size()) + " entries): dropped the oldest " +
-                  (oldest->second.uncharge ? "uncharge" : "charge") + " of " + oldest->second.org + " (" +
-                  std::to_string(dropped) + " dropped so far); the shared count will miss it";
-      pending.erase(oldest);
-    }
-    std::uint64_t seq = next_seq++;
-    if (!e.uncharge) pending_charges[e.txn] = seq;
-    pending.emplace(seq, std::move(e));
-    return warning;
+std::optional<policy::QuotaRefusal> SharedQuota::Impl::fallback_reserve(const Snapshot& st, const core::TxnId& txn,
+                                                                       const std::string& org,
+                                                                       const policy::QuotaPolicy& p,
+                                                                       std::int64_t now_us) {
+  notify(obs.fallback, to_string(st.settings.on_error));
+  if (st.settings.on_error == OnBackendError::accept) return std::nullopt;
+  if (st.settings.on_error == OnBackendError::tempfail) return unavailable(p, true);
+  std::shared_ptr<core::LocalQuota> l = st.local;
+  {
+    std::lock_guard lock(mu);  // a transaction's local reservations stay in one local ledger
+    auto it = txns.find(txn);
+    if (it != txns.end() && it->second.local > 0 && it->second.local_ledger) l = it->second.local_ledger;
   }
-
-  void add_pending(Pending e) {
-    std::string warning;
-    {
-      std::lock_guard lock(mu);
-      warning = add_pending_locked(std::move(e));
-    }
-    cv.notify_all();  // a replay to do even while the breaker is closed
-    if (!warning.empty()) log_line(conf::LogLevel::warning, warning);
+  auto refused = l->reserve(txn, org, divided(p, st.settings.hosts), now_us);
+  if (!refused) {
+    std::lock_guard lock(mu);
+    Txn& t = txns[txn];
+    t.org = org;
+    if (t.local == 0) t.local_ledger = l;
+    ++t.local;
   }
+  return refused;
+}
 
-  // The transaction is over here: its local reservations go back where they were made.
-  void forget(const core::TxnId& txn, const std::shared_ptr<core::LocalQuota>& except = nullptr) {
-    Txn t;
-    {
-      std::lock_guard lock(mu);
-      auto it = txns.find(txn);
-      if (it == txns.end()) return;
-      t = std::move(it->second);
-      txns.erase(it);
-    }
-    if (t.local > 0 && t.local_ledger && t.local_ledger != except) t.local_ledger->release(txn, t.org, t.local);
-  }
-
-  std::optional<policy::QuotaRefusal> fallback_reserve(const Snapshot& st, const core::TxnId& txn,
-                                                       const std::string& org, const policy::QuotaPolicy& p,
-                                                       std::int64_t now_us) {
-    notify(obs.fallback, to_string(st.settings.on_error));
-    if (st.settings.on_error == OnBackendError::accept) return std::nullopt;
-    if (st.settings.on_error == OnBackendError::tempfail) return unavailable(p, true);
-    std::shared_ptr<core::LocalQuota> l = st.local;
-    {
-      std::lock_guard lock(mu);  // a transaction's local reservations stay in one local ledger
-      auto it = txns.find(txn);
-      if (it != txns.end() && it->second.local > 0 && it->second.local_ledger) l = it->second.local_ledger;
-    }
-    auto refused = l->reserve(txn, org, divided(p, st.settings.hosts), now_us);
-    if (!refused) {
-      std::lock_guard lock(mu);
-      Txn& t = txns[txn];
-      t.org = org;
-      if (t.local == 0) t.local_ledger = l;
-      ++t.local;
-    }
-    return refused;
-  }
-
-  std::optional<policy::QuotaRefusal> fallback_charge(const Snapshot& st, const core::TxnId& txn,
-                                                      const std::string& org, const policy::QuotaPolicy& p,
-                                                      std::uint64_t rcpts, std::int64_t now_us,
-                                                      std::int64_t& charged_at_us) {
-    notify(obs.fallback, to_string(st.settings.on_error));
-    if (st.settings.on_error == OnBackendError::tempfail) return unavailable(p, false);
-    if (st.settings.on_error == OnBackendError::accept) {
-      charged_at_us = now_us;
-      forget(txn);
-      add_pending(Pending{false, txn, org, p, now_us, rcpts, false});
-      return std::nullopt;
-    }
-    Txn t;
-    {
-      std::lock_guard lock(mu);
-      auto it = txns.find(txn);
-      if (it != txns.end()) t = it->second;
-    }
-    const std::shared_ptr<core::LocalQuota>& l = st.local;
-    std::uint64_t release = t.local > 0 && t.local_ledger == l ? t.local : 0;
-    std::int64_t at = now_us;
-    if (auto refused = l->charge(txn, org, divided(p, st.settings.hosts), rcpts, release, now_us, at))
-      return refused;  // the caller still holds its reservations
-    forget(txn, l);    // given back by the charge when they were in l, else released where they are
-    charged_at_us = at;
-    add_pending(Pending{false, txn, org, p, at, rcpts, true});
+std::optional<policy::QuotaRefusal> SharedQuota::Impl::fallback_charge(const Snapshot& st, const core::TxnId& txn,
+                                                                      const std::string& org,
+                                                                      const policy::QuotaPolicy& p, std::uint64_t rcpts,
+                                                                      std::int64_t now_us,
+                                                                      std::int64_t& charged_at_us) {
+  notify(obs.fallback, to_string(st.settings.on_error));
+  if (st.settings.on_error == OnBackendError::tempfail) return unavailable(p, false);
+  if (st.settings.on_error == OnBackendError::accept) {
+    charged_at_us = now_us;
+    forget(txn);
+    add_pending(Pending{false, txn, org, p, now_us, rcpts, false});
     return std::nullopt;
   }
+  Txn t;
+  {
+    std::lock_guard lock(mu);
+    auto it = txns.find(txn);
+    if (it != txns.end()) t = it->second;
+  }
+  const std::shared_ptr<core::LocalQuota>& l = st.local;
+  std::uint64_t release = t.local > 0 && t.local_ledger == l ? t.local : 0;
+  std::int64_t at = now_us;
+  if (auto refused = l->charge(txn, org, divided(p, st.settings.hosts), rcpts, release, now_us, at))
+    return refused;  // the caller still holds its reservations
+  forget(txn, l);    // given back by the charge when they were in l, else released where they are
+  charged_at_us = at;
+  add_pending(Pending{false, txn, org, p, at, rcpts, true});
+  return std::nullopt;
+}
 
-  // One probe (SharedQuota::probe_once). Open: ping, then replay. Closed with entries to
-  // replay (a call failed before the breaker opened): replay, a failure counting as one.
-  bool probe() {
-    std::unique_lock busy(probe_mu, std::try_to_lock);
-    if (!busy.owns_lock()) return snapshot().open == false;  // another probe is running
-    bool was_open;
+// One probe (SharedQuota::probe_once). Open: ping, then replay. Closed with entries to
+// replay (a call failed before the breaker opened): replay, a failure counting as one.
+bool SharedQuota::Impl::probe() {
+  std::unique_lock busy(probe_mu, std::try_to_lock);
+  if (!busy.owns_lock()) return snapshot().open == false;  // another probe is running
+  bool was_open;
+  {
+    std::lock_guard lock(mu);
+    if (!open && pending.empty()) return true;
+    was_open = open;
+  }
+  if (was_open) {
+    if (auto err = call("ping", [&] { ledger.ping(); })) return false;
+  }
+  std::uint64_t n = 0;
+  std::optional<std::string> err;
+  bool closed = false;
+  std::uint64_t total = 0;
+  double down_s = 0;
+  for (;;) {
+    std::uint64_t seq;
+    Pending e;
     {
       std::lock_guard lock(mu);
-      if (!open && pending.empty()) return true;
-      was_open = open;
-    }
-    if (was_open) {
-      if (auto err = call("ping", [&] { ledger.ping(); })) return false;
-    }
-    std::uint64_t n = 0;
-    std::optional<std::string> err;
-    bool closed = false;
-    std::uint64_t total = 0;
-    double down_s = 0;
-    for (;;) {
-      std::uint64_t seq;
-      Pending e;
-      {
-        std::lock_guard lock(mu);
-        if (pending.empty()) {
-          closed = open;
-          if (open) {
-            open = false;
-            failures = 0;
-            down_s = std::chrono::duration<double>(Clock::now() - opened_at).count();
-          }
-          total = replayed_since_open += n;
-          break;
+      if (pending.empty()) {
+        closed = open;
+        if (open) {
+          open = false;
+          failures = 0;
+          down_s = std::chrono::duration<double>(Clock::now() - opened_at).count();
         }
-        auto it = pending.begin();
-        seq = it->first;
-        it->second.replaying = true;
-        e = it->second;
-      }
-      if (e.uncharge)
-        err = call("uncharge", [&] { ledger.uncharge(e.txn, e.org); });
-      else
-        err = call("replay", [&] { ledger.replay(e.txn, e.org, e.policy, e.at_us, e.rcpts); });
-      std::lock_guard lock(mu);
-      auto it = pending.find(seq);
-      if (it == pending.end()) {  // dropped from a full list meanwhile
-        if (err) break;
-        continue;
-      }
-      if (!err && !e.uncharge) ++n;
-      if (err && !it->second.cancelled) {
-        it->second.replaying = false;  // stays first in the list for the next probe
+        total = replayed_since_open += n;
         break;
       }
-      if (!it->second.uncharge) {
-        auto ix = pending_charges.find(it->second.txn);
-        if (ix != pending_charges.end() && ix->second == seq) pending_charges.erase(ix);
-      }
-      pending.erase(it);
+      auto it = pending.begin();
+      seq = it->first;
+      it->second.replaying = true;
+      e = it->second;
+    }
+    if (e.uncharge)
+      err = call("uncharge", [&] { ledger.uncharge(e.txn, e.org); });
+    else
+      err = call("replay", [&] { ledger.replay(e.txn, e.org, e.policy, e.at_us, e.rcpts); });
+    std::lock_guard lock(mu);
+    auto it = pending.find(seq);
+    if (it == pending.end()) {  // dropped from a full list meanwhile
       if (err) break;
+      continue;
     }
-    if (err) {
-      {
-        std::lock_guard lock(mu);
-        replayed_since_open += n;
-      }
-      if (!was_open) failed(*err);
-      if (n > 0) notify(obs.replayed, n);
-      return !snapshot().open;
+    if (!err && !e.uncharge) ++n;
+    if (err && !it->second.cancelled) {
+      it->second.replaying = false;  // stays first in the list for the next probe
+      break;
     }
-    if (closed) {
-      log_line(conf::LogLevel::notice, "quota backend back after " + std::to_string(static_cast<long long>(down_s)) +
-                                           "s; replayed " + std::to_string(total) + " charges");
-      notify(obs.state, true);
-      notify(obs.replayed, n);
-    } else if (n > 0) {
-      notify(obs.replayed, n);
+    if (!it->second.uncharge) {
+      auto ix = pending_charges.find(it->second.txn);
+      if (ix != pending_charges.end() && ix->second == seq) pending_charges.erase(ix);
     }
-    return true;
+    pending.erase(it);
+    if (err) break;
   }
+  if (err) {
+    {
+      std::lock_guard lock(mu);
+      replayed_since_open += n;
+    }
+    if (!was_open) failed(*err);
+    if (n > 0) notify(obs.replayed, n);
+    return !snapshot().open;
+  }
+  if (closed) {
+    log_line(conf::LogLevel::notice, "quota backend back after " + std::to_string(static_cast<long long>(down_s)) +
+                                         "s; replayed " + std::to_string(total) + " charges");
+    notify(obs.state, true);
+    notify(obs.replayed, n);
+  } else if (n > 0) {
+    notify(obs.replayed, n);
+  }
+  return true;
+}
 
-  void run() {
-    std::unique_lock lock(mu);
-    while (!stop) {
-      if (!open && pending.empty()) {
-        cv.wait(lock, [&] { return stop || open || !pending.empty(); });
-        continue;
-      }
-      auto retry = std::chrono::milliseconds(std::max(1, settings.breaker_retry_ms));
-      cv.wait_for(lock, retry, [&] { return stop; });
-      if (stop) break;
-      lock.unlock();
-      try {
-        probe();
-      } catch (...) {  // never ends the thread
-      }
-      lock.lock();
+void SharedQuota::Impl::run() {
+  std::unique_lock lock(mu);
+  while (!stop) {
+    if (!open && pending.empty()) {
+      cv.wait(lock, [&] { return stop || open || !pending.empty(); });
+      continue;
     }
+    auto retry = std::chrono::milliseconds(std::max(1, settings.breaker_retry_ms));
+    cv.wait_for(lock, retry, [&] { return stop; });
+    if (stop) break;
+    lock.unlock();
+    try {
+      probe();
+    } catch (...) {  // never ends the thread
+    }
+    lock.lock();
   }
-};
+}
 
 // ---- SharedQuota --------------------------------------------------------------------
 
