@@ -16,6 +16,7 @@
 //   cllavioctl [-c FILE] doctor [-C POSTFIX_CONFIG_DIR]... [--json] [--offline]
 //   cllavioctl config-reference [--man]        print every configuration key (Markdown, or cllavio.toml(5))
 #include <cstdio>
+#include <csignal>
 #include <cstring>
 #include <string>
 
@@ -76,6 +77,7 @@ void usage(std::FILE* f) {
 
 int main(int argc, char** argv) {
   using namespace cllavio;
+  std::signal(SIGPIPE, SIG_IGN);  // a peer that closed (Redis, the API) is an error return, not a death
   std::string config_path = conf::kDefaultConfigPath;
   int i = 1;
   for (; i < argc; ++i) {

@@ -15,6 +15,7 @@
 #include "conf/loader.hpp"
 #include "core/event.hpp"
 #include "policy/address.hpp"
+#include "quota/from_config.hpp"
 #include "store/db.hpp"
 #include "store/message_record.hpp"
 
@@ -181,19 +182,57 @@ int cmd_quota(const std::string& config_path, const Args& args) {
   if (!known_org(*cfg, org)) return kExitUsage;
   auto st = open_store(config_path, args[0] == "reset");
   if (!st) return kExitUnavailable;
+  // [quota] backend = "redis": the shared ledger is the count; the store keeps this
+  // host's charges (the local fallback's), reset with it.
+  std::unique_ptr<quota::RedisLedger> shared;
+  if (cfg->quota.backend == conf::QuotaBackendKind::redis) {
+    try {
+      shared = std::make_unique<quota::RedisLedger>(quota::redis_settings(*cfg));
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cllavioctl: [redis] url: %s\n", e.what());
+      return kExitUnavailable;
+    }
+  }
   if (args[0] == "reset") {
+    std::uint64_t shared_removed = 0;
+    if (shared) {
+      try {
+        shared_removed = shared->reset(org);
+      } catch (const std::exception& e) {
+        std::fprintf(stderr, "cllavioctl: quota reset: Redis at %s: %s (nothing reset)\n", cfg->redis.url.c_str(),
+                     e.what());
+        return kExitUnavailable;
+      }
+    }
     std::size_t removed = 0;
     st->write([&](store::Tables& t) { removed = t.quota.reset(org, actor()); });
-    to_syslog("quota reset org=" + org + " removed=" + std::to_string(removed) + " by " + actor());
-    std::printf("%s: quota reset (%zu charged messages forgotten)\n", org.c_str(), removed);
+    to_syslog("quota reset org=" + org + " removed=" + std::to_string(removed) +
+              (shared ? " shared_removed=" + std::to_string(shared_removed) : std::string()) + " by " + actor());
+    if (shared)
+      std::printf("%s: quota reset (%llu charged messages forgotten in Redis, %zu in this host's store)\n", org.c_str(),
+                  (unsigned long long)shared_removed, removed);
+    else
+      std::printf("%s: quota reset (%zu charged messages forgotten)\n", org.c_str(), removed);
     return kExitOk;
   }
   const policy::QuotaPolicy& q = cfg->policy_for(org).quota;
   std::int64_t now = store::realtime_us();
-  policy::QuotaLedger ledger;
-  ledger.reload(org, 0, st->read()->quota.events(org, now - q.longest_s() * 1000000));
+  std::vector<policy::WindowUsage> usage;
+  std::uint64_t reserved = 0;
+  if (shared) {
+    try {
+      usage = shared->usage(org, q, &reserved);
+    } catch (const std::exception& e) {
+      std::fprintf(stderr, "cllavioctl: quota show: Redis at %s: %s\n", cfg->redis.url.c_str(), e.what());
+      return kExitUnavailable;
+    }
+  } else {
+    policy::QuotaLedger ledger;
+    ledger.reload(org, 0, st->read()->quota.events(org, now - q.longest_s() * 1000000));
+    usage = ledger.usage(org, q, now);
+  }
   nlohmann::ordered_json windows = nlohmann::ordered_json::array();
-  for (const auto& u : ledger.usage(org, q, now)) {
+  for (const auto& u : usage) {
     windows.push_back({{"kind", u.recipients ? "recipients" : "messages"},
                        {"per", policy::describe_window(u.window.per_s)},
                        {"used", u.used},
@@ -204,12 +243,16 @@ int cmd_quota(const std::string& config_path, const Args& args) {
                   (unsigned long long)u.window.max);
   }
   if (json) {
-    nlohmann::ordered_json j{{"org", org}, {"windows", windows},
+    nlohmann::ordered_json j{{"org", org}, {"backend", shared ? "redis" : "local"}, {"windows", windows},
                              {"max_recipients_per_message", q.max_recipients_per_message},
                              {"action", q.action == policy::QuotaAction::reject ? "reject" : "defer"}};
+    if (shared) j["reserved"] = reserved;
     std::printf("%s\n", j.dump().c_str());
   } else if (windows.empty()) {
     std::printf("%s: no quota configured\n", org.c_str());
+  } else if (shared) {
+    std::printf("(shared in Redis at %s; %llu recipients reserved by transactions in flight)\n",
+                cfg->redis.url.c_str(), (unsigned long long)reserved);
   }
   return kExitOk;
 }

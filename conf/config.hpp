@@ -14,6 +14,7 @@
 #include <string>
 #include <vector>
 
+#include "conf/redis_url.hpp"
 #include "conf/socket_spec.hpp"
 #include "policy/decision.hpp"
 #include "policy/org_policy.hpp"
@@ -104,6 +105,29 @@ struct MetricsSettings {
   int port = 0;
 };
 
+// [quota] backend and [redis]: where the quota ledger lives (docs/quotas.md).
+enum class QuotaBackendKind { local, redis };
+enum class OnBackendError { local, tempfail, accept };
+
+struct QuotaBackendSettings {
+  QuotaBackendKind backend = QuotaBackendKind::local;
+  OnBackendError on_backend_error = OnBackendError::local;
+  int hosts = 1;                     // local fallback: each limit / hosts
+  int breaker_failures = 3;          // failures in a row that stop asking Redis
+  int breaker_retry_ms = 1000;       // then Redis is probed this often
+};
+
+struct RedisSettings {
+  std::string url = "redis://127.0.0.1:6379/0";
+  RedisEndpoint endpoint;            // parsed from url
+  int timeout_ms = 50;
+  int connect_timeout_ms = 200;
+  int pool_size = 8;
+  std::string key_prefix = "cllavio:quota:";
+  int lease_s = 600;
+  std::string password;              // from the secrets file
+};
+
 struct Config {
   std::string file;                  // absolute path of the main file
   MilterSettings milter;
@@ -115,6 +139,8 @@ struct Config {
   DeliverySettings delivery;
   RetentionSettings retention;
   MetricsSettings metrics;
+  QuotaBackendSettings quota;
+  RedisSettings redis;
   tracking::RewriteLimits tracking_limits;
   policy::OrgIndex orgs;
   std::map<std::string, tracking::TrackingPolicy> tracking;  // org id -> its [tracking] (when some stream tracks)

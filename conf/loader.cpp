@@ -242,6 +242,7 @@ LoadResult load_config(const std::string& path) {
   cfg->tokens = std::make_shared<const tracking::TokenCodec>(secrets.keys());
   cfg->api.signing_secret = std::move(secrets.api_signing_secret);
   cfg->api.org_keys = std::move(secrets.api_org_keys);
+  cfg->redis.password = std::move(secrets.redis_password);
   result.config = std::move(cfg);
   return result;
 }

@@ -125,13 +125,20 @@ Key<Config> metrics_listen_key() {
 
 }  // namespace
 
+// keys followed by more (the main file's keys declared in other files).
+static std::vector<Key<Config>> with(std::vector<Key<Config>> more, std::vector<Key<Config>> keys) {
+  for (auto& k : more) keys.push_back(std::move(k));
+  return keys;
+}
+
 // [api] defaults are the struct's own (conf/config.hpp), written once.
 const ApiSettings kApi{};
 
 const Schema<Config>& main_schema() {
   static const Schema<Config> schema(
-      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery", "retention", "metrics"},
-      {
+      {"milter", "store", "orgs", "log", "secrets", "tracking", "api", "delivery", "retention", "metrics", "quota",
+       "redis"},
+      with(quota_backend_keys(), {
           parsed_key<Config, SocketSpec>(
               "milter.socket", "string", [](Config& c) -> SocketSpec& { return c.milter.socket; },
               "unix:/run/cllavio/milter.sock", "unix:/path | inet:PORT@HOST | inet:HOST:PORT",
@@ -331,7 +338,7 @@ const Schema<Config>& main_schema() {
                                "How often the daemon's pruner removes what is past its retention (in small "
                                "transactions; one log line per run). Main file only."),
           metrics_listen_key(),
-      },
+      }),
       {
           {"`api.max_outbox_mb` leaves at least half of `store.map_size_mb` to records and the other tables.",
            [](const Config& c, const RuleContext& ctx, Reporter& rep) {
@@ -561,7 +568,7 @@ Key<SecretsFile> org_keys_key() {
 
 const Schema<SecretsFile>& secrets_schema() {
   static const Schema<SecretsFile> schema(
-      {"api"},
+      {"api", "redis"},
       {table_array_key<SecretsFile, TrackingKeyFile>(
            "tracking_key", [](SecretsFile& s) -> std::vector<TrackingKeyFile>& { return s.tracking_keys; },
            tracking_key_schema(), "`[[tracking_key]]` tables",
@@ -573,7 +580,7 @@ const Schema<SecretsFile>& secrets_schema() {
                                [](std::string& v, const KeyContext&) -> std::string {
                                  return v.empty() || v.size() >= 16 ? "" : "api.signing_secret is too short (16+)";
                                }),
-       org_keys_key()},
+       org_keys_key(), redis_password_key()},
       {
           {"Tracking key ids are unique.",
            [](const SecretsFile& s, const RuleContext& ctx, Reporter& rep) {

@@ -39,11 +39,16 @@ struct SecretsFile {
   std::vector<TrackingKeyFile> tracking_keys;       // [[tracking_key]], first signs
   std::string api_signing_secret;                   // [api] signing_secret
   std::map<std::string, std::string> api_org_keys;  // [api.org_keys]
+  std::string redis_password;                       // [redis] password
 
   std::vector<tracking::TrackingKey> keys() const;  // secrets decoded (valid once the schema accepted them)
 };
 
 const Schema<Config>& main_schema();
+// [quota] (backend) and [redis] of the main file, the secrets file's [redis] password
+// (conf/quota_keys.cpp).
+std::vector<Key<Config>> quota_backend_keys();
+Key<SecretsFile> redis_password_key();
 const Schema<OrgFile>& org_schema();
 const Schema<SecretsFile>& secrets_schema();
 

@@ -82,8 +82,8 @@ bool plan_policy(const conf::Config& cfg, MessageState& m, const EomLookups& l, 
     auto charged = l.quota->charge(q, rec.recipient_count - drop.size(), l.now_us);
     if (auto* refused = std::get_if<policy::QuotaRefusal>(&charged)) {
       rec.reason = "quota";
-      plan.verdict = Verdict{q.action == policy::QuotaAction::reject ? Step::reject : Step::tempfail,
-                             policy::quota_reply(rec.org, *refused, q.action, l.now_us)};
+      policy::Reply reply = policy::quota_reply(rec.org, *refused, q.action, l.now_us);
+      plan.verdict = Verdict{reply.rcode[0] == '5' ? Step::reject : Step::tempfail, reply};
       return false;
     }
     plan.charge = std::move(std::get<QuotaCharge>(charged));

@@ -233,6 +233,33 @@ std::vector<Finding> check_milter_side(const MilterSide& m) {
     else
       out.push_back(make("api.unreachable", Severity::ok, "", "the API " + m.api_url + " answers"));
   }
+
+  if (!m.redis_url.empty() && m.redis_reachable.has_value()) {
+    if (!*m.redis_reachable) {
+      out.push_back(make("quota.redis_unreachable", Severity::error, "",
+                         "the quota ledger's Redis " + m.redis_url + " is unreachable: " + m.redis_error,
+                         "Quotas shared by several hosts are answered by [quota] on_backend_error until it "
+                         "answers (each host alone at limit / hosts, 451 4.3.0, or no limit).",
+                         "redis-cli -u " + m.redis_url + " ping"));
+    } else {
+      out.push_back(make("quota.redis_unreachable", Severity::ok, "", "the quota ledger's Redis " + m.redis_url + " answers"));
+      if (m.redis_eviction && *m.redis_eviction != "noeviction")
+        out.push_back(make("quota.redis_eviction", Severity::error, "",
+                           "Redis evicts keys (maxmemory-policy " + *m.redis_eviction + ")",
+                           "Under memory pressure Redis may drop quota keys: counts restart from zero and quotas "
+                           "silently stop limiting. With noeviction a full Redis refuses writes, which the "
+                           "milter sees and handles per on_backend_error.",
+                           "redis-cli CONFIG SET maxmemory-policy noeviction   (and in redis.conf)"));
+      else if (m.redis_eviction)
+        out.push_back(make("quota.redis_eviction", Severity::ok, "", "Redis keeps quota keys (maxmemory-policy noeviction)"));
+      else
+        out.push_back(make("quota.redis_eviction", Severity::warning, "",
+                           "cannot read Redis's maxmemory-policy: " + m.redis_eviction_error,
+                           "It must be noeviction (evicted quota keys silently disable quotas); check it on the "
+                           "Redis host.",
+                           "redis-cli CONFIG GET maxmemory-policy"));
+    }
+  }
   return out;
 }
 

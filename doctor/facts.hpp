@@ -70,6 +70,12 @@ struct MilterSide {
   std::optional<bool> api_reachable;  // nullopt when not checked (--offline) or no API
   std::string api_error;            // curl's error (TLS verification failures included)
   ConnectProbe connect;             // unix sockets only
+  // [quota] backend = "redis"
+  std::string redis_url;            // "" with the local ledger
+  std::optional<bool> redis_reachable;  // nullopt when not checked (--offline) or local
+  std::string redis_error;
+  std::optional<std::string> redis_eviction;  // maxmemory-policy, when Redis let us read it
+  std::string redis_eviction_error;           // why not (CONFIG refused)
 };
 
 struct Facts {

@@ -13,12 +13,14 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <toml++/toml.h>
 
 #include "conf/loader.hpp"
 #include "doctor/gather.hpp"
 #include "doctor/process.hpp"
+#include "quota/from_config.hpp"
 #include "store/db.hpp"
 #include "store/existing.hpp"
 #include "store/maintenance.hpp"
@@ -156,6 +158,27 @@ void stat_secrets(MilterSide& m) {
   }
 }
 
+// The shared quota ledger answers, and keeps its keys (maxmemory-policy noeviction).
+void probe_redis(MilterSide& m, const conf::Config& cfg, int timeout_ms) {
+  quota::RedisSettings rs = quota::redis_settings(cfg);
+  rs.timeout_ms = std::max(rs.timeout_ms, timeout_ms);  // a doctor may wait longer than an RCPT
+  rs.connect_timeout_ms = std::max(rs.connect_timeout_ms, timeout_ms);
+  rs.pool_size = 1;
+  try {
+    quota::RedisLedger ledger(rs);
+    ledger.ping();
+    m.redis_reachable = true;
+    try {
+      m.redis_eviction = ledger.config_get("maxmemory-policy");
+    } catch (const std::exception& e) {
+      m.redis_eviction_error = e.what();
+    }
+  } catch (const std::exception& e) {
+    m.redis_reachable = false;
+    m.redis_error = e.what();
+  }
+}
+
 }  // namespace
 
 MilterSide read_milter_side(const std::string& config_path, bool offline, int api_timeout_ms) {
@@ -184,6 +207,10 @@ MilterSide read_milter_side(const std::string& config_path, bool offline, int ap
   m.api_url = cfg->api.url;
   if (!m.api_url.empty() && !offline) probe_api(m, cfg->api, api_timeout_ms);
   if (cfg->milter.socket.kind == conf::SocketSpec::Kind::unix_path) m.connect = probe_connect(cfg->milter.socket.path);
+  if (cfg->quota.backend == conf::QuotaBackendKind::redis) {
+    m.redis_url = cfg->redis.url;
+    if (!offline) probe_redis(m, *cfg, api_timeout_ms);
+  }
   return m;
 }
 

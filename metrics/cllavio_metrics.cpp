@@ -13,6 +13,8 @@ const std::vector<std::string> kRefusalReasons = {"unknown_org", "recipient_limi
 const std::vector<std::string> kApiStatuses = {"1xx", "2xx", "3xx", "4xx", "5xx", "error"};
 const std::vector<std::string> kDeliveryStatuses = {"delivered", "deferred", "bounced", "expired"};
 const std::vector<std::string> kSteps = {"connect", "mail", "rcpt", "eom"};
+const std::vector<std::string> kQuotaOps = {"reserve", "release", "charge", "uncharge", "replay", "ping"};
+const std::vector<std::string> kQuotaModes = {"local", "tempfail", "accept"};
 
 namespace {
 
@@ -53,6 +55,20 @@ Metrics::Metrics() {
                             {orgs_, &delivery});
   steps_ = &reg_.histogram("cllavio_milter_step_duration_seconds", "Time spent in a milter callback.",
                            kStepBuckets, {&step});
+  const LabelSet& op = reg_.label("op", kQuotaOps, kQuotaOps.size() + 2);
+  const LabelSet& mode = reg_.label("mode", kQuotaModes, kQuotaModes.size() + 2);
+  backend_seconds_ = &reg_.histogram("cllavio_quota_backend_seconds",
+                                     "Time of each call to the shared quota ledger (Redis), answered or not.",
+                                     kStepBuckets, {&op});
+  backend_errors_ = &reg_.counter("cllavio_quota_backend_errors_total",
+                                  "Calls to the shared quota ledger that failed (unreachable, timeout, error).", {&op});
+  backend_up_ = &reg_.gauge("cllavio_quota_backend_up",
+                            "1 while the shared quota ledger is used, 0 while its circuit breaker is open.");
+  backend_fallbacks_ = &reg_.counter("cllavio_quota_backend_fallbacks_total",
+                                     "Quota questions answered by [quota] on_backend_error instead of the shared ledger.",
+                                     {&mode});
+  backend_replayed_ = &reg_.counter("cllavio_quota_backend_replayed_total",
+                                    "Charges made while the shared ledger was unreachable, written to it afterwards.");
   rewrite_ = &reg_.histogram("cllavio_rewrite_duration_seconds", "Time spent in the tracking rewrite of one message.",
                              kStepBuckets);
 }
@@ -97,6 +113,20 @@ void Metrics::delivery(std::string_view org, std::string_view status) {
 void Metrics::step(std::string_view step, double seconds) { steps_->observe(steps_->cell(step), seconds); }
 
 void Metrics::rewrite(double seconds) { rewrite_->observe(0, seconds); }
+
+void Metrics::quota_backend_call(std::string_view op, double seconds, bool ok) {
+  std::size_t c = backend_seconds_->cell(op);
+  backend_seconds_->observe(c, seconds);
+  if (!ok) backend_errors_->inc(backend_errors_->cell(op));
+}
+
+void Metrics::quota_backend_up(bool up) { backend_up_->set(0, up ? 1 : 0); }
+
+void Metrics::quota_backend_fallback(std::string_view mode) {
+  backend_fallbacks_->inc(backend_fallbacks_->cell(mode));
+}
+
+void Metrics::quota_backend_replayed(std::uint64_t n) { backend_replayed_->inc(0, n); }
 
 std::string Metrics::window_label(bool recipients, std::int64_t per_s) {
   std::string w = recipients ? "recipients:" : "messages:";

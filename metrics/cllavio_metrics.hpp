@@ -25,6 +25,8 @@ extern const std::vector<std::string> kRefusalReasons;   // unknown_org recipien
 extern const std::vector<std::string> kApiStatuses;      // 1xx..5xx error
 extern const std::vector<std::string> kDeliveryStatuses; // delivered deferred bounced expired
 extern const std::vector<std::string> kSteps;            // connect mail rcpt eom
+extern const std::vector<std::string> kQuotaOps;         // reserve release charge uncharge replay ping
+extern const std::vector<std::string> kQuotaModes;       // local tempfail accept
 
 class Metrics {
  public:
@@ -48,6 +50,12 @@ class Metrics {
   void delivery(std::string_view org, std::string_view status);
   void step(std::string_view step, double seconds);
   void rewrite(double seconds);
+  // The shared quota ledger ([quota] backend = "redis"): each call's time and outcome,
+  // the breaker's state, answers given by on_backend_error, charges written back.
+  void quota_backend_call(std::string_view op, double seconds, bool ok);
+  void quota_backend_up(bool up);
+  void quota_backend_fallback(std::string_view mode);
+  void quota_backend_replayed(std::uint64_t n);
 
   Registry& registry() { return reg_; }
   std::string render() const { return reg_.render(); }
@@ -69,6 +77,11 @@ class Metrics {
   Family* delivery_;
   Family* steps_;
   Family* rewrite_;
+  Family* backend_seconds_;
+  Family* backend_errors_;
+  Family* backend_up_;
+  Family* backend_fallbacks_;
+  Family* backend_replayed_;
 };
 
 }  // namespace cllavio::metrics

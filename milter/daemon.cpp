@@ -21,6 +21,7 @@
 #include "events/erasure_sync.hpp"
 #include "milter/metrics_wiring.hpp"
 #include "milter/privileges.hpp"
+#include "milter/quota_wiring.hpp"
 #include "milter/shell.hpp"
 
 namespace cllavio::milter {
@@ -64,6 +65,11 @@ void warn_restart_only(const conf::Config& old_cfg, const conf::Config& new_cfg,
   if (old_cfg.store.sync != new_cfg.store.sync) warn("store.sync");
   if (old_cfg.delivery.log != new_cfg.delivery.log) warn("delivery.log");
   if (old_cfg.metrics.listen != new_cfg.metrics.listen) warn("metrics.listen");
+  if (old_cfg.quota.backend != new_cfg.quota.backend) warn("quota.backend");
+  const conf::RedisSettings &a = old_cfg.redis, &b = new_cfg.redis;
+  if (a.url != b.url || a.timeout_ms != b.timeout_ms || a.connect_timeout_ms != b.connect_timeout_ms ||
+      a.pool_size != b.pool_size || a.key_prefix != b.key_prefix || a.lease_s != b.lease_s || a.password != b.password)
+    warn("[redis]");
 }
 
 // The smtpd_milters value for the ready line. A socket in Debian's queue directory is
@@ -96,6 +102,7 @@ void reload(Runtime& rt, const std::string& path) {
   warn_restart_only(*old_cfg, *result.config, rt.log);
   rt.log.configure(result.config->log.target, result.config->log.level);
   if (rt.metrics) refresh_metric_labels(*rt.metrics, *result.config);  // new orgs get labels; counts stay
+  reload_quota_backend(rt, *result.config);
   rt.set_config(result.config);
   rt.log.notice("reloaded " + result.config->file + ": " + std::to_string(result.config->orgs.orgs().size()) +
                 " organization(s); new connections use it");
@@ -353,6 +360,12 @@ int daemon_main(int argc, char** argv) {
       return kExitUnavailable;
     }
     rt.log.notice("metrics: serving http://" + cfg.metrics.listen + "/metrics");
+  }
+
+  // [quota] backend = "redis": the shared ledger replaces the local one before any connection.
+  if (std::string err = start_quota_backend(rt, cfg); !err.empty()) {
+    rt.log.error("quota: " + err);
+    return kExitUnavailable;
   }
 
   // The API threads never run in a milter callback; they need no privileges (the CA

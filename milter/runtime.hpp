@@ -39,7 +39,8 @@ class Runtime {
     config_ = std::move(c);
   }
 
-  // After the store is open: the ledger over it and the recording pipeline.
+  // After the store is open: the local ledger over it (start_quota_backend() may put
+  // the shared one in its place before the first connection) and the recording pipeline.
   void open(std::unique_ptr<store::Db> db) {
     this->db = std::move(db);
     quota = std::make_unique<core::LocalQuota>(this->db.get());
@@ -70,7 +71,7 @@ class Runtime {
 
   core::Logger log;
   std::unique_ptr<store::Db> db;
-  std::unique_ptr<core::LocalQuota> quota;
+  std::unique_ptr<core::QuotaBackend> quota;  // LocalQuota, or quota::SharedQuota ([quota] backend = "redis")
   std::unique_ptr<core::Recorder> recorder;
   std::unique_ptr<events::Forwarder> forwarder;       // sends the outbox to the Cllavio API
   std::unique_ptr<events::ApiPoller> api_sync;       // consent changes and erasure requests made at Cllavio

@@ -97,7 +97,7 @@ Verdict Connection::rcpt(std::string_view recipient) {
       count_quota(m.rec.org, q, now);
       svc_.log->notice("NOQUEUE: org=" + m.rec.org + " from=<" + log_value(m.rec.sender) + "> rcpt=<" +
                        log_value(addr) + "> refused: " + reply.rcode + " " + reply.text);
-      return Verdict{q.action == policy::QuotaAction::reject ? Step::reject : Step::tempfail, reply};
+      return Verdict{reply.rcode[0] == '5' ? Step::reject : Step::tempfail, reply};
     }
   }
   m.add_recipient(recipient, std::move(addr));

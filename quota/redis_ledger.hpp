@@ -10,12 +10,15 @@
 //                     per-transaction fields (its charge, its reserved count)
 // Every write prunes what no window can see any more and sets the keys to expire after
 // the org's longest window plus the lease. Times come from Redis TIME. Counts are exact
-// (cumulative sums: O(log n) per window); docs/quotas.md gives the memory per message.
+// (cumulative sums: O(log n) per window); about 310 bytes of Redis memory per charged
+// message in the longest window (test_redis_ledger measures it).
 //
 // Contract: thread-safe; a call checks out a connection (waiting at most timeout_ms for
 // one), runs one script with socket timeouts of timeout_ms and throws LedgerError on
 // any failure, discarding that connection (the next call connects again, within
-// connect_timeout_ms). Never blocks longer than checkout + connect + one call.
+// connect_timeout_ms). Blocks at most checkout + connect + one call, plus one more call
+// when the server lost the script (NOSCRIPT -> EVAL) and one immediate retry on a new
+// connection when a pooled one was found closed (EOF/reset, never after a timeout).
 #pragma once
 
 #include <memory>
@@ -67,6 +70,9 @@ class RedisLedger : public SharedLedger {
                                          std::uint64_t* reserved = nullptr) override;
   std::uint64_t reset(const std::string& org) override;
   void ping() override;
+  // CONFIG GET name (for cllavioctl doctor: maxmemory-policy); throws LedgerError when the
+  // server refuses it (a renamed CONFIG, an ACL) or is unreachable.
+  std::string config_get(const std::string& name);
 
   const RedisSettings& settings() const;
   std::string key(const std::string& org, std::string_view which) const;  // PREFIX{ORG}:which

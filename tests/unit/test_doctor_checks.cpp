@@ -472,6 +472,33 @@ BOOST_AUTO_TEST_CASE(delivery_checks) {
   BOOST_TEST(with_id(check(f), "delivery.log").empty());
 }
 
+// [quota] backend = "redis": the ledger's Redis answers and keeps its keys.
+BOOST_AUTO_TEST_CASE(shared_quota_redis_checks) {
+  Facts f = good();
+  BOOST_TEST(with_id(check(f), "quota.redis_unreachable").empty());  // the local ledger: nothing to say
+  f.milter.redis_url = "redis://10.0.0.5:6379/0";
+  BOOST_TEST(with_id(check(f), "quota.redis_unreachable").empty());  // --offline: not probed
+  f.milter.redis_reachable = false;
+  f.milter.redis_error = "redis 10.0.0.5:6379: Connection refused";
+  auto x = only(f, "quota.redis_unreachable");
+  BOOST_TEST(to_string(x.severity) == "error");
+  BOOST_TEST(x.title.find("Connection refused") != std::string::npos);
+  BOOST_TEST(with_id(check(f), "quota.redis_eviction").empty());
+  f.milter.redis_reachable = true;
+  f.milter.redis_eviction = "allkeys-lru";
+  expect_ok(f, "quota.redis_unreachable");
+  x = only(f, "quota.redis_eviction");
+  BOOST_TEST(to_string(x.severity) == "error");
+  BOOST_TEST(x.title.find("allkeys-lru") != std::string::npos);
+  BOOST_TEST(x.fix.find("noeviction") != std::string::npos);
+  f.milter.redis_eviction = "noeviction";
+  expect_ok(f, "quota.redis_eviction");
+  f.milter.redis_eviction.reset();
+  f.milter.redis_eviction_error = "ERR unknown command 'CONFIG'";
+  x = only(f, "quota.redis_eviction");
+  BOOST_TEST(to_string(x.severity) == "warning");
+}
+
 BOOST_AUTO_TEST_CASE(several_instances) {
   Facts f = good();
   PostfixInstance second = f.instances[0];

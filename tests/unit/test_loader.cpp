@@ -134,6 +134,55 @@ BOOST_AUTO_TEST_CASE(metrics_listen_is_parsed_or_refused_with_its_line) {
   }
 }
 
+BOOST_AUTO_TEST_CASE(shared_quota_backend_and_redis_settings) {
+  TmpDir dir;
+  auto def = load_config(setup(dir, ""));
+  BOOST_TEST_REQUIRE(def.config != nullptr, all(def));
+  BOOST_TEST((def.config->quota.backend == QuotaBackendKind::local));
+  BOOST_TEST((def.config->quota.on_backend_error == OnBackendError::local));
+  BOOST_TEST(def.config->redis.endpoint.host == "127.0.0.1");
+  BOOST_TEST(def.config->redis.endpoint.port == 6379);
+  BOOST_TEST(def.config->redis.timeout_ms == 50);
+  TmpDir d2;
+  // timeout_ms before url: the url key sets only url and endpoint.
+  auto r = load_config(setup(d2, "[quota]\nbackend = \"redis\"\non_backend_error = \"tempfail\"\nhosts = 3\n"
+                                 "[redis]\ntimeout_ms = 20\nurl = \"redis://[::1]:6380/2\"\npool_size = 4\n"
+                                 "key_prefix = \"q:\"\nlease_s = 120\n"));
+  BOOST_TEST_REQUIRE(r.config != nullptr, all(r));
+  const Config& c = *r.config;
+  BOOST_TEST((c.quota.backend == QuotaBackendKind::redis));
+  BOOST_TEST((c.quota.on_backend_error == OnBackendError::tempfail));
+  BOOST_TEST(c.quota.hosts == 3);
+  BOOST_TEST(c.redis.endpoint.host == "::1");
+  BOOST_TEST(c.redis.endpoint.port == 6380);
+  BOOST_TEST(c.redis.endpoint.db == 2);
+  BOOST_TEST(c.redis.timeout_ms == 20);
+  BOOST_TEST(c.redis.pool_size == 4);
+  BOOST_TEST(c.redis.key_prefix == "q:");
+  BOOST_TEST(c.redis.lease_s == 120);
+  TmpDir d3;
+  auto u = load_config(setup(d3, "[redis]\nurl = \"unix:/run/redis/redis.sock?db=1\"\n"));
+  BOOST_TEST_REQUIRE(u.config != nullptr, all(u));
+  BOOST_TEST(u.config->redis.endpoint.unix_path == "/run/redis/redis.sock");
+  BOOST_TEST(u.config->redis.endpoint.db == 1);
+  for (const char* bad : {"http://x", "redis://", "redis://h:0", "redis://h:70000", "redis://h/x", "redis://u:pw@h",
+                          "unix:relative.sock", "redis://[::1"}) {
+    TmpDir b;
+    auto path = setup(b, std::string("[redis]\nurl = \"") + bad + "\"\n");
+    auto rb = load_config(path);
+    BOOST_TEST(rb.config == nullptr, bad);
+    BOOST_TEST(has(rb, path + ":4: redis.url: "), bad << ": " << all(rb));
+  }
+  TmpDir d4;
+  auto path = setup(d4, "[quota]\nbackend = \"memcached\"\nhosts = 0\n[redis]\nsentinel = true\n"
+                        "key_prefix = \"a{b}\"\n");
+  auto e = load_config(path);
+  BOOST_TEST(has(e, path + ":4: quota.backend: invalid value \"memcached\""), all(e));
+  BOOST_TEST(has(e, path + ":5: quota.hosts: value 0 out of range 1..1000"), all(e));
+  BOOST_TEST(has(e, path + ":7: unknown key 'redis.sentinel'"), all(e));
+  BOOST_TEST(has(e, path + ":8: redis.key_prefix: "), all(e));
+}
+
 BOOST_AUTO_TEST_CASE(toml_octal_integer_mode_is_accepted) {
   TmpDir dir;
   auto r = load_config(setup(dir, "[milter]\nsocket_mode = 0o640\n"));
@@ -381,6 +430,10 @@ BOOST_AUTO_TEST_CASE(secrets_file_permissions_and_contents) {
   BOOST_TEST(has(twice, path + ":4: tracking key id \"2026a\" is listed twice"), all(twice));
   auto missing = load_config(setup(dir, "[secrets]\nfile = \"nope.toml\"\n"));
   BOOST_TEST(has(missing, "secrets.file '" + (dir / "nope.toml") + "': No such file or directory"), all(missing));
+  secrets(dir, kKey + "[redis]\npassword = \"s3cret-redis\"\n");
+  auto pw = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n"));
+  BOOST_TEST_REQUIRE(pw.config != nullptr, all(pw));
+  BOOST_TEST(pw.config->redis.password == "s3cret-redis");
 }
 
 // ---- streams, consent, quota ------------------------------------------------------

@@ -162,6 +162,13 @@ BOOST_AUTO_TEST_CASE(replies_say_what_and_when) {
   QuotaRefusal tomorrow{true, {86400, 5000}, T0 + 86400 * S};
   BOOST_TEST(quota_reply("acme", tomorrow, QuotaAction::defer, T0).text ==
              "Sending quota of acme exceeded (5000 recipients per day); retry after 2026-09-22 14:14 UTC");
+  QuotaRefusal down{true, {3600, 50}, std::nullopt, true};  // the shared ledger could not be asked
+  for (QuotaAction act : {QuotaAction::defer, QuotaAction::reject}) {
+    Reply u = quota_reply("acme", down, act, T0);
+    BOOST_TEST(u.rcode == "451");  // temporary whatever the org's action
+    BOOST_TEST(u.xcode == "4.3.0");
+    BOOST_TEST(u.text == "Sending quota of acme cannot be checked now; try again later");
+  }
   BOOST_TEST(too_many_recipients_reply(100).rcode == "452");
   BOOST_TEST(too_many_recipients_reply(100).xcode == "4.5.3");
 }

@@ -188,6 +188,55 @@ BOOST_FIXTURE_TEST_CASE(an_exception_after_the_charge_gives_it_back, Fixture) {
   BOOST_TEST((c.end_of_message("Q12", actions).step == Step::cont));  // the quota of 1 was not used up
 }
 
+// A shared ledger that cannot be asked (on_backend_error = "tempfail"): 451 4.3.0 at RCPT
+// and at end of message, even for an org whose quota action is reject; the record keeps
+// the charge's transaction id when one is made.
+namespace {
+struct UnavailableBackend : core::LocalQuota {
+  bool down = true;
+  std::optional<policy::QuotaRefusal> reserve(const core::TxnId& t, const std::string& org, const policy::QuotaPolicy& p,
+                                              std::int64_t now) override {
+    if (down) return policy::QuotaRefusal{true, p.recipients.at(0), std::nullopt, true};
+    return LocalQuota::reserve(t, org, p, now);
+  }
+  std::optional<policy::QuotaRefusal> charge(const core::TxnId& t, const std::string& org, const policy::QuotaPolicy& p,
+                                             std::uint64_t rcpts, std::uint64_t reserved, std::int64_t now,
+                                             std::int64_t& at) override {
+    if (down) return policy::QuotaRefusal{false, p.messages.at(0), std::nullopt, true};
+    return LocalQuota::charge(t, org, p, rcpts, reserved, now, at);
+  }
+};
+}  // namespace
+
+BOOST_FIXTURE_TEST_CASE(an_unavailable_shared_ledger_defers_even_when_the_action_is_reject, Fixture) {
+  policy::QuotaPolicy q;
+  q.recipients = {{3600, 100}};
+  q.messages = {{3600, 100}};
+  q.action = policy::QuotaAction::reject;
+  UnavailableBackend backend;
+  cllavio::milter::Services svc = services();
+  svc.quota = &backend;
+  Connection c(policy_config(q), svc);
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  auto v = c.rcpt("<a@x.example>");
+  BOOST_TEST((v.step == Step::tempfail));
+  BOOST_TEST(v.reply.rcode == "451");
+  BOOST_TEST(v.reply.xcode == "4.3.0");
+  backend.down = false;
+  BOOST_TEST((c.rcpt("<b@x.example>").step == Step::cont));
+  backend.down = true;
+  v = c.end_of_message("Q20", actions);
+  BOOST_TEST((v.step == Step::tempfail));
+  BOOST_TEST(v.reply.xcode == "4.3.0");
+  BOOST_TEST(v.reply.text == "Sending quota of acme cannot be checked now; try again later");
+  backend.down = false;
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<b@x.example>");
+  BOOST_TEST((c.end_of_message("Q21", actions).step == Step::cont));
+  BOOST_TEST(stored.back().quota_txn.size() == 32u);
+  BOOST_TEST(core::TxnId::parse(stored.back().quota_txn).has_value());
+}
+
 // What the session counts for /metrics: answers, refusals by reason, quota use.
 BOOST_FIXTURE_TEST_CASE(metrics_count_answers_refusals_and_quota_use, Fixture) {
   metrics::Metrics m;
