@@ -14,10 +14,19 @@
 //   accept: no limit. In local and accept modes the messages charged meanwhile are
 //   replayed, so the shared count includes them after recovery.
 //
+//   A limit below `hosts` becomes 0 in local mode: that window refuses everything until
+//   the ledger is back. Local refusals name the host's share (e.g. 500 of 1000 per hour).
+// - A call that fails while the breaker is still closed is answered by the mode too; the
+//   charges it made are replayed by the next probe (the probe thread also runs while
+//   the breaker is closed when there is something to replay). Replays and uncharges are
+//   kept in order, at most 100,000 (then the oldest is dropped, with a warning).
+//
 // Contract: thread-safe; a transaction's reservations are remembered per id (in the
 // ledger, or locally when they were made in fallback) and given back where they were
-// made. Never throws from a QuotaBackend call. The observer's callbacks run on the
-// calling thread and must not block.
+// made (reservations in the ledger are released there only while the breaker is closed;
+// otherwise their lease expires). Never throws from a QuotaBackend call. The observer's
+// callbacks run on the calling thread and must not block; exceptions from them are
+// swallowed.
 #pragma once
 
 #include <atomic>
@@ -86,6 +95,12 @@ class SharedQuota : public core::QuotaBackend {
   // Returns up(). Called by the probe thread; public for tests.
   bool probe_once();
   SharedLedger& ledger() { return *ledger_; }
+
+  // Test hooks (thread-safe reads of the state a unit test checks).
+  std::size_t transactions() const;                         // transactions holding reservations here
+  std::uint64_t local_reserved(const std::string& org) const;  // in the current local fallback ledger
+  std::uint64_t pending_dropped() const;                    // entries dropped from a full replay list
+  void set_pending_limit(std::size_t n);                    // default 100,000
 
  private:
   struct Impl;
