@@ -11,8 +11,9 @@ SlowProxy that delays Redis's replies, for the shared quotas ([quota] backend = 
 
 RedisServer files, in its dir (base_dir/redis, or a temp dir of its own removed by close()):
     redis.conf     private config: bind 127.0.0.1, the port, `maxmemory-policy noeviction`,
-                   no RDB/AOF unless persist=True (then AOF with appendfsync always: a
-                   restart, even after SIGKILL, finds every acknowledged write)
+                   no RDB/AOF unless persist=True (then AOF, fsynced every second and at a
+                   SIGTERM shutdown: stop()/start() keeps everything; fsync="always" also
+                   survives kill(), at the cost of an fsync per write)
     redis.log      the server's log; redis.sock the unix socket (unix_socket=True, mode 0777)
     data/          its working dir (appendonly files when persist=True)
 Every instance is stopped at interpreter exit (atexit), and close() is idempotent.
@@ -138,14 +139,16 @@ class RedisServer:
     port: the port (None: a free one); kept across stop()/start().
     password: requirepass (AUTH needed; command()/cli() send it).
     unix_socket: also listen on dir/redis.sock (unix_url).
-    persist: AOF, appendfsync always (data survives stop/start and kill); default: none.
+    persist: AOF (data survives stop()/start()); default: none.
+    fsync: appendfsync with persist: "everysec" (default: at most one fsync a second) or
+        "always" (an fsync per write; what was acknowledged survives kill()).
     maxmemory: e.g. "64mb" (default: no limit); the policy is always noeviction.
     extra_conf: more redis.conf lines (text).
     """
 
     def __init__(self, base_dir: str | None = None, *, port: int | None = None, password: str | None = None,
                  unix_socket: bool = False, persist: bool = False, maxmemory: str | None = None,
-                 extra_conf: str = "", name: str = "redis"):
+                 extra_conf: str = "", name: str = "redis", fsync: str = "everysec"):
         self._own_dir = base_dir is None
         parent = tempfile.mkdtemp(prefix="cllavio-redis-") if base_dir is None else base_dir
         self.dir = os.path.join(parent, name) if base_dir is not None else parent
@@ -173,7 +176,7 @@ class RedisServer:
             "tcp-keepalive 60",
             "save \"\"",
             f"appendonly {'yes' if persist else 'no'}",
-            "appendfsync always",
+            f"appendfsync {fsync}",
             "stop-writes-on-bgsave-error no",
         ]
         if maxmemory:
@@ -248,7 +251,8 @@ class RedisServer:
         return p.returncode
 
     def kill(self) -> int | None:
-        """SIGKILL (a crash): nothing is saved beyond what persist=True already fsynced."""
+        """SIGKILL (a crash): nothing is saved beyond what persist=True already fsynced
+        (everything with fsync="always")."""
         return None if self.proc is None else _kill_now(self)
 
     def close(self) -> None:

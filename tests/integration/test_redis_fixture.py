@@ -51,7 +51,7 @@ class RedisFixture(unittest.TestCase):
         self.assertTrue(_port_free(r.port))
 
     def test_persistence_auth_and_unix_socket(self):
-        with RedisServer(persist=True, password="s3cret-pw", unix_socket=True) as r:
+        with RedisServer(persist=True, fsync="always", password="s3cret-pw", unix_socket=True) as r:
             with self.assertRaises(RedisError) as e:
                 resp_command(r.port, "PING")
             self.assertIn("NOAUTH", str(e.exception))

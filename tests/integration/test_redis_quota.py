@@ -17,10 +17,15 @@ answering slower than timeout_ms (SlowProxy): the breaker opens (metric, log lin
 RCPTs stop waiting on it, and it closes again; cllavioctl quota show/reset against Redis
 (TCP, unix socket, AUTH); the daemon refusing to start on a bad [redis] url.
 
+Timeouts: redis.timeout_ms is 250 here, not the default 50: on this 2-CPU machine shared
+with other builds, 20 parallel sessions once made three Redis calls in a row exceed 50 ms
+(EVALSHA timeouts), the breaker opened and the hosts counted limit / hosts each, as the
+local fallback is meant to: right, but not what the exactness tests measure (they check
+that the breaker stayed closed, and say so when it did not).
 Time bound of one transaction while Redis is down or slow: a ledger call costs at most
-connect_timeout_ms + timeout_ms (200 + 50 ms), `breaker_failures` (3) of them open the
-breaker, after which no call waits: < 1 s even if all three land in one transaction;
-asserted < 2 s (TXN_BOUND) to leave room for a loaded CI machine.
+connect_timeout_ms + timeout_ms (200 + 250 ms); `breaker_failures` (3) of them open the
+breaker, after which no call waits: < 1.35 s even if all three land in one transaction;
+asserted < 2 s (TXN_BOUND). The slow proxy delays replies by 800 ms (> timeout_ms).
 """
 
 import json
@@ -44,7 +49,7 @@ TXN_BOUND = 2.0
 HOSTS = 2
 BASE = {"quota.backend": "redis", "quota.on_backend_error": "local", "quota.hosts": HOSTS,
         "quota.breaker_failures": 3, "quota.breaker_retry_ms": 300,
-        "redis.timeout_ms": 50, "redis.connect_timeout_ms": 200, "redis.pool_size": 8}
+        "redis.timeout_ms": 250, "redis.connect_timeout_ms": 200, "redis.pool_size": 8}
 
 
 def org(name: str, *, messages=None, recipients=None) -> str:
@@ -232,6 +237,17 @@ class SharedQuotaTwoHosts(unittest.TestCase):
     def delivered_from(self, sender: str):
         return self.h.delivered(match=lambda d: d.sender == sender)
 
+    def log_offsets(self) -> list[int]:
+        return [len(m.log()) for m in self.milters]
+
+    def assertBreakerStayedClosed(self, offsets):
+        """Exact counts hold only while Redis is asked: a breaker that opened (a call slower
+        than timeout_ms on a loaded machine) lets each host take limit / hosts on its own."""
+        for host, (m, off) in enumerate(zip(self.milters, offsets)):
+            opened = re.findall(r".*quota backend unreachable.*", m.log()[off:])
+            self.assertEqual(opened, [], f"host {host}'s breaker opened during an exactness test: Redis calls took "
+                                         f"longer than redis.timeout_ms; the counts below are not meaningful")
+
     def assertBounded(self, txns):
         slow = [t for t in txns if t.seconds >= TXN_BOUND]
         self.assertEqual(slow, [], f"transactions over {TXN_BOUND} s")
@@ -241,8 +257,10 @@ class SharedQuotaTwoHosts(unittest.TestCase):
     def test_messages_exact_across_two_hosts(self):
         self.configure()
         sender = "bulk@msgco.example"
+        offsets = self.log_offsets()
         specs = [(host, sender, [["r@example.net"]] * 5, f"m{host}-{n}") for host in (0, 1) for n in range(10)]
         txns = self.run_sessions(specs)
+        self.assertBreakerStayedClosed(offsets)
         self.assertEqual(len(txns), 100)
         accepted = [t for t in txns if t.accepted]
         refused = [t for t in txns if not t.accepted]
@@ -267,15 +285,24 @@ class SharedQuotaTwoHosts(unittest.TestCase):
     def test_recipients_exact_across_two_hosts(self):
         self.configure()
         sender = "bulk@rcptco.example"
+        offsets = self.log_offsets()
 
         def plan(host, n):  # 4 messages of 1-3 recipients
             return [[f"r{host}-{n}-{i}-{j}@example.net" for j in range(1 + (n + i + host) % 3)] for i in range(4)]
         specs = [(host, sender, plan(host, n), f"r{host}-{n}") for host in (0, 1) for n in range(10)]
         txns = self.run_sessions(specs)
+        self.assertBreakerStayedClosed(offsets)
         self.assertEqual(len(txns), 80)
         ok_rcpts = [r for t in txns for r, (c, _) in t.rcpts.items() if c == 250]
         refused = [(r, c, x) for t in txns for r, (c, x) in t.rcpts.items() if c != 250]
-        self.assertLessEqual(len(ok_rcpts), 60)
+        n_msgs = sum(1 for t in txns if t.accepted)
+        self.h.wait_delivered(n_msgs, timeout=60, match=lambda d: d.sender == sender)
+        time.sleep(1)
+        got = self.delivered_from(sender)
+        diag = (f"RCPTs accepted {len(ok_rcpts)}, delivered {sum(len(d.rcpts) for d in got)} in {len(got)} "
+                f"messages; DATA replies {sorted(set(t.data for t in txns if t.data))}; "
+                f"quota show {[self.show('rcptco', h) for h in (0, 1)]}")
+        self.assertLessEqual(len(ok_rcpts), 60, diag)
         # every reservation becomes a charge (no transaction is abandoned): the window fills up
         self.assertEqual(len(ok_rcpts), 60)
         self.assertTrue(refused)
@@ -283,10 +310,6 @@ class SharedQuotaTwoHosts(unittest.TestCase):
             self.assertEqual(code, 451, (r, text))
             self.assertRegex(text, r"^4\.7\.1 Sending quota of rcptco exceeded \(60 recipients per hour\); retry after")
         self.assertTrue(all(t.accepted for t in txns if t.data is not None), [t for t in txns if t.data][:3])
-        n_msgs = sum(1 for t in txns if t.accepted)
-        got = self.h.wait_delivered(n_msgs, timeout=60, match=lambda d: d.sender == sender)
-        time.sleep(1)
-        got = self.delivered_from(sender)
         self.assertEqual(sorted(r for d in got for r in d.rcpts), sorted(ok_rcpts))
         self.assertEqual(self.charged_in_redis("rcptco"), n_msgs)
         for host in (0, 1):
@@ -398,7 +421,7 @@ class SharedQuotaTwoHosts(unittest.TestCase):
         self.assertGreater(proxy.accepted, 0)
         self.assertEqual(metric(self.scrape(0), "cllavio_quota_backend_up"), 1)
         off = len(self.h.milter.log())
-        proxy.delay_ms = 300  # every reply later than timeout_ms (50)
+        proxy.delay_ms = 800  # every reply later than timeout_ms (250)
         txns = [self.send_one(0, sender, f"slow-1-{i}") for i in range(3)]
         harness._wait_log(self.h.milter.log, r"quota backend unreachable", 10, "milter log", off)
         self.assertEqual(metric(self.scrape(0), "cllavio_quota_backend_up"), 0)
@@ -416,7 +439,7 @@ class SharedQuotaTwoHosts(unittest.TestCase):
                 self.assertEqual(code, 250)
                 s.rset()
         self.assertEqual(proxy.requests_matching(b"EVAL"), before, "a script call went to the slow Redis")
-        self.assertLess(max(rcpt_times), 0.3, rcpt_times)
+        self.assertLess(max(rcpt_times), 0.25, rcpt_times)  # a call that waited would take >= timeout_ms
         txns += [self.send_one(0, sender, f"slow-2-{i}") for i in range(2)]
         self.assertTrue(all(t.accepted for t in txns), txns)  # local mode: well within the share
         self.assertBounded(txns)
