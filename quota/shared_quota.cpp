@@ -428,6 +428,12 @@ std::optional<policy::QuotaRefusal> SharedQuota::charge(const core::TxnId& txn, 
       }
       m.failed(*err);
       st = m.snapshot();
+      auto refused = m.fallback_charge(st, txn, org, p, rcpts, now_us, charged_at_us);
+      // The failed call may have charged in the ledger all the same (its reply lost when
+      // Redis went away). The message is refused here, so that charge is undone once the
+      // ledger is back (an uncharge of a transaction it does not have is ignored).
+      if (refused) m.add_pending(Impl::Pending{true, txn, org, {}, now_us, rcpts});
+      return refused;
     }
     return m.fallback_charge(st, txn, org, p, rcpts, now_us, charged_at_us);
   } catch (...) {

@@ -42,6 +42,7 @@ struct FakeLedger : quota::SharedLedger {
     std::uint64_t rcpts;
   };
   std::atomic<bool> down{false};
+  std::atomic<bool> lose_charge_reply{false};  // charge, then throw (a reply lost on the way)
   std::atomic<int> calls{0};
   std::atomic<std::int64_t> clock{kNow};
   int replay_failures_after = -1;  // replays that succeed before the rest throw (-1: no limit)
@@ -113,6 +114,7 @@ struct FakeLedger : quota::SharedLedger {
       }
     }
     r.usage = ql.usage(org, p, clock);
+    if (lose_charge_reply) throw quota::LedgerError("connection reset by peer (after the script ran)");
     return r;
   }
   void uncharge(const core::TxnId& t, const std::string& org) override {
@@ -399,9 +401,34 @@ BOOST_AUTO_TEST_CASE(tempfail_mode_answers_451_4_3_0_and_changes_nothing) {
   BOOST_TEST(!f.sq->up());
   BOOST_TEST(a.reserved() == 1u);  // the caller still holds its reservation
   BOOST_TEST(f.sq->transactions() == 1u);
-  BOOST_TEST(f.sq->pending() == 0u);
+  BOOST_TEST(f.sq->pending() == 1u);  // an uncharge, in case the failed charge happened after all
   BOOST_TEST(f.ev.fallbacks.size() == 2u);
   BOOST_TEST(f.ev.fallbacks.back() == "tempfail");
+}
+
+// A charge that ran in the ledger but whose reply was lost (Redis went away right after
+// the script): the message is refused here (tempfail, or over the local share), so the
+// charge must not stay in the shared count once the ledger is back.
+BOOST_AUTO_TEST_CASE(a_refused_message_whose_charge_reply_was_lost_is_uncharged_after_recovery) {
+  for (auto mode : {OnBackendError::tempfail, OnBackendError::local}) {
+    BOOST_TEST_CONTEXT(quota::to_string(mode)) {
+      Fixture f(settings(mode, 2, 1));
+      auto q = limits(1, 10);  // local share: 1 / 2 = 0 messages
+      core::QuotaHold a(f.sq.get(), "acme");
+      BOOST_TEST(!a.reserve(q, kNow));
+      f.fake->lose_charge_reply = true;
+      auto c = a.charge(q, 1, kNow);
+      BOOST_REQUIRE(std::holds_alternative<policy::QuotaRefusal>(c));
+      BOOST_TEST(std::get<policy::QuotaRefusal>(c).unavailable == (mode == OnBackendError::tempfail));
+      BOOST_TEST(!f.sq->up());
+      BOOST_TEST(f.fake->live_charges() == 1u);  // it happened in the ledger
+      f.fake->lose_charge_reply = false;
+      BOOST_TEST(f.sq->probe_once());
+      BOOST_TEST(f.fake->live_charges() == 0u);  // undone: the message was not accepted
+      BOOST_TEST(f.sq->pending() == 0u);
+      BOOST_TEST(f.ev.replayed == 0u);  // an uncharge is not a replayed charge
+    }
+  }
 }
 
 BOOST_AUTO_TEST_CASE(accept_mode_has_no_limit) {
