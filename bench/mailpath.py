@@ -375,6 +375,11 @@ def quota_suite(args, sizes):
         print(f"redis: {n} charged messages in {log_key}; keys: " +
               ", ".join(f"{k.rsplit(':', 1)[1]} {v / 1024:.1f} KiB" for k, v in sorted(mem.items())) +
               (f"; {sum(mem.values()) / n:.0f} bytes per charged message" if n else ""))
+        stats = redis.command("INFO", "commandstats")
+        import re
+        m = re.search(r"cmdstat_evalsha:calls=(\d+),usec=(\d+),usec_per_call=([\d.]+)", stats)
+        if m:  # the RCPT latency runs' reserves and releases included
+            print(f"redis: {m.group(1)} EVALSHA calls in all, {m.group(3)} us of Redis CPU each")
         print(f"cllavio (redis) {describe_memory(harnesses['policy-redis'].milter_proc.pid)}")
     finally:
         for h in harnesses.values():
