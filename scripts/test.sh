@@ -45,7 +45,7 @@ step "unit tests and daemon integration tests under ASan+UBSan"
 export ASAN_OPTIONS=detect_leaks=1:abort_on_error=0:halt_on_error=1
 export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
 (cd build-asan && ctest --output-on-failure -j2 -L unit)
-(cd build-asan && ctest --output-on-failure -R 'integration\.test_(identification|lifecycle|tracking_e2e|policy_e2e|events_e2e|preview|delivery_e2e|delivery_journal|privacy_e2e)$')
+(cd build-asan && ctest --output-on-failure -R 'integration\.test_(identification|lifecycle|tracking_e2e|policy_e2e|events_e2e|preview|delivery_e2e|delivery_journal|privacy_e2e|redis_quota)$')
 
 step "fuzz smoke run"
 scripts/fuzz.sh "${CLLAVIO_FUZZ_SECONDS:-10}"
