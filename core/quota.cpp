@@ -64,7 +64,9 @@ void QuotaCharge::rollback() noexcept {
 }
 
 QuotaHold::~QuotaHold() {
-  if (backend_ == nullptr || reserved_ == 0) return;
+  // Also after a reserve that failed or was refused: a shared ledger may hold what a lost
+  // reply did not tell (it ignores transactions it does not know).
+  if (backend_ == nullptr || (reserved_ == 0 && !asked_)) return;
   try {
     backend_->release(txn_, org_, reserved_);
   } catch (...) {
@@ -73,6 +75,7 @@ QuotaHold::~QuotaHold() {
 
 std::optional<policy::QuotaRefusal> QuotaHold::reserve(const policy::QuotaPolicy& p, std::int64_t now_us) {
   if (backend_ == nullptr) return std::nullopt;
+  asked_ = true;
   auto refused = backend_->reserve(txn_, org_, p, now_us);
   if (!refused) ++reserved_;
   return refused;
@@ -84,6 +87,7 @@ std::variant<QuotaCharge, policy::QuotaRefusal> QuotaHold::charge(const policy::
   std::int64_t at = 0;
   if (auto refused = backend_->charge(txn_, org_, p, rcpts, reserved_, now_us, at)) return *refused;
   reserved_ = 0;  // charged, or given back by the charge
+  asked_ = false;
   return QuotaCharge(backend_, txn_, org_, at, rcpts, p.longest_s() * 1000000);
 }
 

@@ -111,6 +111,7 @@ class QuotaHold {
   TxnId txn_;
   std::string org_;
   std::uint64_t reserved_ = 0;
+  bool asked_ = false;  // a reserve was attempted since the last charge: release at the end
 };
 
 // The in-process ledger. With a store, an org's charged messages are loaded the first

@@ -378,6 +378,12 @@ std::optional<policy::QuotaRefusal> SharedQuota::reserve(const core::TxnId& txn,
         return std::nullopt;
       }
       m.failed(*err);
+      {
+        std::lock_guard lock(m.mu);
+        Impl::Txn& t = m.txns[txn];
+        t.org = org;
+        t.maybe_ledger = true;  // released there at the end if the ledger answers by then
+      }
       st = m.snapshot();  // the breaker may have just opened (a new local ledger)
     }
     return m.fallback_reserve(st, txn, org, p, now_us);
@@ -399,7 +405,7 @@ void SharedQuota::release(const core::TxnId& txn, const std::string&, std::uint6
       m.txns.erase(it);
       open = m.open;
     }
-    if (t.ledger > 0 && !open) {  // while open the lease expires
+    if ((t.ledger > 0 || t.maybe_ledger) && !open) {  // while open the lease expires
       if (auto err = m.call("release", [&] { m.ledger.release(txn, t.org); })) m.failed(*err);
       else m.succeeded();
     }

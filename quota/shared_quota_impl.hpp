@@ -26,6 +26,7 @@ struct SharedQuota::Impl {
     std::string org;
     std::uint64_t ledger = 0;  // reservations held in the shared ledger
     std::uint64_t local = 0;   // reservations held in local_ledger
+    bool maybe_ledger = false; // a reserve call failed: the ledger may hold one its reply did not tell
     std::shared_ptr<core::LocalQuota> local_ledger;
   };
   struct Pending {

@@ -43,6 +43,7 @@ struct FakeLedger : quota::SharedLedger {
   };
   std::atomic<bool> down{false};
   std::atomic<bool> lose_charge_reply{false};  // charge, then throw (a reply lost on the way)
+  std::atomic<bool> lose_reserve_reply{false};  // reserve, then throw
   std::atomic<int> calls{0};
   std::atomic<std::int64_t> clock{kNow};
   int replay_failures_after = -1;  // replays that succeed before the rest throw (-1: no limit)
@@ -69,6 +70,12 @@ struct FakeLedger : quota::SharedLedger {
     std::lock_guard l(mu);
     return log;
   }
+  std::uint64_t reserved_total() const {
+    std::lock_guard l(mu);
+    std::uint64_t n = 0;
+    for (const auto& [t, h] : held) n += h.second;
+    return n;
+  }
   std::size_t live_charges() const {
     std::lock_guard l(mu);
     return charged.size();
@@ -88,6 +95,7 @@ struct FakeLedger : quota::SharedLedger {
     if (cur.second == 0) held.erase(t);
     r.at_us = clock;
     r.usage = ql.usage(org, p, clock);
+    if (lose_reserve_reply) throw quota::LedgerError("timeout (after the script ran)");
     return r;
   }
   void release(const core::TxnId& t, const std::string& org) override {
@@ -429,6 +437,27 @@ BOOST_AUTO_TEST_CASE(a_refused_message_whose_charge_reply_was_lost_is_uncharged_
       BOOST_TEST(f.ev.replayed == 0u);  // an uncharge is not a replayed charge
     }
   }
+}
+
+// A reserve that ran in the ledger but whose reply was lost: the transaction does not
+// know it holds it; at its end the ledger is told to release it (while it answers), so
+// the recipients do not stay reserved until the lease expires.
+BOOST_AUTO_TEST_CASE(a_reservation_whose_reply_was_lost_is_released_at_the_end) {
+  Fixture f(settings(OnBackendError::tempfail, 1, 3));
+  auto q = limits(10, 10);
+  {
+    core::QuotaHold a(f.sq.get(), "acme");
+    f.fake->lose_reserve_reply = true;
+    auto r = a.reserve(q, kNow);
+    BOOST_REQUIRE(r.has_value());  // answered by the mode: tempfail
+    BOOST_TEST(r->unavailable);
+    BOOST_TEST(a.reserved() == 0u);
+    f.fake->lose_reserve_reply = false;
+    BOOST_TEST(f.sq->up());           // one failure of three: still closed
+    BOOST_TEST(f.fake->reserved_total() == 1u);  // held in the ledger all the same
+  }
+  BOOST_TEST(f.fake->reserved_total() == 0u);  // the hold's end released it there
+  BOOST_TEST(f.sq->transactions() == 0u);
 }
 
 BOOST_AUTO_TEST_CASE(accept_mode_has_no_limit) {
