@@ -81,6 +81,8 @@ class RoutesAndExpiryTest(_HarnessCase):
         qid = re.search(r"queued as ([0-9A-F]+)", r.stdout).group(1)
         [d] = h.sinks["ok"].wait_delivered(1, timeout=30)
         self.assertEqual((d.queue_id, d.rcpts), (qid, ["a@ok.test"]))
+        # the sink has it before Postfix logs status=sent (after the sink's reply): wait for the line
+        h.wait_status(1, qid=qid, to="a@ok.test", status="sent")
         h.wait_status(1, qid=qid, to="b@full.test", status="deferred")
         h.wait_status(2, qid=qid, status="bounced")
         want = {"a@ok.test": ("sent", "2.0.0", h.sinks["ok"]), "b@full.test": ("deferred", "4.2.2", h.sinks["full"]),
