@@ -71,6 +71,13 @@ std::optional<RedisEndpoint> parse_redis_url(std::string_view url, std::string* 
     }
   }
   if (ep.host.empty()) return fail(error, "redis url has no host");
+  // A host name, an IPv4 address or (in brackets) an IPv6 one, with a zone after '%'.
+  bool v6 = rest[0] == '[';
+  for (char c : ep.host) {
+    bool ok = (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' || c == '-' ||
+              c == '_' || (v6 && (c == ':' || c == '%'));
+    if (!ok) return fail(error, "invalid host in redis url");
+  }
   if (!port.empty()) {
     auto p = number(port, 65535);
     if (!p || *p == 0) return fail(error, "invalid port in redis url");
