@@ -78,6 +78,7 @@ std::optional<RedisEndpoint> parse_redis_url(std::string_view url, std::string* 
               c == '_' || (v6 && (c == ':' || c == '%'));
     if (!ok) return fail(error, "invalid host in redis url");
   }
+  if (v6 && ep.host.find(':') == std::string::npos) return fail(error, "[...] in a redis url holds an IPv6 address");
   if (!port.empty()) {
     auto p = number(port, 65535);
     if (!p || *p == 0) return fail(error, "invalid port in redis url");

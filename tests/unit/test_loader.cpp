@@ -166,7 +166,7 @@ BOOST_AUTO_TEST_CASE(shared_quota_backend_and_redis_settings) {
   BOOST_TEST(u.config->redis.endpoint.unix_path == "/run/redis/redis.sock");
   BOOST_TEST(u.config->redis.endpoint.db == 1);
   for (const char* bad : {"http://x", "redis://", "redis://h:0", "redis://h:70000", "redis://h/x", "redis://u:pw@h",
-                          "unix:relative.sock", "redis://[::1", "redis://[[[[[[]:603/2", "redis://a b"}) {
+                          "unix:relative.sock", "redis://[::1", "redis://[[[[[[]:603/2", "redis://[%%]:1", "redis://a b"}) {
     TmpDir b;
     auto path = setup(b, std::string("[redis]\nurl = \"") + bad + "\"\n");
     auto rb = load_config(path);
