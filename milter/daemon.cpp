@@ -119,8 +119,15 @@ int wait_signal(const sigset_t& set, long ms) {
 // SIGTERM: refuse new connections, wait for the messages in flight (and for the
 // replies to their end of message) at most timeout_s, then leave. A second
 // SIGTERM/SIGINT cuts the wait short.
+//
+// MAIL gets no reply when no org refuses senders (SMFIP_NR_MAIL): Postfix has sent it,
+// and told the client 250, before we read it. So for a short grace after the signal new
+// transactions still start normally (and are then waited for like the others); only
+// after it do they get [milter] on_error, and the drain never ends inside it.
+constexpr auto kMailGrace = std::chrono::milliseconds(500);
+
 [[noreturn]] void drain_and_exit(Runtime& rt, const sigset_t& set, int timeout_s) {
-  rt.draining.store(true);
+  rt.stopping.store(true);
   notify("STOPPING=1");
   auto cfg = rt.config();
   if (cfg->milter.socket.kind == conf::SocketSpec::Kind::unix_path)
@@ -131,14 +138,19 @@ int wait_signal(const sigset_t& set, long ms) {
   // connection that stays idle afterwards is not waited for longer than this.
   auto reply_grace = std::chrono::seconds(1);
   std::chrono::steady_clock::time_point quiet_since{};
+  const auto grace_end = now() + kMailGrace;
   bool forced = false;
   for (;;) {
     int messages = rt.in_flight.load();
     int replies = rt.replies_pending.load();
-    if (messages == 0 && replies == 0) break;
+    if (!rt.draining.load() && now() >= grace_end) {
+      rt.draining.store(true);
+      continue;  // read the counts again: a transaction may have started just before
+    }
+    if (rt.draining.load() && messages == 0 && replies == 0) break;
     if (messages == 0) {
       if (quiet_since == std::chrono::steady_clock::time_point{}) quiet_since = now();
-      if (now() - quiet_since > reply_grace) break;
+      if (rt.draining.load() && now() - quiet_since > reply_grace) break;
     } else {
       quiet_since = {};
     }

@@ -81,7 +81,11 @@ class Runtime {
   std::unique_ptr<metrics::Listener> metrics_listener;
   std::atomic<int> in_flight{0};        // messages between MAIL FROM and end of message
   std::atomic<int> replies_pending{0};  // end-of-message answered, reply not yet known to be sent
-  std::atomic<bool> draining{false};    // SIGTERM received: refuse new connections
+  std::atomic<bool> stopping{false};    // SIGTERM received: refuse new connections
+  // Set a moment after `stopping` (the MAIL grace): new transactions get [milter] on_error. In
+  // between, a MAIL that Postfix sent before the signal but that we had not read yet (MAIL gets
+  // no reply, SMFIP_NR_MAIL) starts its transaction normally and is waited for.
+  std::atomic<bool> draining{false};
   RejectBudget reject_budget;           // [store] reject_records_per_minute
 
  private:

@@ -35,13 +35,23 @@ void Connection::connect(std::string_view client_name, std::string_view client_a
 }
 
 Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
+  deferred_.reset();
+  Verdict v = start_transaction(sender, sasl_login);
+  if (mail_no_reply_ && v.step != Step::cont) deferred_ = v;
+  return v;
+}
+
+Verdict Connection::start_transaction(std::string_view sender, std::string_view sasl_login) {
   msg_.reset();
+  // Counted in flight before looking at `draining` (both sequentially consistent): the
+  // shutdown drain sets the flag and then reads the count, so it either sees this
+  // transaction or this transaction sees the flag.
+  auto msg = std::make_unique<Message>(svc_.in_flight);
   if (svc_.draining != nullptr && svc_.draining->load()) {
     svc_.log->notice("shutting down: transaction from <" + log_value(policy::normalize_address(sender)) +
                      "> not processed; on_error=" + std::string(conf::to_string(config_->milter.on_error)));
     return on_error_verdict();
   }
-  auto msg = std::make_unique<Message>(svc_.in_flight);
   store::MessageRecord& rec = msg->state.rec;
   rec.sender = policy::normalize_address(sender);
   rec.sasl_login = std::string(sasl_login);
@@ -76,6 +86,7 @@ Verdict Connection::mail(std::string_view sender, std::string_view sasl_login) {
 }
 
 Verdict Connection::rcpt(std::string_view recipient) {
+  if (deferred_) return *deferred_;
   if (!msg_) return {};
   core::MessageState& m = msg_->state;
   std::string addr = policy::normalize_address(recipient);
@@ -113,6 +124,11 @@ void Connection::body(std::string_view chunk) {
 }
 
 Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& actions) {
+  if (deferred_) {
+    Verdict v = *deferred_;
+    deferred_.reset();
+    return v;
+  }
   if (!msg_) return {};
   std::unique_ptr<Message> msg = std::move(msg_);
   core::MessageState& st = msg->state;
@@ -160,7 +176,10 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
   return v;
 }
 
-void Connection::abort() { msg_.reset(); }
+void Connection::abort() {
+  msg_.reset();
+  deferred_.reset();
+}
 
 Verdict Connection::internal_error(std::string_view where, std::string_view what, bool no_reply) noexcept {
   try {
@@ -172,7 +191,9 @@ Verdict Connection::internal_error(std::string_view where, std::string_view what
     svc_.log->error("internal error in " + text + "; on_error=" +
                     std::string(conf::to_string(config_->milter.on_error)));
     msg_.reset();
-    return on_error_verdict();
+    Verdict v = on_error_verdict();
+    if (no_reply && mail_no_reply_) deferred_ = v;  // an unanswered MAIL: answered at the next reply
+    return v;
   } catch (...) {
     msg_.reset();
     return on_error_verdict();

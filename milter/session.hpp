@@ -23,6 +23,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -71,6 +72,10 @@ class Connection {
   bool in_transaction() const { return msg_ != nullptr; }
 
   void connect(std::string_view client_name, std::string_view client_addr);
+  // MAIL FROM gets no reply (SMFIP_NR_MAIL, negotiated when no organization refuses senders
+  // there): a refusal decided at MAIL (shutting down, an internal error) is then answered at
+  // the next step that gets a reply, RCPT when it is answered, else the end of message.
+  void set_mail_no_reply(bool no_reply) { mail_no_reply_ = no_reply; }
   Verdict mail(std::string_view sender, std::string_view sasl_login);
   Verdict rcpt(std::string_view recipient);
   void header(std::string_view name, std::string_view value);  // value as sent, leading space included
@@ -85,6 +90,7 @@ class Connection {
 
  private:
   struct Message;
+  Verdict start_transaction(std::string_view sender, std::string_view sasl_login);
   Verdict on_error_verdict() const;
   bool record(store::MessageRecord& rec, const core::QuotaCharge& charge,
               std::string_view queue_id);  // false: store failed (logged)
@@ -100,6 +106,8 @@ class Connection {
   std::string client_name_;
   std::string client_addr_;
   std::unique_ptr<Message> msg_;
+  bool mail_no_reply_ = false;
+  std::optional<Verdict> deferred_;  // decided at an unanswered MAIL, answered later
 };
 
 }  // namespace cllavio::milter

@@ -152,19 +152,22 @@ std::string address_text(const _SOCK_ADDR* sa) {
 sfsistat cb_negotiate(SMFICTX* ctx, unsigned long f0, unsigned long f1, unsigned long, unsigned long,
                       unsigned long* pf0, unsigned long* pf1, unsigned long* pf2, unsigned long* pf3) {
   try {
-    if (g_runtime->draining.load()) return SMFIS_REJECT;  // libmilter closes: the MTA's default action
+    if (g_runtime->stopping.load()) return SMFIS_REJECT;  // libmilter closes: the MTA's default action
     Context* c = context(ctx);
     // Steps we never use are skipped; steps whose reply we never change need no
-    // round trip (Postfix then buffers them and sends them with the next step
-    // that needs a reply). MAIL always gets a reply: it may reject an unknown
-    // sender, and it makes Postfix tell us at once that a transaction started,
-    // which the SIGTERM drain relies on to know what is in flight.
-    // RCPT is answered only when some organization has a quota, a recipient limit or
-    // suppression of unsubscribed recipients.
+    // round trip: Postfix sends them without waiting, so with a pipelining client
+    // MAIL and RCPT reach us in one read instead of one wake-up of libmilter's worker
+    // pool each. MAIL gets a reply only when some org refuses senders there
+    // ([orgs] unknown = "reject"/"tempfail"); otherwise a refusal decided at MAIL
+    // (shutting down, an internal error) is answered at the next step with a reply
+    // (Connection::set_mail_no_reply). RCPT is answered only when some organization
+    // has a quota, a recipient limit or suppression of unsubscribed recipients.
     const conf::Config& cfg = c->conn.config();
     unsigned long want = SMFIP_NOHELO | SMFIP_NOUNKNOWN | SMFIP_NODATA | SMFIP_NOEOH | SMFIP_NR_CONN |
+                         (cfg.orgs_settings.unknown == policy::UnknownOrg::accept ? SMFIP_NR_MAIL : 0) |
                          (cfg.any_rcpt_checks ? 0 : SMFIP_NR_RCPT) | SMFIP_NR_HDR | SMFIP_NR_BODY | SMFIP_HDR_LEADSPC;
     c->pflags = want & f1;
+    c->conn.set_mail_no_reply((c->pflags & SMFIP_NR_MAIL) != 0);
     // Message changes are requested only when some organization tracks or has streams.
     unsigned long actions = cfg.tracking.empty() && !cfg.any_modifications
                                 ? 0

@@ -7,7 +7,7 @@
 //
 // Shutdown: this libmilter (Debian's, built with the workers pool) abandons open
 // sessions as soon as smfi_stop() is called, so the daemon never calls it.
-// Instead, while Runtime::draining is set, new connections are refused at
+// Instead, once Runtime::stopping is set, new connections are refused at
 // negotiation (Postfix then applies milter_default_action, as if the milter
 // were gone) and the daemon exits once the messages in flight are answered.
 #pragma once

@@ -202,6 +202,49 @@ BOOST_FIXTURE_TEST_CASE(while_draining_new_transactions_get_on_error, Fixture) {
   BOOST_TEST(logged("shutting down: transaction from <a@acme.example> not processed"), log_text());
 }
 
+// SMFIP_NR_MAIL: Postfix does not wait for MAIL's answer, so a refusal decided there is
+// answered at the next step that gets a reply (RCPT when answered, else end of message).
+BOOST_FIXTURE_TEST_CASE(a_refusal_at_an_unanswered_mail_is_answered_at_the_next_reply, Fixture) {
+  draining = true;
+  Connection c(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
+  c.set_mail_no_reply(true);
+  BOOST_TEST((c.mail("<a@acme.example>", "").step == Step::tempfail));
+  auto r = c.rcpt("<b@example.net>");
+  BOOST_TEST((r.step == Step::tempfail));
+  BOOST_TEST(r.reply.rcode == "451");
+  auto e = c.end_of_message("Q1", actions);
+  BOOST_TEST((e.step == Step::tempfail));
+  BOOST_TEST(e.reply.rcode == "451");
+  BOOST_TEST(stored.empty());
+  // Answered once: the connection's next transaction starts clean.
+  draining = false;
+  BOOST_TEST((c.mail("<a@acme.example>", "").step == Step::cont));
+  BOOST_TEST((c.rcpt("<b@example.net>").step == Step::cont));
+  BOOST_TEST((c.end_of_message("Q2", actions).step != Step::tempfail));
+  BOOST_TEST(stored.size() == 1u);
+  // An aborted transaction forgets it too.
+  draining = true;
+  c.mail("<a@acme.example>", "");
+  c.abort();
+  draining = false;
+  c.mail("<a@acme.example>", "");
+  BOOST_TEST((c.end_of_message("Q3", actions).step != Step::tempfail));
+  // An internal error at an unanswered MAIL is answered the same way.
+  Connection d(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
+  d.set_mail_no_reply(true);
+  d.internal_error("envfrom", "boom", true);
+  BOOST_TEST((d.end_of_message("Q4", actions).step == Step::tempfail));
+}
+
+// Answered MAIL (the default): the refusal is MAIL's own answer and nothing is carried over.
+BOOST_FIXTURE_TEST_CASE(an_answered_mail_carries_no_refusal_over, Fixture) {
+  draining = true;
+  Connection c(config(policy::UnknownOrg::accept, conf::OnError::tempfail), services());
+  BOOST_TEST((c.mail("<a@acme.example>", "").step == Step::tempfail));
+  BOOST_TEST((c.rcpt("<b@example.net>").step == Step::cont));
+  BOOST_TEST((c.end_of_message("Q1", actions).step == Step::cont));
+}
+
 BOOST_FIXTURE_TEST_CASE(rejects_over_the_budget_are_logged_not_recorded, Fixture) {
   reject_budget = 1;
   Connection c(config(policy::UnknownOrg::reject), services());
