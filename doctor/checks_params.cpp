@@ -81,7 +81,8 @@ void check_parameters(const Instance& in, std::vector<Finding>& out) {
   const std::string proto = in.param("milter_protocol", "6");
   const bool number = !proto.empty() && proto.size() < 6 &&
                       std::all_of(proto.begin(), proto.end(), [](char c) { return c >= '0' && c <= '9'; });
-  if (!number || std::stoi(proto) < 6)
+  const bool protocol6 = number && std::stoi(proto) >= 6;
+  if (!protocol6)
     out.push_back(make("protocol.old", Severity::error, dir, "milter_protocol = " + proto + " (below 6)",
                        "cllavio-milter speaks milter protocol 6: with an older protocol Postfix cannot negotiate the "
                        "steps and macros it needs (header changes, the queue id at end of data).",
@@ -99,7 +100,12 @@ void check_parameters(const Instance& in, std::vector<Finding>& out) {
   // Macros.
   const std::string mail_macros =
       in.param("milter_mail_macros", "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} {mail_mailer}");
-  if (!has_macro(mail_macros, "auth_authen"))
+  // With protocol 6 the milter asks for the macros it reads at MAIL FROM itself
+  // (smfi_setsymlist), whatever milter_mail_macros says.
+  if (protocol6)
+    out.push_back(make("macros.auth_authen", Severity::ok, dir,
+                       "the milter asks for {auth_authen} itself (milter protocol 6)"));
+  else if (!has_macro(mail_macros, "auth_authen"))
     out.push_back(make("macros.auth_authen", Severity::error, dir, "milter_mail_macros lacks {auth_authen}",
                        "The milter identifies SASL-authenticated senders by {auth_authen}; without it they are "
                        "treated as unauthenticated: org matching by login, quotas and consent do not apply to them.",

@@ -431,6 +431,10 @@ BOOST_AUTO_TEST_CASE(timeouts) {
 
 BOOST_AUTO_TEST_CASE(macros) {
   Facts f = good();
+  // Protocol 6: the milter asks for {auth_authen} itself (smfi_setsymlist at negotiation).
+  main_cf(f, "milter_mail_macros") = "i {mail_addr}";
+  expect_ok(f, "macros.auth_authen");
+  main_cf(f, "milter_protocol") = "4";  // older: only milter_mail_macros counts
   main_cf(f, "milter_mail_macros") = "i {mail_addr}";
   main_cf(f, "milter_end_of_data_macros") = "{mail_addr}";
   auto x = only(f, "macros.auth_authen");
