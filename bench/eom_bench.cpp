@@ -157,7 +157,8 @@ std::shared_ptr<const conf::Config> load(const fs::path& dir, const std::map<std
 // One daemon's worth of state: the runtime over its own store.
 struct Daemon {
   milter::Runtime rt;
-  Daemon(const fs::path& store_dir, store::Sync sync) {
+  Daemon(const fs::path& store_dir, store::Sync sync, std::shared_ptr<const conf::Config> cfg) {
+    rt.set_config(std::move(cfg));  // what the recorder reads ([api] max_outbox_mb)
     rt.log.configure(conf::LogTarget::stderr_stream, conf::LogLevel::info);
     rt.log.capture([](conf::LogLevel, const std::string&) {});  // lines are built, not written
     store::StoreOptions so;
@@ -238,7 +239,7 @@ int main(int argc, char** argv) {
     std::vector<std::unique_ptr<Daemon>> daemons;
     std::vector<Config> configs;
     for (auto [sync, sync_name] : {std::pair{store::Sync::none, "none"}, std::pair{store::Sync::meta, "meta"}}) {
-      daemons.push_back(std::make_unique<Daemon>(tmp / (std::string("store-") + sync_name), sync));
+      daemons.push_back(std::make_unique<Daemon>(tmp / (std::string("store-") + sync_name), sync, cfg_tracking));
       Daemon* d = daemons.back().get();
       std::string s = std::string("/") + sync_name;
       for (auto [kb, mail, html] : {std::tuple{5, &mail5, &html5}, std::tuple{50, &mail50, &html50}}) {
