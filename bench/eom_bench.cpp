@@ -6,6 +6,7 @@
 // header, then each header field, then the body in 64 KiB chunks.
 //
 //   eom_bench [ROUNDS] [MESSAGES_PER_ROUND]   (default 15 rounds of 200 messages)
+//   eom_bench --write DIR                      (the four messages, to compare with mailpath.py's)
 //
 // Configurations (each with [store] sync "none" and "meta", one store per sync mode):
 //   plain-N      org without tracking, message(N)        (the base of policy-N)
@@ -225,6 +226,13 @@ void token_line(const conf::Config& cfg, const std::string& tracked50) {
 }  // namespace
 
 int main(int argc, char** argv) {
+  if (argc == 3 && std::string(argv[1]) == "--write") {
+    for (int kb : {5, 50}) {
+      write_file(fs::path(argv[2]) / ("html-" + std::to_string(kb) + "k.eml"), tracked_message(kb));
+      write_file(fs::path(argv[2]) / ("bench-" + std::to_string(kb) + "k.eml"), message(kb));
+    }
+    return 0;
+  }
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 15;
   const int per_round = argc > 2 ? std::atoi(argv[2]) : 200;
   fs::path tmp = fs::temp_directory_path() / ("eom_bench." + std::to_string(::getpid()));
