@@ -5,7 +5,8 @@
 // (tracked_message(), message()), sent as Postfix sends them to a milter: its Received
 // header, then each header field, then the body in 64 KiB chunks.
 //
-//   eom_bench [ROUNDS] [MESSAGES_PER_ROUND]   (default 15 rounds of 200 messages)
+//   eom_bench [ROUNDS] [MESSAGES_PER_ROUND] [ONLY]   (default 15 rounds of 200 messages; ONLY: the
+//                                                      configurations whose name contains it, for perf)
 //   eom_bench --write DIR                      (the four messages, to compare with mailpath.py's)
 //
 // Configurations (each with [store] sync "none" and "meta", one store per sync mode):
@@ -235,6 +236,7 @@ int main(int argc, char** argv) {
   }
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 15;
   const int per_round = argc > 2 ? std::atoi(argv[2]) : 200;
+  const std::string only = argc > 3 ? argv[3] : "";
   fs::path tmp = fs::temp_directory_path() / ("eom_bench." + std::to_string(::getpid()));
   fs::create_directories(tmp);
   int rc = 0;
@@ -258,6 +260,10 @@ int main(int argc, char** argv) {
         configs.push_back({"tracked-" + k + s, "untracked-" + k + s, cfg_tracking, d, "news@track.example", split(*html)});
       }
     }
+    if (!only.empty())
+      std::erase_if(configs, [&](const Config& c) {
+        return c.name.find(only) == std::string::npos && (c.base.empty() || c.base.find(only) == std::string::npos);
+      });
     for (const auto& c : configs) run(c, 20);  // warm-up, not measured
     std::map<std::string, std::vector<double>> us;
     for (int r = 0; r < rounds; ++r)
