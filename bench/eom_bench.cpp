@@ -27,6 +27,7 @@
 #include <fstream>
 #include <map>
 #include <memory>
+#include <set>
 #include <stdexcept>
 #include <string>
 #include <vector>
@@ -260,10 +261,12 @@ int main(int argc, char** argv) {
         configs.push_back({"tracked-" + k + s, "untracked-" + k + s, cfg_tracking, d, "news@track.example", split(*html)});
       }
     }
-    if (!only.empty())
-      std::erase_if(configs, [&](const Config& c) {
-        return c.name.find(only) == std::string::npos && (c.base.empty() || c.base.find(only) == std::string::npos);
-      });
+    if (!only.empty()) {  // the configurations named so, and their bases
+      std::set<std::string> keep;
+      for (const auto& c : configs)
+        if (c.name.find(only) != std::string::npos) keep.insert({c.name, c.base});
+      std::erase_if(configs, [&](const Config& c) { return keep.count(c.name) == 0; });
+    }
     for (const auto& c : configs) run(c, 20);  // warm-up, not measured
     std::map<std::string, std::vector<double>> us;
     for (int r = 0; r < rounds; ++r)
