@@ -235,6 +235,7 @@ int main(int argc, char** argv) {
     }
     return 0;
   }
+  milter::tune_allocator();  // as the daemon does first
   const int rounds = argc > 1 ? std::atoi(argv[1]) : 15;
   const int per_round = argc > 2 ? std::atoi(argv[2]) : 200;
   const std::string only = argc > 3 ? argv[3] : "";
