@@ -61,6 +61,100 @@ std::optional<Event> from_record(const store::MessageRecord& r) {
 
 namespace {
 
+// JSON text as nlohmann's dump(-1, ' ', false, replace) writes it. Printable ASCII
+// without '"' and '\\' is written as is; anything else (escapes, UTF-8, invalid bytes)
+// goes through nlohmann, so the bytes are the same whatever the text.
+void put_string(std::string& out, std::string_view s) {
+  bool plain = true;
+  for (char c : s) {
+    auto u = static_cast<unsigned char>(c);
+    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
+      plain = false;
+      break;
+    }
+  }
+  if (!plain) {
+    out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
+    return;
+  }
+  out.push_back('"');
+  out.append(s);
+  out.push_back('"');
+}
+
+void put_uint(std::string& out, std::uint64_t v) {
+  char buf[24];
+  char* p = buf + sizeof buf;
+  do {
+    *--p = static_cast<char>('0' + v % 10);
+    v /= 10;
+  } while (v != 0);
+  out.append(p, static_cast<std::size_t>(buf + sizeof buf - p));
+}
+
+// message.accepted as to_text(to_json(from_record(r))) writes it: keys sorted at every level.
+std::string accepted_text(const store::MessageRecord& r) {
+  std::size_t reserve = 512 + r.message_id.size() + r.sender.size();
+  for (const auto& a : r.recipients) reserve += a.size() + 3;
+  for (const auto& l : r.tracking.links) reserve += l.url.size() + 24;
+  std::string out;
+  out.reserve(reserve);
+  const std::string id = store::format_id(r.id);
+  out += "{\"id\":\"evt_" + id + "_accepted\",\"message\":{\"from\":";
+  put_string(out, r.sender);
+  out += ",\"id\":\"" + id + "\",\"message_id\":";
+  put_string(out, r.message_id);
+  out += ",\"queue_id\":";
+  put_string(out, r.queue_id);
+  out += ",\"recipients\":[";
+  for (std::size_t i = 0; i < r.recipients.size(); ++i) {
+    if (i) out.push_back(',');
+    put_string(out, r.recipients[i]);
+  }
+  out += "],\"size\":";
+  put_uint(out, r.size);
+  out += ",\"stream\":";
+  if (r.stream.empty()) out += "null";
+  else put_string(out, r.stream);
+  out += "},\"occurred_at\":\"" + rfc3339_us(r.received_at_us) + "\",\"org\":";
+  put_string(out, r.org);
+  out += ",\"tracking\":";
+  if (r.tracking.status.empty()) {
+    out += "null";
+  } else {
+    out += "{\"links_rewritten\":";
+    put_uint(out, r.tracking.links.size());
+    out += r.tracking.pixels > 0 ? ",\"pixel\":true" : ",\"pixel\":false";
+    out += ",\"recipient_count\":";
+    put_uint(out, r.recipient_count);
+    out += ",\"skipped\":";
+    if (r.tracking.skipped.empty()) out += "null";
+    else put_string(out, r.tracking.skipped);
+    out += ",\"tokens\":[";
+    for (std::size_t i = 0; i < r.tracking.links.size(); ++i) {
+      out += i ? ",{\"link\":" : "{\"link\":";
+      put_uint(out, r.tracking.links[i].index);
+      out += ",\"url\":";
+      put_string(out, r.tracking.links[i].url);
+      out.push_back('}');
+    }
+    out += "]}";
+  }
+  out += ",\"type\":\"message.accepted\"}";
+  return out;
+}
+
+}  // namespace
+
+std::string record_event_text(const store::MessageRecord& r) {
+  if (r.org.empty() || r.id == 0) return {};
+  if (r.action == "accept") return accepted_text(r);
+  auto e = from_record(r);
+  return e ? to_text(*e) : std::string();
+}
+
+namespace {
+
 // FNV-1a 64 of the recipient as the store keys it: short, stable, no address in the id.
 std::string recipient_tag(std::string_view recipient) {
   std::string key = store::DeliveryTable::recipient_key(recipient);

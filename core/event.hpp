@@ -30,6 +30,10 @@ struct Event {
 // mail of no organization, and for tempfailed transactions (the client retries them).
 std::optional<Event> from_record(const store::MessageRecord& rec);
 Event from_audit(const store::AuditEntry& e);  // consent.changed
+// to_text(*from_record(rec)), or "" when from_record gives nothing: what the recorder
+// queues with each record. A message.accepted event (with its link table as "tokens") is
+// written straight from the record, without building and copying a JSON tree.
+std::string record_event_text(const store::MessageRecord& rec);
 
 // What became of one recipient (delivery/): message.delivered | message.deferred |
 // message.bounced | message.expired, with `delivery: {recipient, status, dsn, reply,

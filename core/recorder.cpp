@@ -5,8 +5,7 @@ namespace cllavio::core {
 std::uint64_t Recorder::record(store::MessageRecord& rec, const QuotaCharge& charge) {
   if (rec.id == 0) rec.id = db_.allocate_id();
   const std::string value = store::encode(rec);
-  std::string event;
-  if (auto ev = from_record(rec)) event = to_text(*ev);
+  const std::string event = record_event_text(rec);
   const bool charged = charge.active() && rec.action == "accept";
   const std::uint64_t max_outbox = max_outbox_();
   bool queued = true;

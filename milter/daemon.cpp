@@ -255,6 +255,7 @@ void signal_loop(Runtime& rt, const std::string& path, sigset_t set) {
 }  // namespace
 
 int daemon_main(int argc, char** argv) {
+  tune_allocator();
   std::string config_path = conf::kDefaultConfigPath;
   bool check_only = false;
   int opt;

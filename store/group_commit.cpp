@@ -28,14 +28,29 @@ void GroupCommitter::execute(std::vector<Item*>& batch) {
   std::size_t committed = 0;
   try {
     lmdb::Txn txn(env_, lmdb::Txn::read_write);
-    for (Item* i : batch) {
+    if (batch.size() == 1) {
+      // Alone in its batch (one message at a time): the piece runs in the write
+      // transaction itself. If it throws, nothing is committed, which is all a nested
+      // transaction would roll back; a nested one costs LMDB a dirty-page list allocated
+      // per message and a merge into its parent.
+      Item* i = batch.front();
       try {
-        lmdb::Txn nested(env_, txn);
-        (*i->work)(nested);
-        nested.commit();
-        ++committed;
+        (*i->work)(txn);
       } catch (...) {
         i->error = std::current_exception();
+        return;  // txn aborts: nothing was written
+      }
+      committed = 1;
+    } else {
+      for (Item* i : batch) {
+        try {
+          lmdb::Txn nested(env_, txn);
+          (*i->work)(nested);
+          nested.commit();
+          ++committed;
+        } catch (...) {
+          i->error = std::current_exception();
+        }
       }
     }
     txn.commit();

@@ -3,7 +3,8 @@
 // Every milter thread ends its message with a small write; committing each one on
 // its own costs an fsync per message. run() queues the caller's work; one caller
 // at a time (the leader) takes everything queued, runs each piece in its own
-// nested transaction inside one write transaction, commits once and wakes the
+// nested transaction inside one write transaction (a piece alone in its batch runs in
+// the write transaction itself: nothing else to protect), commits once and wakes the
 // others. A piece that throws is rolled back alone and its exception rethrown to
 // its own caller; a failed commit is reported to every caller of that batch.
 // run() returns only after the caller's writes are committed, so durability is

@@ -114,9 +114,111 @@ MessageRecord from_json(const json& j) {
   return r;
 }
 
+namespace {
+
+// CBOR (RFC 8949) as nlohmann::json::to_cbor writes to_json(r): definite lengths, the
+// shortest heads, map keys in to_json's (sorted) order, text as given. Written in one
+// pass straight from the record: no JSON tree, no copy of the link table.
+class CborWriter {
+ public:
+  explicit CborWriter(std::string& out) : out_(out) {}
+  void head(unsigned major, std::uint64_t n) {
+    const auto m = static_cast<char>(major << 5);
+    if (n <= 0x17) {
+      out_.push_back(static_cast<char>(m | static_cast<char>(n)));
+    } else if (n <= 0xff) {
+      out_.push_back(static_cast<char>(m | 0x18));
+      out_.push_back(static_cast<char>(n));
+    } else if (n <= 0xffff) {
+      out_.push_back(static_cast<char>(m | 0x19));
+      be(n, 2);
+    } else if (n <= 0xffffffff) {
+      out_.push_back(static_cast<char>(m | 0x1a));
+      be(n, 4);
+    } else {
+      out_.push_back(static_cast<char>(m | 0x1b));
+      be(n, 8);
+    }
+  }
+  void text(std::string_view s) {
+    head(3, s.size());
+    out_.append(s);
+  }
+  void key(std::string_view k) { text(k); }
+  void uint(std::uint64_t v) { head(0, v); }
+  void sint(std::int64_t v) {
+    if (v >= 0) head(0, static_cast<std::uint64_t>(v));
+    else head(1, static_cast<std::uint64_t>(-1 - v));
+  }
+  void boolean(bool b) { out_.push_back(b ? '\xf5' : '\xf4'); }
+  void texts(const std::vector<std::string>& v) {
+    head(4, v.size());
+    for (const auto& s : v) text(s);
+  }
+
+ private:
+  void be(std::uint64_t n, int bytes) {
+    for (int i = bytes - 1; i >= 0; --i) out_.push_back(static_cast<char>((n >> (8 * i)) & 0xff));
+  }
+  std::string& out_;
+};
+
+std::size_t text_bytes(const std::vector<std::string>& v) {
+  std::size_t n = 0;
+  for (const auto& s : v) n += s.size() + 9;
+  return n;
+}
+
+}  // namespace
+
 std::string encode(const MessageRecord& r) {
-  auto bytes = json::to_cbor(to_json(r));
-  return std::string(bytes.begin(), bytes.end());
+  const TrackingOutcome& t = r.tracking;
+  const bool tracked = !t.status.empty();
+  std::size_t reserve = 512 + text_bytes(r.recipients) + text_bytes(r.suppressed) + r.message_id.size() +
+                        r.client_name.size() + r.sender.size() + r.sasl_login.size();
+  for (const auto& l : t.links) reserve += l.url.size() + 14;
+  std::string out;
+  out.reserve(reserve);
+  CborWriter w(out);
+  w.head(5, 14 + !r.list_unsubscribe.empty() + (r.quota_charged_at_us != 0) + !r.quota_txn.empty() +
+                !r.stream.empty() + !r.suppressed.empty() + tracked);
+  // The keys in byte order, as a sorted JSON object gives them.
+  w.key("action"), w.text(r.action);
+  w.key("client_addr"), w.text(r.client_addr);
+  w.key("client_name"), w.text(r.client_name);
+  w.key("from"), w.text(r.sender);
+  w.key("identified_by"), w.text(r.identified_by);
+  if (!r.list_unsubscribe.empty()) w.key("list_unsubscribe"), w.text(r.list_unsubscribe);
+  w.key("message_id"), w.text(r.message_id);
+  w.key("org"), w.text(r.org);
+  w.key("queue_id"), w.text(r.queue_id);
+  if (r.quota_charged_at_us != 0) w.key("quota_charged_at_us"), w.sint(r.quota_charged_at_us);
+  if (!r.quota_txn.empty()) w.key("quota_txn"), w.text(r.quota_txn);
+  w.key("reason"), w.text(r.reason);
+  w.key("received_at_us"), w.sint(r.received_at_us);
+  w.key("recipient_count"), w.uint(r.recipient_count);
+  w.key("recipients"), w.texts(r.recipients);
+  w.key("sasl_login"), w.text(r.sasl_login);
+  w.key("size"), w.uint(r.size);
+  if (!r.stream.empty()) w.key("stream"), w.text(r.stream);
+  if (!r.suppressed.empty()) w.key("suppressed"), w.texts(r.suppressed);
+  if (tracked) {
+    w.key("tracking");
+    w.head(5, 7 + !t.pixel_skipped.empty());
+    w.key("link_index");
+    w.head(4, t.links.size());
+    for (const auto& l : t.links) w.uint(l.index);
+    w.key("link_url");
+    w.head(4, t.links.size());
+    for (const auto& l : t.links) w.text(l.url);
+    w.key("links_kept"), w.uint(t.links_kept);
+    w.key("per_recipient"), w.boolean(t.per_recipient);
+    if (!t.pixel_skipped.empty()) w.key("pixel_skipped"), w.text(t.pixel_skipped);
+    w.key("pixels"), w.uint(t.pixels);
+    w.key("skipped"), w.text(t.skipped);
+    w.key("status"), w.text(t.status);
+  }
+  return out;
 }
 
 MessageRecord decode(std::string_view bytes) {

@@ -64,7 +64,8 @@ struct MessageRecord {
 nlohmann::json to_json(const MessageRecord& r);    // without id
 MessageRecord from_json(const nlohmann::json& j);  // tolerant; throws nlohmann::json::exception on wrong types
 
-std::string encode(const MessageRecord& r);        // CBOR
+// CBOR: the bytes of json::to_cbor(to_json(r)), written in one pass without the JSON tree.
+std::string encode(const MessageRecord& r);
 MessageRecord decode(std::string_view bytes);      // throws on corrupt data
 
 // For people and scripts: id as 16 hex digits, received_at as RFC 3339 UTC, fields

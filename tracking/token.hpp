@@ -63,9 +63,10 @@ class TokenCodec {
   void mac(std::size_t key, std::string_view data, unsigned char out[16]) const;
 
   std::vector<TrackingKey> keys_;
-  // One HMAC-SHA256 context per key, keyed once; each MAC works on a copy (cheap, and
-  // thread-safe: the originals are never used directly).
-  std::vector<void*> macs_;
+  // Per key, HMAC-SHA256's inner and outer hash states after the padded key block,
+  // computed once; each MAC works on copies (plain structs: no allocation, thread-safe).
+  struct KeyState;
+  std::vector<KeyState> states_;
 };
 
 // Signs the tokens of one message: what they share (key id, org, message id,

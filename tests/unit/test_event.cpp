@@ -95,3 +95,58 @@ BOOST_AUTO_TEST_CASE(delivery_events_name_message_recipient_and_attempt) {
     BOOST_TEST(fast == nlohmann::json::parse(core::to_text(core::delivery_event(r, "Bob@X.example", s))));
   }
 }
+
+BOOST_AUTO_TEST_CASE(record_event_text_is_to_text_of_from_record_byte_for_byte) {
+  // The recorder's direct writer against the JSON model, for every shape of record:
+  // tracked or not, skipped, no stream, and text that needs escaping, UTF-8 and bytes
+  // that are not UTF-8 (replaced as to_text replaces them).
+  store::MessageRecord base;
+  base.id = 0x0006616200000001;
+  base.org = "acme";
+  base.action = "accept";
+  base.queue_id = "Q1";
+  base.message_id = "<m@acme.example>";
+  base.sender = "news@acme.example";
+  base.recipients = {"a@x.example", "b@y.example"};
+  base.recipient_count = 2;
+  base.size = 51234;
+  base.received_at_us = 1795919047123456;
+  std::vector<store::MessageRecord> cases{base};
+  auto tracked = base;
+  tracked.stream = "campaigns";
+  tracked.recipient_count = 1500;
+  tracked.tracking.status = "tracked";
+  tracked.tracking.pixels = 1;
+  for (std::uint32_t i = 1; i <= 50; ++i)
+    tracked.tracking.links.push_back({i, "https://x.example/p/" + std::to_string(i) + "?a=1&b=\"2\""});
+  tracked.tracking.links.push_back({51, "https://x.example/caf\xc3\xa9/\x01\t\\/\x7f"});
+  tracked.tracking.links.push_back({4000000000u, "https://x.example/\xff\xfe-not-utf8"});
+  cases.push_back(tracked);
+  auto skipped = base;
+  skipped.tracking.status = "skipped";
+  skipped.tracking.skipped = "dkim_signed";
+  cases.push_back(skipped);
+  auto unchanged = base;
+  unchanged.tracking.status = "unchanged";
+  unchanged.recipients = {};
+  unchanged.sender = "";
+  unchanged.message_id = "<\"quoted\"\r\n@x>";
+  cases.push_back(unchanged);
+  auto odd = tracked;
+  odd.org = "o\xe2\x82\xac";
+  odd.queue_id = "";
+  cases.push_back(odd);
+  for (auto r : cases) {
+    for (const char* action : {"accept", "reject", "tempfail"}) {
+      r.action = action;
+      r.reason = r.action == "tempfail" ? "quota" : "";
+      auto e = core::from_record(r);
+      BOOST_TEST(core::record_event_text(r) == (e ? core::to_text(*e) : std::string()));
+    }
+  }
+  base.org.clear();
+  BOOST_TEST(core::record_event_text(base).empty());
+  base.org = "acme";
+  base.id = 0;
+  BOOST_TEST(core::record_event_text(base).empty());
+}

@@ -266,6 +266,29 @@ BOOST_AUTO_TEST_CASE(writers_arriving_during_a_commit_share_the_next_one) {
   BOOST_TEST(gc.commits() == 2u);  // the first alone, then the seven that queued meanwhile together
 }
 
+BOOST_AUTO_TEST_CASE(a_piece_alone_in_its_batch_that_throws_leaves_nothing) {
+  // Alone, a piece runs in the write transaction itself (no nested one): its writes
+  // must still vanish with its exception, and the next piece commits normally.
+  TmpDir dir;
+  { Db st(opts(dir)); }
+  lmdb::Env env(dir / "store/cllavio.mdb", lmdb::EnvOptions{});
+  MDB_dbi meta = open_meta(env);
+  GroupCommitter gc(env);
+  BOOST_CHECK_THROW(gc.run([&](lmdb::Txn& txn) {
+    lmdb::put(txn, meta, "lost", "v");
+    throw std::runtime_error("bad piece");
+  }),
+                    std::runtime_error);
+  BOOST_TEST(gc.commits() == 0u);
+  BOOST_TEST(gc.writes() == 0u);
+  gc.run([&](lmdb::Txn& txn) { lmdb::put(txn, meta, "kept", "v"); });
+  BOOST_TEST(gc.commits() == 1u);
+  lmdb::Txn r(env, lmdb::Txn::read_only);
+  std::string_view v;
+  BOOST_TEST(!lmdb::get(r, meta, "lost", v));
+  BOOST_TEST(lmdb::get(r, meta, "kept", v));
+}
+
 BOOST_AUTO_TEST_CASE(a_failed_shared_transaction_fails_every_caller) {
   TmpDir dir;
   { Db st(opts(dir)); }

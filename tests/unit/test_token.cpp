@@ -1,6 +1,9 @@
 #define BOOST_TEST_MODULE token
 #include <boost/test/unit_test.hpp>
 
+#include <openssl/evp.h>
+#include <openssl/hmac.h>
+
 #include "tracking/token.hpp"
 
 using namespace cllavio::tracking;
@@ -139,4 +142,55 @@ BOOST_AUTO_TEST_CASE(unsubscribe_tokens_carry_the_stream) {
   // Its signature covers the kind: the same bytes as an open or click do not verify.
   std::string tok = url.substr(url.rfind('/') + 1);
   BOOST_TEST(std::holds_alternative<std::string>(codec.verify(tok.substr(0, 2) + "M" + tok.substr(3))));
+}
+
+namespace {
+
+// Reference encodings, independent of token.cpp: OpenSSL's base64 with the URL alphabet
+// swapped in, and OpenSSL's one-shot HMAC.
+std::string ref_base64url(const std::string& bytes) {
+  std::string out((bytes.size() + 2) / 3 * 4 + 1, '\0');
+  int n = EVP_EncodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(bytes.data()), static_cast<int>(bytes.size()));
+  out.resize(static_cast<std::size_t>(n));
+  while (!out.empty() && out.back() == '=') out.pop_back();
+  for (char& c : out) c = c == '+' ? '-' : c == '/' ? '_' : c;
+  return out;
+}
+
+std::string ref_unbase64url(std::string s) {
+  for (char& c : s) c = c == '-' ? '+' : c == '_' ? '/' : c;
+  std::size_t pad = (4 - s.size() % 4) % 4;
+  s.append(pad, '=');
+  std::string out(s.size() / 4 * 3, '\0');
+  int n = EVP_DecodeBlock(reinterpret_cast<unsigned char*>(out.data()),
+                          reinterpret_cast<const unsigned char*>(s.data()), static_cast<int>(s.size()));
+  out.resize(static_cast<std::size_t>(n) - pad);
+  return out;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(tokens_match_openssl_hmac_and_base64_for_every_length) {
+  // Keys shorter than, equal to and longer than SHA-256's block (hashed first), and URLs
+  // of every length modulo 3 (base64's tails).
+  for (std::size_t key_len : {32u, 63u, 64u, 65u, 100u}) {
+    std::string secret;
+    for (std::size_t i = 0; i < key_len; ++i) secret.push_back(static_cast<char>(i * 37 + 11));
+    TokenCodec codec({TrackingKey{"k", secret}});
+    for (std::size_t url_len = 0; url_len < 80; ++url_len) {
+      TokenData t = click();
+      t.url = std::string(url_len, 'u');
+      if (url_len > 2) t.url[1] = '\xff';  // any byte
+      std::string tok = codec.sign(t);
+      std::string bytes = ref_unbase64url(tok);
+      BOOST_TEST(ref_base64url(bytes) == tok);
+      unsigned char md[EVP_MAX_MD_SIZE];
+      unsigned len = 0;
+      HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+           reinterpret_cast<const unsigned char*>(bytes.data()), bytes.size() - 16, md, &len);
+      BOOST_TEST(bytes.substr(bytes.size() - 16) == std::string(reinterpret_cast<char*>(md), 16));
+      BOOST_TEST(std::holds_alternative<TokenData>(codec.verify(tok)));
+    }
+  }
 }
