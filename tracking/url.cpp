@@ -12,6 +12,27 @@ bool has_8bit(std::string_view s) {
   return std::any_of(s.begin(), s.end(), [](char c) { return static_cast<unsigned char>(c) >= 0x80; });
 }
 
+// Template syntax left in a URL: "{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%"
+// or "${" anywhere. One pass over the URL (it runs for every link).
+bool has_placeholder(std::string_view url) {
+  for (std::size_t i = 0; i + 1 < url.size(); ++i) {
+    char c = url[i], d = url[i + 1];
+    switch (c) {
+      case '{': if (d == '{' || d == '%') return true; break;
+      case '}': if (d == '}') return true; break;
+      case '%': if (d == '}' || d == '%') return true; break;
+      case '*': if (d == '|') return true; break;
+      case '|': if (d == '*') return true; break;
+      case '[': if (d == '[') return true; break;
+      case ']': if (d == ']') return true; break;
+      case '<': if (d == '%') return true; break;
+      case '$': if (d == '{') return true; break;
+      default: break;
+    }
+  }
+  return false;
+}
+
 }  // namespace
 
 std::string_view to_string(Skip s) {
@@ -58,9 +79,11 @@ std::string clean_url(std::string_view v) {
   auto junk = [](char c) { return static_cast<unsigned char>(c) <= 0x20; };
   while (!v.empty() && junk(v.front())) v.remove_prefix(1);
   while (!v.empty() && junk(v.back())) v.remove_suffix(1);
-  std::string out;
+  std::size_t first = v.find_first_of("\t\n\r");
+  if (first == std::string_view::npos) return std::string(v);  // the usual case: one copy
+  std::string out(v.substr(0, first));
   out.reserve(v.size());
-  for (char c : v)
+  for (char c : v.substr(first))
     if (c != '\t' && c != '\n' && c != '\r') out.push_back(c);
   return out;
 }
@@ -83,6 +106,7 @@ std::string url_host(std::string_view url) {
   }
   if (host.empty()) return {};
   std::string out;
+  out.reserve(host.size());
   for (char c : host) {
     char l = ascii_lower(c);
     bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '.' || l == '_' || l == '%' ||
@@ -96,8 +120,7 @@ std::string url_host(std::string_view url) {
 Skip classify_url(std::string_view url, const UrlContext& ctx) {
   if (url.empty()) return Skip::relative;
   if (url.size() > kMaxTrackedUrl) return Skip::too_long;
-  for (std::string_view p : {"{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%", "${"})
-    if (url.find(p) != std::string_view::npos) return Skip::placeholder;
+  if (has_placeholder(url)) return Skip::placeholder;
   if (url.front() == '#') return Skip::fragment;
   bool http = istarts_with(url, "http://"), https = istarts_with(url, "https://");
   if (!http && !https) {

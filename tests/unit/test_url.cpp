@@ -40,6 +40,13 @@ BOOST_AUTO_TEST_CASE(what_is_tracked_and_why_not) {
   BOOST_TEST(why("{{action_url}}") == "placeholder");
   BOOST_TEST(why("https://x.example/?u=*|UNSUB|*") == "placeholder");
   BOOST_TEST(why("https://x.example/{%url%}") == "placeholder");
+  // Every template pair, anywhere in the URL; the single characters are ordinary.
+  for (std::string p : {"{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%", "${"}) {
+    BOOST_TEST(why("https://x.example/a" + p + "b") == "placeholder", p);
+    BOOST_TEST(why("https://x.example/" + p) == "placeholder", p);
+  }
+  BOOST_TEST(why("https://x.example/{a}[b]*c|d%20$e<f") == "none");
+  BOOST_TEST(why("https://x.example/a{") == "none");
   BOOST_TEST(why("https://T.Acme.Example/c/abc") == "tracking_domain");
   BOOST_TEST(why("https://x.example/unsub", {"https://x.example/unsub"}) == "unsubscribe");
   BOOST_TEST(why("https://x.example/" + std::string(4096, 'a')) == "too_long");
