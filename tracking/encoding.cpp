@@ -7,6 +7,10 @@
 #include <cstdint>
 #include <cstring>
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace cllavio::tracking {
 
 namespace {
@@ -80,6 +84,33 @@ void qp_decode(std::string_view in, std::string& out) {
   out.resize(static_cast<std::size_t>(o - out.data()));
 }
 
+namespace {
+
+// The length of the run of kQpRun bytes at s[i..limit), reading no further than s[n).
+std::size_t qp_run_end(const char* s, std::size_t i, std::size_t limit, std::size_t n) {
+#if defined(__SSE2__)
+  // Literal: 0x21..0x7e except '=', or a blank. As signed bytes, >= 0x80 is negative.
+  const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
+                tab = _mm_set1_epi8('\t');
+  while (i < limit && i + 16 <= n) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
+    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_sub_epi8(lo, _mm_set1_epi8(1))), _mm_cmplt_epi8(v, hi));
+    ok = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), ok), _mm_cmpeq_epi8(v, tab));
+    unsigned bad = ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xffffu;
+    if (bad != 0) {
+      std::size_t j = i + static_cast<std::size_t>(__builtin_ctz(bad));
+      return j < limit ? j : limit;
+    }
+    i += 16;
+  }
+  if (i >= limit) return limit;
+#endif
+  while (i < limit && kQpRun[static_cast<unsigned char>(s[i])]) ++i;
+  return i;
+}
+
+}  // namespace
+
 void qp_encode(std::string_view in, Eol eol, std::string& out) {
   const std::string_view nl = eol_str(eol);
   const std::size_t n = in.size();
@@ -102,49 +133,44 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
     for (char c : nl) *o++ = c;
     col = 0;
   };
+  // A line break (LF, or CR LF) or the end of the input starts at `at`: a blank right
+  // before it must be encoded, since transports strip trailing blanks.
+  auto breaks_at = [&](std::size_t at) {
+    return at == n || s[at] == '\n' || (s[at] == '\r' && at + 1 < n && s[at + 1] == '\n');
+  };
+  auto blank = [](char c) { return c == ' ' || c == '\t'; };
   std::size_t i = 0;
   while (i < n) {
-    // One input line: [i, stop) is its content, `next` the start of the following one.
-    const void* lf = std::memchr(s + i, '\n', n - i);
-    std::size_t stop = lf ? static_cast<std::size_t>(static_cast<const char*>(lf) - s) : n;
-    std::size_t next = lf ? stop + 1 : n;
-    bool hard_break = lf != nullptr;
-    if (hard_break && stop > i && s[stop - 1] == '\r') --stop;  // CRLF (a bare CR elsewhere is =0D)
-    // The blank right before the line break (or at the very end) must be encoded:
-    // transports strip trailing blanks.
-    std::size_t exposed = stop > i && (s[stop - 1] == ' ' || s[stop - 1] == '\t') ? stop - 1 : n;
-    while (i < stop) {
-      room();
-      auto c = static_cast<unsigned char>(s[i]);
-      if (kQpRun[c] && i != exposed) {
-        if (col >= 75) {
-          soft_break();
-          continue;  // check the room again
-        }
-        // A run of literal bytes up to the line limit, the buffer's room or the exposed blank.
-        std::size_t limit = std::min({stop, i + (75 - col), i + static_cast<std::size_t>(flush_at - o)});
-        if (exposed > i && exposed < limit) limit = exposed;
-        std::size_t j = i + 1;
-        while (j < limit && kQpRun[static_cast<unsigned char>(s[j])]) ++j;
-        std::memcpy(o, s + i, j - i);
-        o += j - i;
-        col += j - i;
-        i = j;
-        continue;
+    room();
+    const char ch = s[i];
+    auto c = static_cast<unsigned char>(ch);
+    if (kQpRun[c] && !(blank(ch) && breaks_at(i + 1))) {
+      if (col >= 75) {
+        soft_break();
+        continue;  // check the room again
       }
-      if (col + 3 > 75) soft_break();
-      *o++ = '=';
-      *o++ = kHex[c >> 4];
-      *o++ = kHex[c & 15];
-      col += 3;
-      ++i;
+      // A run of literal bytes up to the line limit, the buffer's room or an exposed blank.
+      std::size_t limit = std::min({n, i + (75 - col), i + static_cast<std::size_t>(flush_at - o)});
+      std::size_t j = qp_run_end(s, i + 1, limit, n);
+      if (blank(s[j - 1]) && j - 1 > i && breaks_at(j)) --j;  // the exposed blank is encoded next
+      std::memcpy(o, s + i, j - i);
+      o += j - i;
+      col += j - i;
+      i = j;
+      continue;
     }
-    if (hard_break) {
-      room();
+    if (ch == '\n' || (ch == '\r' && i + 1 < n && s[i + 1] == '\n')) {  // a hard line break
       for (char e : nl) *o++ = e;
       col = 0;
+      i += ch == '\n' ? 1 : 2;
+      continue;
     }
-    i = next;
+    if (col + 3 > 75) soft_break();  // a bare CR elsewhere is =0D
+    *o++ = '=';
+    *o++ = kHex[c >> 4];
+    *o++ = kHex[c & 15];
+    col += 3;
+    ++i;
   }
   out.append(buf, static_cast<std::size_t>(o - buf));
 }

@@ -1,7 +1,6 @@
 #include "tracking/rewrite.hpp"
 #include "tracking/ascii.hpp"
-
-#include <string.h>
+#include "tracking/bytes.hpp"
 
 #include <algorithm>
 
@@ -15,24 +14,10 @@ namespace {
 constexpr std::size_t kMaxLine = 998;
 
 
-std::size_t longest_line(std::string_view s) {
-  std::size_t longest = 0, pos = 0;
-  while (pos <= s.size()) {
-    std::size_t nl = s.find('\n', pos);
-    std::size_t end = nl == std::string_view::npos ? s.size() : nl;
-    std::size_t len = end - pos - (end > pos && s[end - 1] == '\r' ? 1 : 0);
-    longest = std::max(longest, len);
-    if (nl == std::string_view::npos) break;
-    pos = nl + 1;
-  }
-  return longest;
-}
-
 // Inline PGP in a text part ("-----BEGIN PGP MESSAGE-----", "... SIGNED MESSAGE-----").
-// memmem, not string_view::find: that one stops at every '-', and CSS is full of them.
+// find_bytes, not string_view::find: that one stops at every '-', and CSS is full of them.
 bool has_inline_pgp(std::string_view raw) {
-  constexpr std::string_view kMark = "-----BEGIN PGP ";
-  return ::memmem(raw.data(), raw.size(), kMark.data(), kMark.size()) != nullptr;
+  return find_bytes(raw, "-----BEGIN PGP ") != std::string_view::npos;
 }
 
 bool has_8bit_or_nul(std::string_view s) {
@@ -95,7 +80,7 @@ ChangedPart encode_part(int index, const Part& p, const std::string& patched, st
     base64_encode(patched, eol, encoded);
   } else if (p.encoding == "quoted-printable") {
     qp_encode(patched, eol, encoded);
-  } else if (longest_line(patched) > kMaxLine || (p.encoding == "7bit" && has_8bit_or_nul(patched))) {
+  } else if (has_line_over(patched, kMaxLine) || (p.encoding == "7bit" && has_8bit_or_nul(patched))) {
     qp_encode(patched, eol, encoded);
     c.now_qp = true;
   } else {
@@ -172,7 +157,7 @@ std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& h
                                    [&](const ChangedPart& c) { return c.index == static_cast<int>(i); });
     std::string_view new_content = std::string_view(body).substr(a.body_begin, a.body_end - a.body_begin);
     if (was_changed) {
-      if (longest_line(new_content) > kMaxLine) return "a changed line is over 998 octets";
+      if (has_line_over(new_content, kMaxLine)) return "a changed line is over 998 octets";
     } else if (a.children.empty() &&
                new_content != in.body.substr(b.body_begin, b.body_end - b.body_begin)) {
       return "untouched part " + std::to_string(i) + " changed";
