@@ -4,14 +4,63 @@
 
 #include <cstring>
 
-#if defined(__SSE2__)
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
 namespace cllavio::tracking {
 
+namespace {
+
+constexpr std::size_t npos = std::string_view::npos;
+
+// Candidate filters: positions i.. where the needle's first, middle and last bytes all
+// match, one bit per position. The scan loops make no calls, so their constants stay in
+// registers; candidates are confirmed outside them.
+#if defined(__x86_64__)
+// True with `*resume` = the match; false with `*resume` = where the caller goes on.
+__attribute__((target("avx2"))) bool find_avx2(const char* h, std::size_t last, const char* nd, std::size_t m,
+                                               std::size_t* resume) {
+  std::size_t i = 0;
+  const std::size_t mid = m / 2;
+  for (;;) {
+    const __m256i f = _mm256_set1_epi8(nd[0]), md = _mm256_set1_epi8(nd[mid]), l = _mm256_set1_epi8(nd[m - 1]);
+    unsigned mask = 0;
+    for (; i + 31 <= last; i += 32) {  // positions i..i+31 are all <= last: loads stay inside
+      __m256i a = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i));
+      __m256i b = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i + mid));
+      __m256i c = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(h + i + m - 1));
+      __m256i eq = _mm256_and_si256(_mm256_and_si256(_mm256_cmpeq_epi8(a, f), _mm256_cmpeq_epi8(b, md)),
+                                    _mm256_cmpeq_epi8(c, l));
+      mask = static_cast<unsigned>(_mm256_movemask_epi8(eq));
+      if (mask != 0) break;
+    }
+    if (mask == 0) {  // the rest (< 32 positions) is the caller's
+      *resume = i;
+      return false;
+    }
+    for (; mask != 0; mask &= mask - 1) {
+      std::size_t at = i + static_cast<std::size_t>(__builtin_ctz(mask));
+      if (std::memcmp(h + at, nd, m) == 0) {
+        *resume = at;
+        return true;
+      }
+    }
+    i += 32;
+  }
+}
+
+bool have_avx2() {
+  static const bool yes = __builtin_cpu_supports("avx2");
+  return yes;
+}
+#endif
+
+}  // namespace
+
 std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_t from) {
-  constexpr std::size_t npos = std::string_view::npos;
   if (from > hay.size()) return npos;
   const std::size_t m = needle.size();
   const char* h = hay.data() + from;
@@ -25,6 +74,11 @@ std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_
   const std::size_t last = n - m;  // the last position a match can start at
   const std::size_t mid = m / 2;
   std::size_t i = 0;
+#if defined(__x86_64__)
+  if (have_avx2()) {
+    if (find_avx2(h, last, needle.data(), m, &i)) return from + i;
+  }
+#endif
 #if defined(__SSE2__)
   const __m128i first_b = _mm_set1_epi8(needle[0]);
   const __m128i mid_b = _mm_set1_epi8(needle[mid]);
