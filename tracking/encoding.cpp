@@ -1,7 +1,5 @@
 #include "tracking/encoding.hpp"
 
-#include <openssl/evp.h>
-
 #include <algorithm>
 #include <array>
 #include <cstdint>
@@ -50,9 +48,34 @@ void qp_decode(std::string_view in, std::string& out) {
   const char* s = in.data();
   std::size_t i = 0;
   while (i < n) {
+    // A run of ordinary bytes up to the next '=', copied 16 at a time as it is searched:
+    // QP HTML has an '=' every few bytes (=3D, soft breaks), too often for a memchr call
+    // each. The output is never ahead of the input, so the 16-byte stores stay inside it.
+    std::size_t eq = i;
+#if defined(__SSE2__)
+    const __m128i eq_b = _mm_set1_epi8('=');
+    for (;;) {
+      if (eq + 16 > n) {
+        const void* eq_ptr = std::memchr(s + eq, '=', n - eq);
+        std::size_t e = eq_ptr ? static_cast<std::size_t>(static_cast<const char*>(eq_ptr) - s) : n;
+        std::memcpy(o, s + i, e - i);
+        eq = e;
+        break;
+      }
+      __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + eq));
+      _mm_storeu_si128(reinterpret_cast<__m128i*>(o + (eq - i)), v);
+      unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(_mm_cmpeq_epi8(v, eq_b)));
+      if (mask != 0) {
+        eq += static_cast<std::size_t>(__builtin_ctz(mask));
+        break;
+      }
+      eq += 16;
+    }
+#else
     const void* eq_ptr = std::memchr(s + i, '=', n - i);
-    std::size_t eq = eq_ptr ? static_cast<std::size_t>(static_cast<const char*>(eq_ptr) - s) : n;
-    std::memcpy(o, s + i, eq - i);  // a run of ordinary bytes at once
+    eq = eq_ptr ? static_cast<std::size_t>(static_cast<const char*>(eq_ptr) - s) : n;
+    std::memcpy(o, s + i, eq - i);
+#endif
     o += eq - i;
     if (eq == n) break;
     i = eq + 1;
@@ -86,15 +109,18 @@ void qp_decode(std::string_view in, std::string& out) {
 
 namespace {
 
-// The length of the run of kQpRun bytes at s[i..limit), reading no further than s[n).
-std::size_t qp_run_end(const char* s, std::size_t i, std::size_t limit, std::size_t n) {
+// Copies the run of kQpRun bytes at s[i..limit) to `o` and returns where it ends. Reads
+// no further than s[n); may write up to 15 bytes past the run (the caller's room).
+std::size_t qp_copy_run(const char* s, std::size_t i, std::size_t limit, std::size_t n, char* o) {
+  const std::size_t begin = i;
 #if defined(__SSE2__)
   // Literal: 0x21..0x7e except '=', or a blank. As signed bytes, >= 0x80 is negative.
-  const __m128i lo = _mm_set1_epi8(0x20), hi = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
+  const __m128i space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
                 tab = _mm_set1_epi8('\t');
   while (i < limit && i + 16 <= n) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i));
-    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, _mm_sub_epi8(lo, _mm_set1_epi8(1))), _mm_cmplt_epi8(v, hi));
+    _mm_storeu_si128(reinterpret_cast<__m128i*>(o + (i - begin)), v);
+    __m128i ok = _mm_and_si128(_mm_cmpgt_epi8(v, space), _mm_cmplt_epi8(v, del));
     ok = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), ok), _mm_cmpeq_epi8(v, tab));
     unsigned bad = ~static_cast<unsigned>(_mm_movemask_epi8(ok)) & 0xffffu;
     if (bad != 0) {
@@ -105,7 +131,10 @@ std::size_t qp_run_end(const char* s, std::size_t i, std::size_t limit, std::siz
   }
   if (i >= limit) return limit;
 #endif
-  while (i < limit && kQpRun[static_cast<unsigned char>(s[i])]) ++i;
+  while (i < limit && kQpRun[static_cast<unsigned char>(s[i])]) {
+    o[i - begin] = s[i];
+    ++i;
+  }
   return i;
 }
 
@@ -150,10 +179,10 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
         continue;  // check the room again
       }
       // A run of literal bytes up to the line limit, the buffer's room or an exposed blank.
+      // (The copy may write 15 bytes past the run: flush_at leaves room for that.)
       std::size_t limit = std::min({n, i + (75 - col), i + static_cast<std::size_t>(flush_at - o)});
-      std::size_t j = qp_run_end(s, i + 1, limit, n);
+      std::size_t j = qp_copy_run(s, i, limit, n, o);
       if (blank(s[j - 1]) && j - 1 > i && breaks_at(j)) --j;  // the exposed blank is encoded next
-      std::memcpy(o, s + i, j - i);
       o += j - i;
       col += j - i;
       i = j;
@@ -233,6 +262,21 @@ bool base64_decode(std::string_view in, std::string& out, std::size_t* data_end)
   };
   std::size_t pos = 0;
   while (pos < in.size()) {
+    // The common case first: in the middle of the data, a line of exactly the first line's
+    // width (whole groups) and its line break. If a byte of it is not in the alphabet
+    // (blanks, '=', ...) nothing is kept and the general path below judges the line.
+    if (width % 4 == 0 && width > 0 && last == width && carried == 0 && !padded && !gap &&
+        pos + width < in.size()) {
+      const char* s = in.data() + pos;
+      std::size_t next = s[width] == '\n'                                               ? pos + width + 1
+                         : s[width] == '\r' && pos + width + 1 < in.size() && s[width + 1] == '\n' ? pos + width + 2
+                                                                                                      : 0;
+      if (next != 0 && decode_groups(s, width / 4, dst)) {
+        dst += width / 4 * 3;
+        pos = next;
+        continue;
+      }
+    }
     const std::size_t begin = pos;
     const void* nl = std::memchr(in.data() + pos, '\n', in.size() - pos);
     std::size_t end = nl ? static_cast<std::size_t>(static_cast<const char*>(nl) - in.data()) : in.size();
@@ -292,18 +336,55 @@ bool base64_decode(std::string_view in, std::string& out, std::size_t* data_end)
   return true;
 }
 
+namespace {
+
+constexpr std::string_view kB64Alphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+
+// The two characters for every 12 bits: one lookup per half of a 3-byte group.
+constexpr std::array<std::array<char, 2>, 4096> make_b64_pairs() {
+  std::array<std::array<char, 2>, 4096> t{};
+  for (std::size_t v = 0; v < 4096; ++v) t[v] = {kB64Alphabet[v >> 6], kB64Alphabet[v & 63]};
+  return t;
+}
+constexpr auto kB64Pairs = make_b64_pairs();
+
+}  // namespace
+
 void base64_encode(std::string_view in, Eol eol, std::string& out) {
   const std::string_view nl = eol_str(eol);
   constexpr std::size_t kLineBytes = 57;  // 57 input bytes -> 76 characters
-  std::size_t lines = (in.size() + kLineBytes - 1) / kLineBytes;
+  const std::size_t n = in.size();
+  std::size_t lines = (n + kLineBytes - 1) / kLineBytes;
   out.reserve(out.size() + lines * (76 + nl.size()));
-  unsigned char buf[80];
-  for (std::size_t off = 0; off < in.size(); off += kLineBytes) {
-    std::size_t take = std::min(kLineBytes, in.size() - off);
-    int len = EVP_EncodeBlock(buf, reinterpret_cast<const unsigned char*>(in.data() + off), static_cast<int>(take));
-    out.append(reinterpret_cast<const char*>(buf), static_cast<std::size_t>(len));
-    out.append(nl);
+  // Lines are written to a local buffer and appended in batches (no zero-filling of `out`).
+  char buf[4096];
+  char* o = buf;
+  char* const flush_at = buf + sizeof buf - 80;
+  const auto* s = reinterpret_cast<const unsigned char*>(in.data());
+  for (std::size_t off = 0; off < n; off += kLineBytes) {
+    const std::size_t take = std::min(kLineBytes, n - off);
+    const unsigned char* p = s + off;
+    const unsigned char* const whole_end = p + take / 3 * 3;
+    for (; p < whole_end; p += 3, o += 4) {
+      std::uint32_t x = std::uint32_t{p[0]} << 16 | std::uint32_t{p[1]} << 8 | p[2];
+      std::memcpy(o, kB64Pairs[x >> 12].data(), 2);
+      std::memcpy(o + 2, kB64Pairs[x & 4095].data(), 2);
+    }
+    if (take % 3 != 0) {  // the final group, padded with '='
+      std::uint32_t x = std::uint32_t{p[0]} << 16 | (take % 3 == 2 ? std::uint32_t{p[1]} << 8 : 0);
+      o[0] = kB64Alphabet[x >> 18];
+      o[1] = kB64Alphabet[(x >> 12) & 63];
+      o[2] = take % 3 == 2 ? kB64Alphabet[(x >> 6) & 63] : '=';
+      o[3] = '=';
+      o += 4;
+    }
+    for (char c : nl) *o++ = c;
+    if (o >= flush_at) {
+      out.append(buf, static_cast<std::size_t>(o - buf));
+      o = buf;
+    }
   }
+  out.append(buf, static_cast<std::size_t>(o - buf));
 }
 
 }  // namespace cllavio::tracking
