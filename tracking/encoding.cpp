@@ -138,6 +138,22 @@ std::size_t qp_copy_run(const char* s, std::size_t i, std::size_t limit, std::si
   return i;
 }
 
+#if defined(__SSE2__)
+// One bit per byte of s[0..64): set where the byte is not a kQpRun literal.
+std::uint64_t qp_special64(const char* s) {
+  const __m128i space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
+                tab = _mm_set1_epi8('\t');
+  std::uint64_t ok = 0;
+  for (int k = 0; k < 4; ++k) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k));
+    __m128i lit = _mm_and_si128(_mm_cmpgt_epi8(v, space), _mm_cmplt_epi8(v, del));
+    lit = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), lit), _mm_cmpeq_epi8(v, tab));
+    ok |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(lit))) << (16 * k);
+  }
+  return ~ok;
+}
+#endif
+
 }  // namespace
 
 void qp_encode(std::string_view in, Eol eol, std::string& out) {
@@ -168,6 +184,11 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
     return at == n || s[at] == '\n' || (s[at] == '\r' && at + 1 < n && s[at + 1] == '\n');
   };
   auto blank = [](char c) { return c == ' ' || c == '\t'; };
+#if defined(__SSE2__)
+  std::size_t window = 0;     // special describes s[window, window + 64)
+  std::uint64_t special = 0;
+  bool have_window = false;
+#endif
   std::size_t i = 0;
   while (i < n) {
     room();
@@ -181,7 +202,29 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
       // A run of literal bytes up to the line limit, the buffer's room or an exposed blank.
       // (The copy may write 15 bytes past the run: flush_at leaves room for that.)
       std::size_t limit = std::min({n, i + (75 - col), i + static_cast<std::size_t>(flush_at - o)});
-      std::size_t j = qp_copy_run(s, i, limit, n, o);
+      std::size_t j;
+#if defined(__SSE2__)
+      if (i + 80 <= n) {
+        // Runs come from a 64-byte window classified once (HTML has an '=' every few
+        // bytes: classifying per run would redo it). A run cut at the window's end goes on
+        // in the next step, as the same bytes.
+        if (!have_window || i - window >= 64) {
+          window = i;
+          special = qp_special64(s + i);
+          have_window = true;
+        }
+        std::uint64_t m = special >> (i - window);  // bit 0 is clear: s[i] is a literal
+        std::size_t run = m != 0 ? static_cast<std::size_t>(__builtin_ctzll(m)) : 64 - (i - window);
+        j = std::min(i + run, limit);
+        for (std::size_t k = 0; k < j - i; k += 16)  // reads stay below i + 64 <= n
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + k)));
+      } else {
+        j = qp_copy_run(s, i, limit, n, o);
+      }
+#else
+      j = qp_copy_run(s, i, limit, n, o);
+#endif
       if (blank(s[j - 1]) && j - 1 > i && breaks_at(j)) --j;  // the exposed blank is encoded next
       o += j - i;
       col += j - i;
