@@ -140,18 +140,29 @@ std::size_t qp_copy_run(const char* s, std::size_t i, std::size_t limit, std::si
 }
 
 #if defined(__SSE2__)
-// One bit per byte of s[0..64): set where the byte is not a kQpRun literal.
-std::uint64_t qp_special64(const char* s) {
+// The bytes of s[0..64) by class, one bit per byte.
+struct QpMasks {
+  std::uint64_t special, cr, lf, blank;  // not a kQpRun literal; '\r'; '\n'; ' ' or '\t'
+};
+QpMasks qp_masks64(const char* s) {
   const __m128i space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
-                tab = _mm_set1_epi8('\t');
+                tab = _mm_set1_epi8('\t'), sp = _mm_set1_epi8(' '), cr = _mm_set1_epi8('\r'),
+                lf = _mm_set1_epi8('\n');
+  QpMasks m{0, 0, 0, 0};
   std::uint64_t ok = 0;
   for (int k = 0; k < 4; ++k) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k));
+    __m128i is_tab = _mm_cmpeq_epi8(v, tab);
     __m128i lit = _mm_and_si128(_mm_cmpgt_epi8(v, space), _mm_cmplt_epi8(v, del));
-    lit = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), lit), _mm_cmpeq_epi8(v, tab));
-    ok |= static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(lit))) << (16 * k);
+    lit = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), lit), is_tab);
+    auto bits = [](__m128i x) { return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(x))); };
+    ok |= bits(lit) << (16 * k);
+    m.cr |= bits(_mm_cmpeq_epi8(v, cr)) << (16 * k);
+    m.lf |= bits(_mm_cmpeq_epi8(v, lf)) << (16 * k);
+    m.blank |= bits(_mm_or_si128(_mm_cmpeq_epi8(v, sp), is_tab)) << (16 * k);
   }
-  return ~ok;
+  m.special = ~ok;
+  return m;
 }
 #endif
 
@@ -165,10 +176,10 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
   // (or growing) the output for the worst case.
   char buf[4096];
   char* o = buf;
-  char* const flush_at = buf + sizeof buf - 16;
+  char* const flush_at = buf + sizeof buf - 80;
   const char* s = in.data();
   std::size_t col = 0;  // characters on the current output line; lines stay <= 76 with the '='
-  auto room = [&] {  // afterwards at least 16 bytes are free: enough for one step
+  auto room = [&] {  // afterwards at least 80 bytes are free: enough for one step
     if (o >= flush_at) {
       out.append(buf, static_cast<std::size_t>(o - buf));
       o = buf;
@@ -186,13 +197,53 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
   };
   auto blank = [](char c) { return c == ' ' || c == '\t'; };
 #if defined(__SSE2__)
-  std::size_t window = 0;     // special describes s[window, window + 64)
-  std::uint64_t special = 0;
+  std::size_t window = 0;  // m, stop and breaks describe s[window, window + 64)
+  QpMasks m{0, 0, 0, 0};
+  std::uint64_t stop = 0, breaks = 0;
   bool have_window = false;
 #endif
   std::size_t i = 0;
   while (i < n) {
     room();
+#if defined(__SSE2__)
+    if (i + 80 <= n) {
+      // Classify 64 bytes at once and use them for the steps inside (HTML has an '=' or a
+      // line break every few bytes); a new window once less than 32 bytes are left.
+      if (!have_window || i - window >= 32) {
+        window = i;
+        m = qp_masks64(s + i);
+        // Where a copy must stop: anything but literals and line breaks written as `eol`,
+        // a blank before a break, and the window's last byte if what follows matters.
+        const bool crlf = eol == Eol::crlf;
+        stop = m.special & ~(m.cr | m.lf);
+        stop |= crlf ? (m.cr & ~(m.lf >> 1)) | (m.lf & ~(m.cr << 1)) : m.cr;
+        stop |= m.blank & ((m.cr | m.lf) >> 1);
+        stop |= (m.blank | m.cr) & (std::uint64_t{1} << 63);
+        breaks = crlf ? m.cr : m.lf;
+        have_window = true;
+      }
+      // The common case in HTML: a stretch of literals and line breaks already written as
+      // `eol`, with no blank before a break and no line reaching the 76-column limit, is
+      // its own encoding. Copy the longest such stretch at once; the step-by-step code
+      // below takes over at the first byte that needs it.
+      const std::size_t d = i - window, left = 64 - d;
+      const std::uint64_t bad = stop >> d;
+      const std::size_t len = bad != 0 ? static_cast<std::size_t>(__builtin_ctzll(bad)) : left;
+      const std::uint64_t in_prefix = len == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << len) - 1;
+      const std::uint64_t brk = (breaks >> d) & in_prefix;
+      const std::size_t first_line = brk != 0 ? static_cast<std::size_t>(__builtin_ctzll(brk)) : len;
+      if (len > 0 && col + first_line <= 75) {  // no soft break in it (later lines are < 64)
+        for (std::size_t k = 0; k < len; k += 16)  // reads stay below window + 64 + 16 <= n
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + k)));
+        o += len;
+        const std::uint64_t lfs = (m.lf >> d) & in_prefix;
+        col = lfs != 0 ? len - (64 - static_cast<std::size_t>(__builtin_clzll(lfs))) : col + len;
+        i += len;
+        continue;
+      }
+    }
+#endif
     const char ch = s[i];
     auto c = static_cast<unsigned char>(ch);
     if (kQpRun[c] && !(blank(ch) && breaks_at(i + 1))) {
@@ -209,13 +260,9 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
         // Runs come from a 64-byte window classified once (HTML has an '=' every few
         // bytes: classifying per run would redo it). A run cut at the window's end goes on
         // in the next step, as the same bytes.
-        if (!have_window || i - window >= 64) {
-          window = i;
-          special = qp_special64(s + i);
-          have_window = true;
-        }
-        std::uint64_t m = special >> (i - window);  // bit 0 is clear: s[i] is a literal
-        std::size_t run = m != 0 ? static_cast<std::size_t>(__builtin_ctzll(m)) : 64 - (i - window);
+        // (The window above is current: i + 80 <= n.)
+        std::uint64_t sp = m.special >> (i - window);  // bit 0 is clear: s[i] is a literal
+        std::size_t run = sp != 0 ? static_cast<std::size_t>(__builtin_ctzll(sp)) : 64 - (i - window);
         j = std::min(i + run, limit);
         for (std::size_t k = 0; k < j - i; k += 16)  // reads stay below i + 64 <= n
           _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k),
