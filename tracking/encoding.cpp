@@ -242,6 +242,16 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
         i += len;
         continue;
       }
+      if (len > 0) {  // the line reaches column 75 at a literal inside the stretch: soft break there
+        const std::size_t k = 75 - col;  // < first_line <= len
+        for (std::size_t j = 0; j < k; j += 16)
+          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + j),
+                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + j)));
+        o += k;
+        i += k;
+        soft_break();
+        continue;
+      }
     }
 #endif
     const char ch = s[i];
