@@ -16,12 +16,17 @@ namespace {
 
 constexpr char kHex[] = "0123456789ABCDEF";
 
-int hex_value(char c) {
-  if (c >= '0' && c <= '9') return c - '0';
-  if (c >= 'A' && c <= 'F') return c - 'A' + 10;
-  if (c >= 'a' && c <= 'f') return c - 'a' + 10;
-  return -1;
+// Hex digit values (either case), -1 for every other byte.
+constexpr std::array<std::int8_t, 256> make_hex_values() {
+  std::array<std::int8_t, 256> t{};
+  for (auto& v : t) v = -1;
+  for (int c = '0'; c <= '9'; ++c) t[c] = static_cast<std::int8_t>(c - '0');
+  for (int c = 'A'; c <= 'F'; ++c) t[c] = static_cast<std::int8_t>(c - 'A' + 10);
+  for (int c = 'a'; c <= 'f'; ++c) t[c] = static_cast<std::int8_t>(c - 'a' + 10);
+  return t;
 }
+constexpr auto kHexValue = make_hex_values();
+int hex_value(char c) { return kHexValue[static_cast<unsigned char>(c)]; }
 
 // Bytes a QP line may carry as they are: printable ASCII except '=' (and blanks,
 // which need care at the end of a line).
@@ -82,13 +87,17 @@ void qp_decode(std::string_view in, std::string& out) {
     i = eq + 1;
     if (i + 1 < n) {  // room for "=XX"
       int hi = hex_value(s[i]), lo = hex_value(s[i + 1]);
-      if (hi >= 0 && lo >= 0) {
+      if ((hi | lo) >= 0) {
         *o++ = static_cast<char>(hi * 16 + lo);
         i += 2;
         continue;
       }
     }
     // "=" + optional blanks + line break: a soft line break.
+    if (i + 1 < n && s[i] == '\r' && s[i + 1] == '\n') {  // the usual form, first
+      i += 2;
+      continue;
+    }
     std::size_t j = i;
     while (j < n && (s[j] == ' ' || s[j] == '\t')) ++j;
     if (j < n && s[j] == '\n') {
