@@ -149,6 +149,15 @@ std::size_t qp_copy_run(const char* s, std::size_t i, std::size_t limit, std::si
 }
 
 #if defined(__SSE2__)
+// Fixed-size copies for the QP encoder's steps: fewer branches than copying exactly. The
+// callers guarantee that the bytes are readable (i + 80 <= n) and writable (room()).
+void copy16(char* o, const char* s) {
+  _mm_storeu_si128(reinterpret_cast<__m128i*>(o), _mm_loadu_si128(reinterpret_cast<const __m128i*>(s)));
+}
+void copy64(char* o, const char* s) {
+  for (int k = 0; k < 64; k += 16) copy16(o + k, s + k);
+}
+
 // The bytes of s[0..64) by class, one bit per byte.
 struct QpMasks {
   std::uint64_t special, cr, lf, blank;  // not a kQpRun literal; '\r'; '\n'; ' ' or '\t'
@@ -242,9 +251,7 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
       const std::uint64_t brk = (breaks >> d) & in_prefix;
       const std::size_t first_line = brk != 0 ? static_cast<std::size_t>(__builtin_ctzll(brk)) : len;
       if (len > 0 && col + first_line <= 75) {  // no soft break in it (later lines are < 64)
-        for (std::size_t k = 0; k < len; k += 16)  // reads stay below window + 64 + 16 <= n
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k),
-                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + k)));
+        copy64(o, s + i);
         o += len;
         const std::uint64_t lfs = (m.lf >> d) & in_prefix;
         col = lfs != 0 ? len - (64 - static_cast<std::size_t>(__builtin_clzll(lfs))) : col + len;
@@ -253,9 +260,8 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
       }
       if (len > 0) {  // the line reaches column 75 at a literal inside the stretch: soft break there
         const std::size_t k = 75 - col;  // < first_line <= len
-        for (std::size_t j = 0; j < k; j += 16)
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + j),
-                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + j)));
+        copy64(o, s + i);
+        if (k > 64) copy16(o + 64, s + i + 64);
         o += k;
         i += k;
         soft_break();
@@ -283,9 +289,7 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
         std::uint64_t sp = m.special >> (i - window);  // bit 0 is clear: s[i] is a literal
         std::size_t run = sp != 0 ? static_cast<std::size_t>(__builtin_ctzll(sp)) : 64 - (i - window);
         j = std::min(i + run, limit);
-        for (std::size_t k = 0; k < j - i; k += 16)  // reads stay below i + 64 <= n
-          _mm_storeu_si128(reinterpret_cast<__m128i*>(o + k),
-                           _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + i + k)));
+        copy64(o, s + i);  // run <= 64
       } else {
         j = qp_copy_run(s, i, limit, n, o);
       }
