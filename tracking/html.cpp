@@ -97,14 +97,14 @@ HtmlScan scan_html(std::string_view h) {
             break;
           }
           if (lt >= hidden_until) {
-            std::size_t close = h.find("-->", lt + 4);
+            std::size_t close = find_bytes(h, "-->", lt + 4);
             if (close == std::string_view::npos) unclosed(lt);  // a comment to the end, to a browser
             hidden_until = close == std::string_view::npos ? n : close + 3;
           }
           i = gt + 1;
           continue;
         }
-        std::size_t close = h.find("-->", lt + 2);  // also "<!-->"
+        std::size_t close = find_bytes(h, "-->", lt + 2);  // also "<!-->"
         if (close == std::string_view::npos) {
           unclosed(lt);
           break;
@@ -250,7 +250,7 @@ std::optional<std::size_t> body_end(std::string_view h, const HtmlScan& scan) {
       } else if (istarts_at(h, i, "</html") && (i + 6 == h.size() || space(h[i + 6]) || h[i + 6] == '>')) {
         if (std::size_t gt = h.find('>', i); gt != std::string_view::npos) next = gt + 1;
       } else if (h.compare(i, 4, "<!--") == 0) {
-        if (std::size_t close = h.find("-->", i + 2); close != std::string_view::npos) next = close + 3;
+        if (std::size_t close = find_bytes(h, "-->", i + 2); close != std::string_view::npos) next = close + 3;
       }
       if (next == std::string_view::npos) break;
       i = next;
