@@ -7,16 +7,21 @@
 //
 // Prints the median over rounds of MB/s (input bytes per second, one core) per encoding
 // and overall, and the ratio to the copy. Without the corpus it uses a generated
-// newsletter so the figures still exist (and says so).
+// newsletter so the figures still exist (and says so). Each encoding's line ends with an
+// output fingerprint: FNV-1a 64 over every message's outcome (changed flag, skip reason,
+// body, header edits, link table) in order, so "same output" across engine changes is
+// one comparison (the inputs and keys are fixed, so the tokens are too).
 #include <algorithm>
-#include <cstdlib>
 #include <chrono>
+#include <cstdint>
+#include <cstdlib>
 #include <cstdio>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <sstream>
 #include <string>
+#include <string_view>
 #include <vector>
 
 #include "tracking/encoding.hpp"
@@ -81,6 +86,49 @@ std::string generated_newsletter() {
   return h + "</table></body></html>\r\n";
 }
 
+// FNV-1a 64, fed length-prefixed fields so that field boundaries count.
+struct Fnv {
+  std::uint64_t h = 0xcbf29ce484222325ull;
+  void bytes(std::string_view s) {
+    for (unsigned char c : s) h = (h ^ c) * 0x100000001b3ull;
+  }
+  void field(std::string_view s) {
+    num(s.size());
+    bytes(s);
+  }
+  void num(std::uint64_t v) {
+    for (int i = 0; i < 8; ++i) h = (h ^ ((v >> (8 * i)) & 0xff)) * 0x100000001b3ull;
+  }
+};
+
+void fingerprint(Fnv& f, const RewriteResult& r) {
+  f.num(r.changed);
+  f.field(r.skipped);
+  f.field(r.body);
+  f.num(r.header_edits.size());
+  for (const auto& e : r.header_edits) {
+    f.num(static_cast<std::uint64_t>(e.op));
+    f.field(e.name);
+    f.num(static_cast<std::uint64_t>(e.occurrence));
+    f.field(e.value);
+  }
+  f.num(static_cast<std::uint64_t>(r.parts_changed));
+  f.num(static_cast<std::uint64_t>(r.pixels));
+  f.field(r.pixel_skipped);
+  f.num(static_cast<std::uint64_t>(r.old_pixels_removed));
+  f.num(static_cast<std::uint64_t>(r.old_links_restored));
+  f.num(r.links.size());
+  for (const auto& l : r.links) {
+    f.num(l.index);
+    f.field(l.url);
+  }
+  f.num(r.kept.size());
+  for (const auto& k : r.kept) {
+    f.field(k.url);
+    f.field(k.why);
+  }
+}
+
 double median(std::vector<double> v) {
   std::sort(v.begin(), v.end());
   return v[v.size() / 2];
@@ -103,7 +151,8 @@ int main(int argc, char** argv) {
 
   std::printf("rewrite engine: %zu %s, %d rounds, one core; median MB/s of input\n", html.size(),
               generated ? "generated newsletter(s) (corpus absent)" : "corpus templates", rounds);
-  std::printf("%-18s %10s %10s %10s %8s %8s\n", "encoding", "bytes", "rewrite", "copy", "x copy", "links");
+  std::printf("%-18s %10s %10s %10s %8s %8s  %s\n", "encoding", "bytes", "rewrite", "copy", "x copy", "links",
+              "output fingerprint");
   const char* only = std::getenv("ENGINE_BENCH_ONLY");  // profiling one encoding
   for (std::string enc : {"8bit", "quoted-printable", "base64", "all"}) {
     if (only != nullptr && enc != only) continue;
@@ -119,6 +168,7 @@ int main(int argc, char** argv) {
     std::vector<double> rw, cp;
     std::size_t links = 0, sink = 0;
     std::string copy;
+    Fnv fp;  // of the warm-up round's outputs (every round gives the same)
     for (int r = -1; r < rounds; ++r) {  // round -1 warms caches and the allocator
       if (r == 0) links = 0;
       auto t0 = std::chrono::steady_clock::now();
@@ -127,6 +177,7 @@ int main(int argc, char** argv) {
         RewriteResult out = rewrite(in, policy, limits, codec);
         links += out.links.size();
         sink += out.body.size();
+        if (r < 0) fingerprint(fp, out);
       }
       auto t1 = std::chrono::steady_clock::now();
       for (const auto& m : msgs) {  // the baseline: the bytes copied once, as a rewrite must at least do
@@ -140,8 +191,8 @@ int main(int argc, char** argv) {
       cp.push_back(bytes / 1e6 / std::chrono::duration<double>(t2 - t1).count());
     }
     double mrw = median(rw), mcp = median(cp);
-    std::printf("%-18s %10zu %10.0f %10.0f %8.3f %8zu\n", enc.c_str(), bytes, mrw, mcp, mrw / mcp,
-                links / static_cast<std::size_t>(rounds));
+    std::printf("%-18s %10zu %10.0f %10.0f %8.3f %8zu  %016llx\n", enc.c_str(), bytes, mrw, mcp, mrw / mcp,
+                links / static_cast<std::size_t>(rounds), static_cast<unsigned long long>(fp.h));
     if (sink == 0) std::printf("(nothing written)\n");
   }
   return 0;

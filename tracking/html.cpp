@@ -1,5 +1,6 @@
 #include "tracking/html.hpp"
 #include "tracking/ascii.hpp"
+#include "tracking/bytes.hpp"
 
 #include <array>
 
@@ -16,11 +17,35 @@ bool istarts_at(std::string_view s, std::size_t pos, std::string_view prefix) {
   return pos + prefix.size() <= s.size() && iequals(s.substr(pos, prefix.size()), prefix);
 }
 
-bool space(char c) { return c == ' ' || c == '\t' || c == '\n' || c == '\r' || c == '\f'; }
 bool alpha(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z'); }
 bool digit(char c) { return c >= '0' && c <= '9'; }
 bool alnum(char c) { return alpha(c) || digit(c); }
-bool name_char(char c) { return alnum(c) || c == ':' || c == '-' || c == '_' || c == '.'; }
+
+// Byte classes for the tag scanner's loops: one table lookup per byte instead of a chain
+// of comparisons (the templates are mostly markup, so these loops see most bytes).
+enum : std::uint8_t {
+  kSpace = 1,     // HTML whitespace
+  kName = 2,      // tag name characters
+  kAttrEnd = 4,   // ends an attribute name: whitespace, '/', '>', '='
+  kSkip = 8,      // skipped between attributes: whitespace, '/'
+  kUnqEnd = 16,   // ends an unquoted value: whitespace, '>'
+};
+constexpr std::array<std::uint8_t, 256> make_classes() {
+  std::array<std::uint8_t, 256> t{};
+  for (unsigned char c : {' ', '\t', '\n', '\r', '\f'}) t[c] |= kSpace | kAttrEnd | kSkip | kUnqEnd;
+  for (int c = 0; c < 256; ++c)
+    if ((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == ':' || c == '-' ||
+        c == '_' || c == '.')
+      t[c] |= kName;
+  t['/'] |= kAttrEnd | kSkip;
+  t['>'] |= kAttrEnd | kUnqEnd;
+  t['='] |= kAttrEnd;
+  return t;
+}
+constexpr auto kClass = make_classes();
+bool is(char c, std::uint8_t cls) { return (kClass[static_cast<unsigned char>(c)] & cls) != 0; }
+bool space(char c) { return is(c, kSpace); }
+bool name_char(char c) { return is(c, kName); }
 
 enum class Kind { other, a, area, vml, img, body, raw_text, plaintext };
 
@@ -60,7 +85,7 @@ HtmlScan scan_html(std::string_view h) {
     if (!out.unclosed_at) out.unclosed_at = at;
   };
   for (;;) {
-    std::size_t lt = h.find('<', i);
+    std::size_t lt = find_byte(h, '<', i);
     if (lt == std::string_view::npos || lt + 1 >= n) break;  // a '<' at the end is text
     char c = h[lt + 1];
     if (c == '!') {
@@ -72,14 +97,14 @@ HtmlScan scan_html(std::string_view h) {
             break;
           }
           if (lt >= hidden_until) {
-            std::size_t close = h.find("-->", lt + 4);
+            std::size_t close = find_bytes(h, "-->", lt + 4);
             if (close == std::string_view::npos) unclosed(lt);  // a comment to the end, to a browser
             hidden_until = close == std::string_view::npos ? n : close + 3;
           }
           i = gt + 1;
           continue;
         }
-        std::size_t close = h.find("-->", lt + 2);  // also "<!-->"
+        std::size_t close = find_bytes(h, "-->", lt + 2);  // also "<!-->"
         if (close == std::string_view::npos) {
           unclosed(lt);
           break;
@@ -98,7 +123,7 @@ HtmlScan scan_html(std::string_view h) {
     if (c == '/' || c == '?') {  // end tag or processing instruction
       std::size_t j = lt + 2;
       while (j < n && name_char(h[j])) ++j;
-      std::size_t gt = h.find('>', j);
+      std::size_t gt = find_byte(h, '>', j);
       if (gt == std::string_view::npos) {
         unclosed(lt);
         break;
@@ -121,7 +146,7 @@ HtmlScan scan_html(std::string_view h) {
     bool has_href = false, has_src = false, closed = false;
     std::string_view opt_out;
     while (k < n) {
-      while (k < n && (space(h[k]) || h[k] == '/')) ++k;
+      while (k < n && is(h[k], kSkip)) ++k;
       if (k >= n) break;
       if (h[k] == '>') {
         closed = true;
@@ -129,7 +154,7 @@ HtmlScan scan_html(std::string_view h) {
         break;
       }
       std::size_t an = k++;  // the first character may be '='
-      while (k < n && !space(h[k]) && h[k] != '/' && h[k] != '>' && h[k] != '=') ++k;
+      while (k < n && !is(h[k], kAttrEnd)) ++k;
       std::string_view aname = h.substr(an, k - an);
       std::size_t after_name = k;
       while (k < n && space(h[k])) ++k;
@@ -140,7 +165,7 @@ HtmlScan scan_html(std::string_view h) {
         while (k < n && space(h[k])) ++k;
         if (k < n && (h[k] == '"' || h[k] == '\'')) {
           char q = h[k];
-          std::size_t end = h.find(q, k + 1);
+          std::size_t end = find_byte(h, q, k + 1);
           if (end == std::string_view::npos) {
             k = n;
             break;
@@ -149,7 +174,7 @@ HtmlScan scan_html(std::string_view h) {
           k = end + 1;
         } else {
           std::size_t vb = k;
-          while (k < n && !space(h[k]) && h[k] != '>') ++k;
+          while (k < n && !is(h[k], kUnqEnd)) ++k;
           v = AttrValue{vb, k, 0};
         }
         has_value = true;
@@ -225,7 +250,7 @@ std::optional<std::size_t> body_end(std::string_view h, const HtmlScan& scan) {
       } else if (istarts_at(h, i, "</html") && (i + 6 == h.size() || space(h[i + 6]) || h[i + 6] == '>')) {
         if (std::size_t gt = h.find('>', i); gt != std::string_view::npos) next = gt + 1;
       } else if (h.compare(i, 4, "<!--") == 0) {
-        if (std::size_t close = h.find("-->", i + 2); close != std::string_view::npos) next = close + 3;
+        if (std::size_t close = find_bytes(h, "-->", i + 2); close != std::string_view::npos) next = close + 3;
       }
       if (next == std::string_view::npos) break;
       i = next;

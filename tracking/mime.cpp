@@ -1,7 +1,6 @@
 #include "tracking/mime.hpp"
 #include "tracking/ascii.hpp"
-
-#include <string.h>
+#include "tracking/bytes.hpp"
 
 namespace cllavio::tracking {
 
@@ -224,12 +223,12 @@ class Walker {
   // line inside [range_begin, range_end).
   Delimiter find_delimiter(const std::string& dash, std::size_t from, std::size_t range_begin,
                            std::size_t range_end) const {
-    // glibc's memmem skips on the whole needle; a first-character scan stops at every '-',
-    // and CSS is full of them.
+    // find_bytes filters on three bytes of the needle at once; a first-character scan
+    // stops at every '-', and CSS is full of them.
+    const std::string_view range = body_.substr(0, range_end);
     auto next_match = [&](std::size_t at) -> std::size_t {
       if (at >= range_end) return std::string_view::npos;
-      const void* hit = ::memmem(body_.data() + at, range_end - at, dash.data(), dash.size());
-      return hit ? static_cast<std::size_t>(static_cast<const char*>(hit) - body_.data()) : std::string_view::npos;
+      return find_bytes(range, dash, at);
     };
     for (std::size_t p = next_match(from); p != std::string_view::npos; p = next_match(p + 1)) {
       if (p != range_begin && body_[p - 1] != '\n') continue;

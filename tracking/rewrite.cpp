@@ -1,7 +1,6 @@
 #include "tracking/rewrite.hpp"
 #include "tracking/ascii.hpp"
-
-#include <string.h>
+#include "tracking/bytes.hpp"
 
 #include <algorithm>
 
@@ -15,24 +14,10 @@ namespace {
 constexpr std::size_t kMaxLine = 998;
 
 
-std::size_t longest_line(std::string_view s) {
-  std::size_t longest = 0, pos = 0;
-  while (pos <= s.size()) {
-    std::size_t nl = s.find('\n', pos);
-    std::size_t end = nl == std::string_view::npos ? s.size() : nl;
-    std::size_t len = end - pos - (end > pos && s[end - 1] == '\r' ? 1 : 0);
-    longest = std::max(longest, len);
-    if (nl == std::string_view::npos) break;
-    pos = nl + 1;
-  }
-  return longest;
-}
-
 // Inline PGP in a text part ("-----BEGIN PGP MESSAGE-----", "... SIGNED MESSAGE-----").
-// memmem, not string_view::find: that one stops at every '-', and CSS is full of them.
+// find_bytes, not string_view::find: that one stops at every '-', and CSS is full of them.
 bool has_inline_pgp(std::string_view raw) {
-  constexpr std::string_view kMark = "-----BEGIN PGP ";
-  return ::memmem(raw.data(), raw.size(), kMark.data(), kMark.size()) != nullptr;
+  return find_bytes(raw, "-----BEGIN PGP ") != std::string_view::npos;
 }
 
 bool has_8bit_or_nul(std::string_view s) {
@@ -59,9 +44,13 @@ bool rewritable_text(const Part& p, const TrackingPolicy& policy) {
   return p.type.subtype == "plain" && policy.text_links && policy.clicks;
 }
 
+enum class Output { as_is, qp, base64 };  // how a changed part's patched content is written
+
 struct ChangedPart {
   int index;
-  std::string_view content;  // new encoded content (in a Scratch buffer)
+  std::string_view patched;  // the new decoded content (in a Scratch buffer)
+  Output output = Output::as_is;
+  Eol eol = Eol::crlf;       // the part's own line ending, for the encoders
   bool now_qp = false;       // Content-Transfer-Encoding became quoted-printable
 };
 
@@ -69,7 +58,7 @@ struct ChangedPart {
 // page faults on every message. Oversized ones are released after use.
 struct Scratch {
   std::string decoded;
-  std::vector<std::string> patched, encoded;  // one pair per changed part
+  std::vector<std::string> patched;  // one per changed part
   void trim() {
     constexpr std::size_t kKeep = 1 << 20;
     auto shrink = [](std::string& s) {
@@ -77,7 +66,6 @@ struct Scratch {
     };
     shrink(decoded);
     for (auto& s : patched) shrink(s);
-    for (auto& s : encoded) shrink(s);
   }
 };
 
@@ -86,23 +74,19 @@ Scratch& scratch() {
   return s;
 }
 
-// Encodes the patched content for the part's transfer encoding into `encoded`; switches
-// 7bit/8bit to QP when a line would exceed 998 octets (or 7bit would carry 8-bit bytes).
-ChangedPart encode_part(int index, const Part& p, const std::string& patched, std::string& encoded, Eol eol) {
-  ChangedPart c{index, {}, false};
-  encoded.clear();
+// How the patched content goes out in the part's transfer encoding (the encoding itself
+// is written straight into the output by assemble); switches 7bit/8bit to QP when a line
+// would exceed 998 octets (or 7bit would carry 8-bit bytes).
+ChangedPart plan_part(int index, const Part& p, std::string_view patched, Eol eol) {
+  ChangedPart c{index, patched, Output::as_is, eol, false};
   if (p.encoding == "base64") {
-    base64_encode(patched, eol, encoded);
+    c.output = Output::base64;
   } else if (p.encoding == "quoted-printable") {
-    qp_encode(patched, eol, encoded);
-  } else if (longest_line(patched) > kMaxLine || (p.encoding == "7bit" && has_8bit_or_nul(patched))) {
-    qp_encode(patched, eol, encoded);
+    c.output = Output::qp;
+  } else if (has_line_over(patched, kMaxLine) || (p.encoding == "7bit" && has_8bit_or_nul(patched))) {
+    c.output = Output::qp;
     c.now_qp = true;
-  } else {
-    c.content = patched;
-    return c;
   }
-  c.content = encoded;
   return c;
 }
 
@@ -119,27 +103,34 @@ RewriteResult skip(RewriteResult r, std::string why) {
   return r;
 }
 
-// Splices the changed parts (and their new Content-Transfer-Encoding lines) into the body,
-// writing the output once.
+// Splices the changed parts, encoded for their transfer encoding as they are written (and
+// their new Content-Transfer-Encoding lines) into the body, writing the output once.
 std::string assemble(std::string_view body, const MimeTree& tree, const std::vector<ChangedPart>& changed, Eol eol) {
   struct Piece {
     std::size_t begin, end;
     std::string_view text;
+    const ChangedPart* part;  // its encoded content, or `text` when null
   };
   const std::string cte = "Content-Transfer-Encoding: quoted-printable" + std::string(eol_str(eol));
   std::vector<Piece> pieces;
   std::size_t size = body.size();
   for (const ChangedPart& c : changed) {
     const Part& p = tree.parts[c.index];
-    pieces.push_back({p.body_begin, p.body_end, c.content});
-    size += c.content.size() + cte.size();
+    pieces.push_back({p.body_begin, p.body_end, {}, &c});
+    const std::size_t n = c.patched.size(), nl = eol_str(c.eol).size();
+    switch (c.output) {  // room for the encoded content (the QP figure is what qp_encode reserves)
+      case Output::as_is: size += n; break;
+      case Output::qp: size += n + n / 8 + 64; break;
+      case Output::base64: size += (n + 2) / 3 * 4 + (n + 56) / 57 * nl; break;
+    }
+    size += cte.size();
     if (!c.now_qp || c.index == 0) continue;  // part 0's header is the message header
     if (const HeaderField* f = find_field(p.headers, "Content-Transfer-Encoding"))
-      pieces.push_back({f->begin, f->end, cte});
+      pieces.push_back({f->begin, f->end, cte, nullptr});
     else if (!p.headers.empty())
-      pieces.push_back({p.headers.back().end, p.headers.back().end, cte});
+      pieces.push_back({p.headers.back().end, p.headers.back().end, cte, nullptr});
     else
-      pieces.push_back({p.header_begin, p.header_begin, cte});
+      pieces.push_back({p.header_begin, p.header_begin, cte, nullptr});
   }
   std::sort(pieces.begin(), pieces.end(), [](const Piece& a, const Piece& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
@@ -149,7 +140,10 @@ std::string assemble(std::string_view body, const MimeTree& tree, const std::vec
   std::size_t pos = 0;
   for (const Piece& piece : pieces) {  // ranges of distinct leaf parts never overlap
     out.append(body.substr(pos, piece.begin - pos));
-    out.append(piece.text);
+    if (piece.part == nullptr) out.append(piece.text);
+    else if (piece.part->output == Output::base64) base64_encode(piece.part->patched, piece.part->eol, out);
+    else if (piece.part->output == Output::qp) qp_encode(piece.part->patched, piece.part->eol, out);
+    else out.append(piece.part->patched);
     pos = piece.end;
   }
   out.append(body.substr(pos));
@@ -172,7 +166,7 @@ std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& h
                                    [&](const ChangedPart& c) { return c.index == static_cast<int>(i); });
     std::string_view new_content = std::string_view(body).substr(a.body_begin, a.body_end - a.body_begin);
     if (was_changed) {
-      if (longest_line(new_content) > kMaxLine) return "a changed line is over 998 octets";
+      if (has_line_over(new_content, kMaxLine)) return "a changed line is over 998 octets";
     } else if (a.children.empty() &&
                new_content != in.body.substr(b.body_begin, b.body_end - b.body_begin)) {
       return "untouched part " + std::to_string(i) + " changed";
@@ -234,6 +228,9 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
 
   std::vector<ChangedPart> changed;
   Scratch& buf = scratch();
+  // Sized before the loop: changed parts keep views into these strings, which must not
+  // move (a short one lives inside the string object).
+  if (buf.patched.size() < targets.size()) buf.patched.resize(targets.size());
   struct Trim {
     Scratch& s;
     ~Trim() { s.trim(); }
@@ -260,12 +257,8 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
         p.type.subtype == "html" ? html_patches(decoded, ctx) : text_patches(decoded, ctx);
     if (patches.empty()) continue;
     std::size_t k = changed.size();
-    if (buf.patched.size() <= k) {
-      buf.patched.resize(k + 1);
-      buf.encoded.resize(k + 1);
-    }
     if (!apply_patches(decoded, patches, buf.patched[k])) return skip(std::move(r), "self_check: overlapping patches");
-    changed.push_back(encode_part(i, p, buf.patched[k], buf.encoded[k], detect_eol(raw, message_eol)));
+    changed.push_back(plan_part(i, p, buf.patched[k], detect_eol(raw, message_eol)));
   }
   if (changed.empty()) {
     r.skipped = "";

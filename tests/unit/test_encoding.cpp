@@ -1,6 +1,9 @@
 #define BOOST_TEST_MODULE encoding
 #include <boost/test/unit_test.hpp>
 
+#include <algorithm>
+#include <cstdint>
+#include <iterator>
 #include <random>
 
 #include "tracking/encoding.hpp"
@@ -267,4 +270,125 @@ BOOST_AUTO_TEST_CASE(qp_encode_of_long_literal_runs_crosses_its_buffer_safely) {
     BOOST_TEST(longest(enc) <= 76u);
     BOOST_TEST(qpd(enc) == s);
   }
+}
+
+namespace {
+
+std::string b64e(std::string_view s, Eol e) {
+  std::string out;
+  base64_encode(s, e, out);
+  return out;
+}
+
+// The QP rules of encoding.hpp written plainly, byte by byte (the encoder copies whole
+// stretches and classifies 64 bytes at a time; it must write exactly this).
+std::string plain_qp(std::string_view in, Eol eol) {
+  constexpr char kHex[] = "0123456789ABCDEF";
+  const std::string_view nl = eol_str(eol);
+  std::string out;
+  std::size_t col = 0, i = 0;
+  auto soft_break = [&] {
+    out += '=';
+    out += nl;
+    col = 0;
+  };
+  while (i < in.size()) {
+    std::size_t lf = in.find('\n', i);
+    bool hard = lf != std::string_view::npos;
+    std::size_t stop = hard ? lf : in.size(), next = hard ? lf + 1 : in.size();
+    if (hard && stop > i && in[stop - 1] == '\r') --stop;
+    for (std::size_t k = i; k < stop; ++k) {
+      auto c = static_cast<unsigned char>(in[k]);
+      bool blank = c == ' ' || c == '\t';
+      bool literal = ((c >= 33 && c <= 126 && c != '=') || blank) && !(blank && k + 1 == stop);
+      if (literal) {
+        if (col >= 75) soft_break();
+        out += static_cast<char>(c);
+        ++col;
+      } else {
+        if (col + 3 > 75) soft_break();
+        out += '=';
+        out += kHex[c >> 4];
+        out += kHex[c & 15];
+        col += 3;
+      }
+    }
+    if (hard) {
+      out += nl;
+      col = 0;
+    }
+    i = next;
+  }
+  return out;
+}
+
+std::string plain_base64(std::string_view in, Eol eol) {
+  constexpr std::string_view kAlphabet = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (std::size_t off = 0; off < in.size(); off += 57) {
+    std::string_view line = in.substr(off, 57);
+    for (std::size_t g = 0; g < line.size(); g += 3) {
+      std::uint32_t x = 0;
+      std::size_t take = std::min<std::size_t>(3, line.size() - g);
+      for (std::size_t k = 0; k < 3; ++k)
+        x = x << 8 | (k < take ? static_cast<unsigned char>(line[g + k]) : 0u);
+      for (std::size_t k = 0; k < 4; ++k) out += k <= take ? kAlphabet[(x >> (18 - 6 * k)) & 63] : '=';
+    }
+    out += eol_str(eol);
+  }
+  return out;
+}
+
+// Markup-like text: long and short lines, indentation, '=' in attributes, trailing blanks,
+// tabs, 8-bit bytes, bare CR and LF.
+std::string html_like(std::mt19937& rng, std::size_t n) {
+  static const std::string_view kBits[] = {"<td style=\"padding:0 10px;\" class=\"x\">", "\r\n", "\r\n", "    ",
+                                           "text and more text ", " \r\n", "\t", "\xc3\xa9", "\n", "\r", "=",
+                                           "<a href=\"https://example.com/?a=1&amp;b=2\">", "  "};
+  std::string s;
+  while (s.size() < n) s += kBits[rng() % std::size(kBits)];
+  return s;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(qp_encode_writes_what_the_plain_rules_write) {
+  std::mt19937 rng(11);
+  for (int t = 0; t < 3000; ++t) {
+    std::string s = html_like(rng, rng() % (t % 10 == 0 ? 5000 : 400));
+    if (t % 3 == 0 && !s.empty()) s.resize(rng() % s.size());  // any ending, a blank one too
+    for (Eol e : {Eol::crlf, Eol::lf}) BOOST_TEST_REQUIRE(qpe(s, e) == plain_qp(s, e), "t=" << t);
+  }
+  for (std::size_t len : {74u, 75u, 76u, 77u, 150u, 1000u}) {  // long lines: soft breaks in copied stretches
+    std::string s = std::string(len, 'a') + "\r\n" + std::string(len, 'b') + " \r\n" + std::string(200, 'c');
+    for (Eol e : {Eol::crlf, Eol::lf}) BOOST_TEST(qpe(s, e) == plain_qp(s, e));
+  }
+}
+
+BOOST_AUTO_TEST_CASE(base64_encode_writes_what_the_plain_rules_write) {
+  std::mt19937 rng(12);
+  for (std::size_t len = 0; len < 700; ++len) {
+    std::string s(len, '\0');
+    for (char& c : s) c = static_cast<char>(rng());
+    for (Eol e : {Eol::crlf, Eol::lf}) BOOST_TEST_REQUIRE(b64e(s, e) == plain_base64(s, e), "len=" << len);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(base64_a_bad_byte_anywhere_in_a_data_line_fails) {
+  // Every position of 76-character lines: inside the 32-character blocks decoded
+  // together, and in the groups after them.
+  std::string data(57 * 6, 'x');
+  std::string enc = b64e(data, Eol::crlf);
+  for (std::size_t pos = 0; pos < 76 * 5; ++pos) {
+    if (enc[pos] == '\r' || enc[pos] == '\n') continue;
+    for (char bad : {'*', ' ', '=', '\x80', '-'}) {
+      std::string broken = enc;
+      broken[pos] = bad;
+      std::string out;
+      BOOST_TEST_REQUIRE(!base64_decode(broken, out), "pos=" << pos << " byte=" << int(bad));
+    }
+  }
+  std::string out;
+  BOOST_TEST(base64_decode(enc, out));
+  BOOST_TEST(out == data);
 }

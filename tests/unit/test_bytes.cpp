@@ -1,0 +1,84 @@
+// tracking/bytes.hpp: find_bytes agrees with a plain search (short haystacks, long ones
+// that reach the SIMD loops, needles of every length, matches at every position), and
+// has_line_over agrees with "longest line > max" around the window edges it jumps by.
+#define BOOST_TEST_MODULE bytes
+#include <boost/test/unit_test.hpp>
+
+#include <algorithm>
+#include <cstring>
+#include <random>
+#include <string>
+
+#include "tracking/bytes.hpp"
+
+using namespace cllavio::tracking;
+
+namespace {
+
+std::size_t plain_find(std::string_view h, std::string_view nd, std::size_t from) {
+  if (from > h.size()) return std::string_view::npos;
+  for (std::size_t i = from; i + nd.size() <= h.size(); ++i)
+    if (h.substr(i, nd.size()) == nd) return i;
+  return std::string_view::npos;
+}
+
+std::size_t longest_line(std::string_view s) {
+  std::size_t best = 0, pos = 0;
+  while (pos <= s.size()) {
+    std::size_t nl = s.find('\n', pos);
+    std::size_t end = nl == std::string_view::npos ? s.size() : nl;
+    best = std::max(best, end - pos - (end > pos && s[end - 1] == '\r' ? 1 : 0));
+    if (nl == std::string_view::npos) break;
+    pos = nl + 1;
+  }
+  return best;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(find_bytes_basics) {
+  BOOST_TEST(find_bytes("abc", "") == 0u);
+  BOOST_TEST(find_bytes("abc", "", 3) == 3u);
+  BOOST_TEST(find_bytes("abc", "", 4) == std::string_view::npos);
+  BOOST_TEST(find_bytes("abc", "c") == 2u);
+  BOOST_TEST(find_bytes("abc", "abcd") == std::string_view::npos);
+  std::string css(5000, '-');
+  css += "--boundary";
+  BOOST_TEST(find_bytes(css, "--boundary") == 5000u);
+  BOOST_TEST(find_bytes(css, "--boundary", 5001) == std::string_view::npos);
+}
+
+BOOST_AUTO_TEST_CASE(find_bytes_matches_a_plain_search) {
+  std::mt19937 rng(7);
+  const std::string alphabet = "-7x\n";  // few letters: many candidates for the filters
+  for (int t = 0; t < 20000; ++t) {
+    std::size_t n = rng() % (t % 4 == 0 ? 3000 : 200), m = 1 + rng() % 40;
+    std::string h, nd;
+    for (std::size_t i = 0; i < n; ++i) h += alphabet[rng() % alphabet.size()];
+    for (std::size_t i = 0; i < m; ++i) nd += alphabet[rng() % alphabet.size()];
+    if (rng() % 2 && n >= m) nd = h.substr(rng() % (n - m + 1), m);
+    std::size_t from = rng() % (n + 2);
+    BOOST_TEST_REQUIRE(find_bytes(h, nd, from) == plain_find(h, nd, from), "n=" << n << " m=" << m << " from=" << from);
+  }
+}
+
+BOOST_AUTO_TEST_CASE(has_line_over_matches_the_longest_line) {
+  std::mt19937 rng(8);
+  for (int t = 0; t < 20000; ++t) {
+    std::size_t n = rng() % 120, max = rng() % 20;
+    std::string s;
+    for (std::size_t i = 0; i < n; ++i) {
+      int k = static_cast<int>(rng() % 12);
+      s += k == 0 ? '\n' : k == 1 ? '\r' : 'a';
+    }
+    BOOST_TEST_REQUIRE(has_line_over(s, max) == (longest_line(s) > max), "s=" << s.size() << " max=" << max);
+  }
+  // Around the 998-octet limit, with and without CR.
+  for (std::size_t len : {997u, 998u, 999u, 1000u, 1001u})
+    for (const char* eol : {"\r\n", "\n", ""}) {
+      std::string s = "x\n" + std::string(len, 'a') + eol + (*eol != 0 ? "y" : "");  // "": the last line
+      BOOST_TEST(has_line_over(s, 998) == (len > 998), "len=" << len << " eol=" << std::strlen(eol));
+    }
+  BOOST_TEST(!has_line_over(std::string(998, 'a') + "\r", 998));
+  BOOST_TEST(has_line_over(std::string(999, 'a') + "\r", 998));
+}
