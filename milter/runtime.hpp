@@ -31,15 +31,16 @@
 namespace cllavio::milter {
 
 // glibc malloc's thresholds for a process that handles messages of tens to hundreds of
-// KiB: memory freed at the end of one message is kept for the next (up to 4 MiB at the
+// KiB: memory freed at the end of one message is kept for the next (up to 8 MiB at the
 // top of an arena) instead of being given back to the kernel and faulted in again
 // (measured in bench/eom_bench: ~10 page faults and a third of the CPU of a tracked
-// 50 KB message), and blocks up to 2 MiB come from the arenas, not from mmap. These are
-// the values glibc's dynamic thresholds used to reach by accident (LMDB's nested
-// transactions allocate 2 MiB). Called once, first thing, by the daemon.
+// 50 KB message), and blocks below 4 MiB come from the arenas, not from mmap: LMDB's
+// nested transactions (a group commit of several messages) allocate a 2 MiB dirty list
+// each, which with a 2 MiB threshold was an mmap, page faults and a munmap with its TLB
+// shootdown per commit (perf, bench/profile.py). Called once, first thing, by the daemon.
 inline void tune_allocator() {
-  mallopt(M_MMAP_THRESHOLD, 2 << 20);
-  mallopt(M_TRIM_THRESHOLD, 4 << 20);
+  mallopt(M_MMAP_THRESHOLD, 4 << 20);
+  mallopt(M_TRIM_THRESHOLD, 8 << 20);
 }
 
 class Runtime {
