@@ -29,6 +29,7 @@ it does not judge a noisy machine; the last lines say which targets were met in 
 import argparse
 import os
 import statistics
+import subprocess
 import sys
 
 HERE = os.path.dirname(os.path.abspath(__file__))
@@ -78,12 +79,23 @@ def main():
             "tracked": (hs["cllavio"], files["cllavio"], "news@track.example"),
             "policy": (hs["policy"], files["policy"], POLICY_SENDER),
         }
+        grown = {}
+        ctl = os.environ.get("CLLAVIO_CTL", os.path.join(ROOT, "build", "cli", "cllavioctl"))
+        for kb in sizes:
+            grown[kb] = os.path.join(hs["cllavio"].tmp_dir, f"grown-{kb}k.eml")
+            with open(files["cllavio"][kb], "rb") as src, open(grown[kb], "wb") as dst:
+                subprocess.run([ctl, "-c", hs["cllavio"].config_path, "rewrite", "--org", "track", "--from",
+                                "news@track.example", "--rcpt", "rcpt@example.net"], stdin=src, stdout=dst,
+                               check=True, timeout=60)
+        runs["grown"] = (hs["cllavio"], grown, "news@bench.example")
         if args.baseline:
             runs["base-untracked"] = (hs["base"], files["base"], "news@bench.example")
             runs["base-tracked"] = (hs["base"], files["base"], "news@track.example")
             runs["base-policy"] = (hs["base-policy"], files["base-policy"], POLICY_SENDER)
         results, cpu = mailpath.measure(runs, sizes, args)
 
+        print("message sizes (bytes): " + ", ".join(
+            f"{kb} KB {os.path.getsize(files['cllavio'][kb])} -> tracked {os.path.getsize(grown[kb])}" for kb in sizes))
         print(f"\ntargets: {args.count} messages, {args.sessions} sessions, {args.reps} interleaved repetitions, "
               f"{os.cpu_count()} CPUs; single-part HTML newsletter; medians (ratios: medians of paired ratios)")
         print(f"{'size':>6} {'configuration':<15} {'msg/s':>8} {'x postfix':>10} {'x null':>8} {'x untracked':>12}"
