@@ -1,4 +1,5 @@
 #include "tracking/base64_simd.hpp"
+#include "tracking/bytes.hpp"
 
 #if defined(__x86_64__)
 #include <immintrin.h>
@@ -9,7 +10,7 @@ namespace cllavio::tracking::simd {
 #if defined(__x86_64__)
 
 bool base64_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
+  static const bool yes = avx_allowed() && __builtin_cpu_supports("avx2");
   return yes;
 }
 

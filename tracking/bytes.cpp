@@ -1,5 +1,7 @@
 #include "tracking/bytes.hpp"
 
+#include <cstdlib>
+
 #include <string.h>
 
 #include <cstdint>
@@ -84,17 +86,23 @@ __attribute__((target("avx512f,avx512bw"))) bool find_avx512(const char* h, std:
 }
 
 bool have_avx512() {
-  static const bool yes = __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
+  static const bool yes =
+      avx_allowed() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
   return yes;
 }
 
 bool have_avx2() {
-  static const bool yes = __builtin_cpu_supports("avx2");
+  static const bool yes = avx_allowed() && __builtin_cpu_supports("avx2");
   return yes;
 }
 #endif
 
 }  // namespace
+
+bool avx_allowed() {
+  static const bool yes = std::getenv("CLLAVIO_NO_AVX") == nullptr;
+  return yes;
+}
 
 std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_t from) {
   if (from > hay.size()) return npos;

@@ -18,6 +18,11 @@
 
 namespace cllavio::tracking {
 
+// False when the environment has CLLAVIO_NO_AVX set (read once): the AVX2 and AVX-512
+// paths then stay unused and the SSE2 and table code runs, so the tests can check both
+// on a machine that has AVX (ctest's unit.*.no_avx entries).
+bool avx_allowed();
+
 // The offset of the first occurrence of `needle` in `hay` at or after `from`, or npos.
 // An empty needle matches at `from` (when from <= hay.size()).
 std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_t from = 0);
