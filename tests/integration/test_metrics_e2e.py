@@ -32,7 +32,9 @@ messages = [{ per = "1h", max = 1 }]
 QUOTA_NET, STRANGER_NET = "127.0.0.5", "127.0.0.6"
 DOC = os.path.join(REPO, "docs", "metrics.md")
 WINDOW = "30s"  # rate() windows: >= 2 samples at scrape_interval 1s, the whole test fits in it
-STEPS = ("connect", "mail", "rcpt", "eom")
+# Steps Postfix waits for. There is no CONNECT step with milter protocol 6 (the client comes
+# with MAIL's macros): its series exists and stays at zero.
+STEPS = ("mail", "rcpt", "eom")
 HTML = ('<html><body><p>News</p><a href="https://acme.example/offer?id=7">Offer</a></body></html>\r\n')
 
 # Dashboard panels about things this test does: their queries must return data.
@@ -225,6 +227,8 @@ class MetricsE2E(HarnessCase):
             for step in STEPS:
                 self.assertIn(step, got, r)
                 self.assertTrue(math.isfinite(got[step]) and 0 <= got[step] < 10, f"p{q} {step}: {got[step]}")
+        connects = self.values('sum(cllavio_milter_step_duration_seconds_count{step="connect"})', ())
+        self.assertEqual(connects.get(()), 0.0, connects)
         r = self.prom.query(f"histogram_quantile(0.95, sum by (le) (rate(cllavio_rewrite_duration_seconds_bucket"
                             f"[{WINDOW}])))")
         self.assertEqual(len(r), 1, r)
