@@ -5,7 +5,7 @@ set -euo pipefail
 
 packages=(
   # build
-  g++ make cmake pkg-config
+  g++ make cmake ninja-build pkg-config
   libmilter-dev liblmdb-dev libtomlplusplus-dev nlohmann-json3-dev libboost-test-dev libssl-dev
   libcurl4-openssl-dev libsystemd-dev libmicrohttpd-dev libhiredis-dev
   # Debian package (scripts/package.sh) and its checks; man pages rendered by man -l

@@ -1,16 +1,15 @@
 #!/usr/bin/env bash
-# Builds the libFuzzer targets with clang (ASan+UBSan) and runs each one for a
-# while on its seed corpus (tests/fuzz/corpus/NAME). Findings stop the run.
+# Builds the libFuzzer targets with clang (ASan+UBSan; the sanitized build, build-asan/, see
+# scripts/build.sh --sanitized) and runs each one for a while on its seed corpus
+# (tests/fuzz/corpus/NAME). Findings stop the run.
 #   scripts/fuzz.sh [SECONDS_PER_TARGET]     (default 20; CLLAVIO_FUZZ_JOBS at a time, default nproc;
 #                                            CLLAVIO_FUZZ_TARGETS="mime html ..." runs only those)
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 secs=${1:-20}
-build=$root/build-fuzz
-cmake -S "$root" -B "$build" -DCLLAVIO_FUZZ=ON -DCLLAVIO_BENCH=OFF -DCMAKE_CXX_COMPILER=clang++ \
-  -DCMAKE_BUILD_TYPE=Debug -DCMAKE_CXX_FLAGS_DEBUG="-O1 -g1" >/dev/null
+build=$root/build-asan
 targets="${CLLAVIO_FUZZ_TARGETS:-config socket_spec redis_url network address record mime encoding html rewrite token policy events plan logline milter_list}"
-cmake --build "$build" -j"$(nproc)" --target $(for t in $targets; do printf 'fuzz_%s ' "$t"; done)
+CLLAVIO_BUILD_TARGETS="$(for t in $targets; do printf 'fuzz_%s ' "$t"; done)" "$root/scripts/build.sh" --sanitized "$build"
 # One fuzzer per CPU at a time; each one's summary is printed when it ends.
 jobs=${CLLAVIO_FUZZ_JOBS:-$(nproc)}
 run_one() {

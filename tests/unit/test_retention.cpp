@@ -42,9 +42,12 @@ struct Fixture {
     r.queue_id = "Q" + std::to_string(at);
     r.sender = "s@" + (org.empty() ? std::string("none") : org) + ".example";
     for (int i = 0; i < rcpts; ++i) r.recipients.push_back("r" + std::to_string(i) + "@x.example");
+    DeliveryState delivered;
+    delivered.state = "delivered";
+    delivered.dsn = "2.0.0";
     db->write([&](Tables& t) {
       t.records.append(r);
-      for (const auto& rc : r.recipients) t.delivery.put(r.id, rc, DeliveryState{"delivered", 0, "2.0.0"});
+      for (const auto& rc : r.recipients) t.delivery.put(r.id, rc, delivered);
     });
     return r.id;
   }
