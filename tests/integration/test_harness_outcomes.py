@@ -97,7 +97,9 @@ class RoutesAndExpiryTest(_HarnessCase):
         # the rejecting sinks took nothing; the bounce for c and d went to the relayhost sink
         for name in ("full", "unknown", "blocked"):
             self.assertEqual(h.sinks[name].received(), [])
-            self.assertGreaterEqual(h.sinks[name].counters()["sess"], 2)  # readiness probe + Postfix
+            # readiness probe + Postfix; smtp-sink -c writes its counters a moment after the session
+            procs._wait_until(lambda: h.sinks[name].counters()["sess"] >= 2, 10,
+                              f"{name}: 2 sessions in smtp-sink's counters")
         note = h.wait_log(rf"{qid}: sender non-delivery notification: ([0-9A-F]+)", source="maillog")
         [b] = h.wait_delivered(1, match=lambda d: d.queue_id == note.group(1))
         self.assertEqual((b.sender, b.rcpts), ("", ["alice@acme.example"]))
