@@ -1,0 +1,90 @@
+// See thread_reuse.hpp.
+#include "milter/thread_reuse.hpp"
+
+#include <condition_variable>
+#include <mutex>
+#include <vector>
+
+namespace cllavio::milter::thread_reuse {
+namespace {
+
+struct Slot {
+  void* (*routine)(void*) = nullptr;  // the next routine; null while parked without one
+  void* arg = nullptr;
+  pthread_t self{};
+  std::condition_variable cv;
+};
+
+std::mutex mu;
+std::vector<Slot*> parked;  // LIFO: the most recently parked thread has the warmest stack
+Stats counters;
+thread_local bool in_pool = false;
+
+void* pool_thread(void* p) {
+  auto* slot = static_cast<Slot*>(p);
+  in_pool = true;
+  slot->self = pthread_self();
+  for (;;) {
+    void* (*routine)(void*) = slot->routine;
+    void* arg = slot->arg;
+    routine(arg);
+    std::unique_lock lock(mu);
+    slot->routine = nullptr;
+    if (parked.size() >= kMaxParked) break;
+    parked.push_back(slot);
+    if (!slot->cv.wait_for(lock, kParkFor, [&] { return slot->routine != nullptr; })) {
+      std::erase(parked, slot);  // timed out: create() did not take it (it would under this lock)
+      break;
+    }
+  }
+  delete slot;
+  return nullptr;
+}
+
+}  // namespace
+
+int create(pthread_t* tid, const pthread_attr_t* attr, void* (*routine)(void*), void* arg, CreateFn real) {
+  if (attr != nullptr) return real(tid, attr, routine, arg);
+  {
+    std::lock_guard lock(mu);
+    if (!parked.empty()) {
+      Slot* slot = parked.back();
+      parked.pop_back();
+      slot->routine = routine;
+      slot->arg = arg;
+      *tid = slot->self;
+      ++counters.reused;
+      slot->cv.notify_one();
+      return 0;
+    }
+  }
+  auto* slot = new Slot;
+  slot->routine = routine;
+  slot->arg = arg;
+  pthread_attr_t detached;
+  pthread_attr_init(&detached);
+  pthread_attr_setdetachstate(&detached, PTHREAD_CREATE_DETACHED);
+  int rc = real(tid, &detached, pool_thread, slot);
+  pthread_attr_destroy(&detached);
+  if (rc != 0) {
+    delete slot;
+    return rc;
+  }
+  std::lock_guard lock(mu);
+  ++counters.started;
+  return 0;
+}
+
+int detach(pthread_t t, DetachFn real) {
+  if (in_pool && pthread_equal(t, pthread_self())) return 0;  // already detached
+  return real(t);
+}
+
+Stats stats() {
+  std::lock_guard lock(mu);
+  Stats s = counters;
+  s.parked = parked.size();
+  return s;
+}
+
+}  // namespace cllavio::milter::thread_reuse
