@@ -15,9 +15,13 @@ struct Slot {
   std::condition_variable cv;
 };
 
-std::mutex mu;
-std::vector<Slot*> parked;  // LIFO: the most recently parked thread has the warmest stack
-Stats counters;
+// Never destroyed: pool threads may still finish a routine while exit() runs static destructors.
+struct Pool {
+  std::mutex mu;
+  std::vector<Slot*> parked;  // LIFO: the most recently parked thread has the warmest stack
+  Stats counters;
+};
+Pool& pool = *new Pool;
 thread_local bool in_pool = false;
 
 void* pool_thread(void* p) {
@@ -28,12 +32,12 @@ void* pool_thread(void* p) {
     void* (*routine)(void*) = slot->routine;
     void* arg = slot->arg;
     routine(arg);
-    std::unique_lock lock(mu);
+    std::unique_lock lock(pool.mu);
     slot->routine = nullptr;
-    if (parked.size() >= kMaxParked) break;
-    parked.push_back(slot);
+    if (pool.parked.size() >= kMaxParked) break;
+    pool.parked.push_back(slot);
     if (!slot->cv.wait_for(lock, kParkFor, [&] { return slot->routine != nullptr; })) {
-      std::erase(parked, slot);  // timed out: create() did not take it (it would under this lock)
+      std::erase(pool.parked, slot);  // timed out: create() did not take it (it would under this lock)
       break;
     }
   }
@@ -46,14 +50,14 @@ void* pool_thread(void* p) {
 int create(pthread_t* tid, const pthread_attr_t* attr, void* (*routine)(void*), void* arg, CreateFn real) {
   if (attr != nullptr) return real(tid, attr, routine, arg);
   {
-    std::lock_guard lock(mu);
-    if (!parked.empty()) {
-      Slot* slot = parked.back();
-      parked.pop_back();
+    std::lock_guard lock(pool.mu);
+    if (!pool.parked.empty()) {
+      Slot* slot = pool.parked.back();
+      pool.parked.pop_back();
       slot->routine = routine;
       slot->arg = arg;
       *tid = slot->self;
-      ++counters.reused;
+      ++pool.counters.reused;
       slot->cv.notify_one();
       return 0;
     }
@@ -70,8 +74,8 @@ int create(pthread_t* tid, const pthread_attr_t* attr, void* (*routine)(void*), 
     delete slot;
     return rc;
   }
-  std::lock_guard lock(mu);
-  ++counters.started;
+  std::lock_guard lock(pool.mu);
+  ++pool.counters.started;
   return 0;
 }
 
@@ -81,9 +85,9 @@ int detach(pthread_t t, DetachFn real) {
 }
 
 Stats stats() {
-  std::lock_guard lock(mu);
-  Stats s = counters;
-  s.parked = parked.size();
+  std::lock_guard lock(pool.mu);
+  Stats s = pool.counters;
+  s.parked = pool.parked.size();
   return s;
 }
 
