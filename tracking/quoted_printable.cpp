@@ -8,7 +8,12 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__)
+#include "tracking/bytes.hpp"
+#include "tracking/qp_simd.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -160,16 +165,31 @@ void copy64(char* o, const char* s) {
   for (int k = 0; k < 64; k += 16) copy16(o + k, s + k);
 }
 
-// The bytes of s[0..64) by class, one bit per byte.
-struct QpMasks {
-  std::uint64_t special, cr, lf, blank;  // not a kQpRun literal; '\r'; '\n'; ' ' or '\t'
-};
-QpMasks qp_masks64(const char* s) {
+#endif
+
+}  // namespace
+
+namespace simd {
+
+#if defined(__SSE2__)
+namespace {
+// What qp_encode needs from a window, from the bytes by class.
+QpWindow window_from(std::uint64_t special, std::uint64_t cr, std::uint64_t lf, std::uint64_t blank, bool crlf) {
+  // Where a copy must stop: anything but literals and line breaks written as `eol`, a
+  // blank before a break, and the window's last byte if what follows matters.
+  std::uint64_t stop = special & ~(cr | lf);
+  stop |= crlf ? (cr & ~(lf >> 1)) | (lf & ~(cr << 1)) : cr;
+  stop |= blank & ((cr | lf) >> 1);
+  stop |= (blank | cr) & (std::uint64_t{1} << 63);
+  return QpWindow{special, lf, stop, crlf ? cr : lf};
+}
+}  // namespace
+
+QpWindow qp_window_sse2(const char* s, bool crlf) {
   const __m128i space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
                 tab = _mm_set1_epi8('\t'), sp = _mm_set1_epi8(' '), cr = _mm_set1_epi8('\r'),
                 lf = _mm_set1_epi8('\n');
-  QpMasks m{0, 0, 0, 0};
-  std::uint64_t ok = 0;
+  std::uint64_t ok = 0, crs = 0, lfs = 0, blanks = 0;
   for (int k = 0; k < 4; ++k) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k));
     __m128i is_tab = _mm_cmpeq_epi8(v, tab);
@@ -177,16 +197,41 @@ QpMasks qp_masks64(const char* s) {
     lit = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), lit), is_tab);
     auto bits = [](__m128i x) { return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(x))); };
     ok |= bits(lit) << (16 * k);
-    m.cr |= bits(_mm_cmpeq_epi8(v, cr)) << (16 * k);
-    m.lf |= bits(_mm_cmpeq_epi8(v, lf)) << (16 * k);
-    m.blank |= bits(_mm_or_si128(_mm_cmpeq_epi8(v, sp), is_tab)) << (16 * k);
+    crs |= bits(_mm_cmpeq_epi8(v, cr)) << (16 * k);
+    lfs |= bits(_mm_cmpeq_epi8(v, lf)) << (16 * k);
+    blanks |= bits(_mm_or_si128(_mm_cmpeq_epi8(v, sp), is_tab)) << (16 * k);
   }
-  m.special = ~ok;
-  return m;
+  return window_from(~ok, crs, lfs, blanks, crlf);
 }
+
+#if defined(__x86_64__)
+__attribute__((target("avx512f,avx512bw"))) QpWindow qp_window_avx512(const char* s, bool crlf) {
+  const __m512i v = _mm512_loadu_si512(s);
+  // Literal: 0x21..0x7e except '=' (as signed bytes, >= 0x80 is negative), or a blank.
+  const std::uint64_t tab = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\t'));
+  const std::uint64_t blank = tab | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(' '));
+  const std::uint64_t lit = _mm512_cmpgt_epi8_mask(v, _mm512_set1_epi8(0x1f)) &
+                            _mm512_cmplt_epi8_mask(v, _mm512_set1_epi8(0x7f)) &
+                            _mm512_cmpneq_epi8_mask(v, _mm512_set1_epi8('='));
+  const std::uint64_t cr = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+  const std::uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+  return window_from(~(lit | tab), cr, lf, blank, crlf);
+}
+
+bool qp_avx512() {
+  static const bool yes =
+      avx_allowed() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
+  return yes;
+}
+#else
+QpWindow qp_window_avx512(const char* s, bool crlf) { return qp_window_sse2(s, crlf); }
+bool qp_avx512() { return false; }
+#endif
+#else
+bool qp_avx512() { return false; }
 #endif
 
-}  // namespace
+}  // namespace simd
 
 void qp_encode(std::string_view in, Eol eol, std::string& out) {
   const std::string_view nl = eol_str(eol);
@@ -217,10 +262,10 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
   };
   auto blank = [](char c) { return c == ' ' || c == '\t'; };
 #if defined(__SSE2__)
-  std::size_t window = 0;  // m, stop and breaks describe s[window, window + 64)
-  QpMasks m{0, 0, 0, 0};
-  std::uint64_t stop = 0, breaks = 0;
+  std::size_t window = 0;  // w describes s[window, window + 64)
+  simd::QpWindow w{0, 0, 0, 0};
   bool have_window = false;
+  const bool crlf = eol == Eol::crlf, wide = simd::qp_avx512();
 #endif
   std::size_t i = 0;
   while (i < n) {
@@ -231,15 +276,7 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
       // line break every few bytes); a new window once less than 32 bytes are left.
       if (!have_window || i - window >= 32) {
         window = i;
-        m = qp_masks64(s + i);
-        // Where a copy must stop: anything but literals and line breaks written as `eol`,
-        // a blank before a break, and the window's last byte if what follows matters.
-        const bool crlf = eol == Eol::crlf;
-        stop = m.special & ~(m.cr | m.lf);
-        stop |= crlf ? (m.cr & ~(m.lf >> 1)) | (m.lf & ~(m.cr << 1)) : m.cr;
-        stop |= m.blank & ((m.cr | m.lf) >> 1);
-        stop |= (m.blank | m.cr) & (std::uint64_t{1} << 63);
-        breaks = crlf ? m.cr : m.lf;
+        w = wide ? simd::qp_window_avx512(s + i, crlf) : simd::qp_window_sse2(s + i, crlf);
         have_window = true;
       }
       // The common case in HTML: a stretch of literals and line breaks already written as
@@ -247,15 +284,15 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
       // its own encoding. Copy the longest such stretch at once; the step-by-step code
       // below takes over at the first byte that needs it.
       const std::size_t d = i - window, left = 64 - d;
-      const std::uint64_t bad = stop >> d;
+      const std::uint64_t bad = w.stop >> d;
       const std::size_t len = bad != 0 ? static_cast<std::size_t>(__builtin_ctzll(bad)) : left;
       const std::uint64_t in_prefix = len == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << len) - 1;
-      const std::uint64_t brk = (breaks >> d) & in_prefix;
+      const std::uint64_t brk = (w.breaks >> d) & in_prefix;
       const std::size_t first_line = brk != 0 ? static_cast<std::size_t>(__builtin_ctzll(brk)) : len;
       if (len > 0 && col + first_line <= 75) {  // no soft break in it (later lines are < 64)
         copy64(o, s + i);
         o += len;
-        const std::uint64_t lfs = (m.lf >> d) & in_prefix;
+        const std::uint64_t lfs = (w.lf >> d) & in_prefix;
         col = lfs != 0 ? len - (64 - static_cast<std::size_t>(__builtin_clzll(lfs))) : col + len;
         i += len;
         continue;
@@ -288,7 +325,7 @@ void qp_encode(std::string_view in, Eol eol, std::string& out) {
         // bytes: classifying per run would redo it). A run cut at the window's end goes on
         // in the next step, as the same bytes.
         // (The window above is current: i + 80 <= n.)
-        std::uint64_t sp = m.special >> (i - window);  // bit 0 is clear: s[i] is a literal
+        std::uint64_t sp = w.special >> (i - window);  // bit 0 is clear: s[i] is a literal
         std::size_t run = sp != 0 ? static_cast<std::size_t>(__builtin_ctzll(sp)) : 64 - (i - window);
         j = std::min(i + run, limit);
         copy64(o, s + i);  // run <= 64
