@@ -8,7 +8,12 @@
 #include <cstdint>
 #include <cstring>
 
-#if defined(__SSE2__)
+#include "tracking/bytes.hpp"
+#include "tracking/qp_simd.hpp"
+
+#if defined(__x86_64__)
+#include <immintrin.h>
+#elif defined(__SSE2__)
 #include <emmintrin.h>
 #endif
 
@@ -160,16 +165,31 @@ void copy64(char* o, const char* s) {
   for (int k = 0; k < 64; k += 16) copy16(o + k, s + k);
 }
 
-// The bytes of s[0..64) by class, one bit per byte.
-struct QpMasks {
-  std::uint64_t special, cr, lf, blank;  // not a kQpRun literal; '\r'; '\n'; ' ' or '\t'
-};
-QpMasks qp_masks64(const char* s) {
+#endif
+
+}  // namespace
+
+namespace simd {
+
+#if defined(__SSE2__)
+namespace {
+// What qp_encode needs from a window, from the bytes by class.
+__attribute__((always_inline)) inline QpWindow window_from(std::uint64_t special, std::uint64_t cr, std::uint64_t lf, std::uint64_t blank, bool crlf) {
+  // Where a copy must stop: anything but literals and line breaks written as `eol`, a
+  // blank before a break, and the window's last byte if what follows matters.
+  std::uint64_t stop = special & ~(cr | lf);
+  stop |= crlf ? (cr & ~(lf >> 1)) | (lf & ~(cr << 1)) : cr;
+  stop |= blank & ((cr | lf) >> 1);
+  stop |= (blank | cr) & (std::uint64_t{1} << 63);
+  return QpWindow{special, lf, stop, crlf ? cr : lf};
+}
+}  // namespace
+
+QpWindow qp_window_sse2(const char* s, bool crlf) {
   const __m128i space = _mm_set1_epi8(0x1f), del = _mm_set1_epi8(0x7f), eq = _mm_set1_epi8('='),
                 tab = _mm_set1_epi8('\t'), sp = _mm_set1_epi8(' '), cr = _mm_set1_epi8('\r'),
                 lf = _mm_set1_epi8('\n');
-  QpMasks m{0, 0, 0, 0};
-  std::uint64_t ok = 0;
+  std::uint64_t ok = 0, crs = 0, lfs = 0, blanks = 0;
   for (int k = 0; k < 4; ++k) {
     __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(s + 16 * k));
     __m128i is_tab = _mm_cmpeq_epi8(v, tab);
@@ -177,147 +197,82 @@ QpMasks qp_masks64(const char* s) {
     lit = _mm_or_si128(_mm_andnot_si128(_mm_cmpeq_epi8(v, eq), lit), is_tab);
     auto bits = [](__m128i x) { return static_cast<std::uint64_t>(static_cast<unsigned>(_mm_movemask_epi8(x))); };
     ok |= bits(lit) << (16 * k);
-    m.cr |= bits(_mm_cmpeq_epi8(v, cr)) << (16 * k);
-    m.lf |= bits(_mm_cmpeq_epi8(v, lf)) << (16 * k);
-    m.blank |= bits(_mm_or_si128(_mm_cmpeq_epi8(v, sp), is_tab)) << (16 * k);
+    crs |= bits(_mm_cmpeq_epi8(v, cr)) << (16 * k);
+    lfs |= bits(_mm_cmpeq_epi8(v, lf)) << (16 * k);
+    blanks |= bits(_mm_or_si128(_mm_cmpeq_epi8(v, sp), is_tab)) << (16 * k);
   }
-  m.special = ~ok;
-  return m;
+  return window_from(~ok, crs, lfs, blanks, crlf);
 }
+
+#if defined(__x86_64__)
+namespace {
+__attribute__((target("avx512f,avx512bw"), always_inline)) inline QpWindow window_avx512(const char* s, bool crlf) {
+  const __m512i v = _mm512_loadu_si512(s);
+  // Literal: 0x21..0x7e except '=' (as signed bytes, >= 0x80 is negative), or a blank.
+  const std::uint64_t tab = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\t'));
+  const std::uint64_t blank = tab | _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8(' '));
+  const std::uint64_t lit = _mm512_cmpgt_epi8_mask(v, _mm512_set1_epi8(0x1f)) &
+                            _mm512_cmplt_epi8_mask(v, _mm512_set1_epi8(0x7f)) &
+                            _mm512_cmpneq_epi8_mask(v, _mm512_set1_epi8('='));
+  const std::uint64_t cr = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\r'));
+  const std::uint64_t lf = _mm512_cmpeq_epi8_mask(v, _mm512_set1_epi8('\n'));
+  return window_from(~(lit | tab), cr, lf, blank, crlf);
+}
+}  // namespace
+
+__attribute__((target("avx512f,avx512bw"))) QpWindow qp_window_avx512(const char* s, bool crlf) {
+  return window_avx512(s, crlf);
+}
+
+bool qp_avx512() {
+  static const bool yes =
+      avx_allowed() && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512f");
+  return yes;
+}
+#else
+QpWindow qp_window_avx512(const char* s, bool crlf) { return qp_window_sse2(s, crlf); }
+bool qp_avx512() { return false; }
+#endif
+#else
+bool qp_avx512() { return false; }
+#endif
+
+}  // namespace simd
+
+namespace {
+
+// The encoder, twice: with the SSE2 window classifier, and compiled for AVX-512BW (the
+// classifier inlined, its constants kept in registers) for CPUs that have it.
+namespace sse2 {
+constexpr bool kWide = false;
+#include "tracking/qp_encode.inc"
+}  // namespace sse2
+
+#if defined(__SSE2__) && defined(__x86_64__)
+#if defined(__clang__)
+#pragma clang attribute push(__attribute__((target("avx512f,avx512bw"))), apply_to = function)
+#else
+#pragma GCC push_options
+#pragma GCC target("avx512f,avx512bw")
+#endif
+namespace avx512 {
+constexpr bool kWide = true;
+#include "tracking/qp_encode.inc"
+}  // namespace avx512
+#if defined(__clang__)
+#pragma clang attribute pop
+#else
+#pragma GCC pop_options
+#endif
 #endif
 
 }  // namespace
 
 void qp_encode(std::string_view in, Eol eol, std::string& out) {
-  const std::string_view nl = eol_str(eol);
-  const std::size_t n = in.size();
-  out.reserve(out.size() + n + n / 8 + 64);
-  // Encoded bytes go to a small local buffer first: pointer writes without zero-filling
-  // (or growing) the output for the worst case.
-  char buf[4096];
-  char* o = buf;
-  char* const flush_at = buf + sizeof buf - 80;
-  const char* s = in.data();
-  std::size_t col = 0;  // characters on the current output line; lines stay <= 76 with the '='
-  auto room = [&] {  // afterwards at least 80 bytes are free: enough for one step
-    if (o >= flush_at) {
-      out.append(buf, static_cast<std::size_t>(o - buf));
-      o = buf;
-    }
-  };
-  auto soft_break = [&] {
-    *o++ = '=';
-    for (char c : nl) *o++ = c;
-    col = 0;
-  };
-  // A line break (LF, or CR LF) or the end of the input starts at `at`: a blank right
-  // before it must be encoded, since transports strip trailing blanks.
-  auto breaks_at = [&](std::size_t at) {
-    return at == n || s[at] == '\n' || (s[at] == '\r' && at + 1 < n && s[at + 1] == '\n');
-  };
-  auto blank = [](char c) { return c == ' ' || c == '\t'; };
-#if defined(__SSE2__)
-  std::size_t window = 0;  // m, stop and breaks describe s[window, window + 64)
-  QpMasks m{0, 0, 0, 0};
-  std::uint64_t stop = 0, breaks = 0;
-  bool have_window = false;
+#if defined(__SSE2__) && defined(__x86_64__)
+  if (simd::qp_avx512()) return avx512::encode(in, eol, out);
 #endif
-  std::size_t i = 0;
-  while (i < n) {
-    room();
-#if defined(__SSE2__)
-    if (i + 80 <= n) {
-      // Classify 64 bytes at once and use them for the steps inside (HTML has an '=' or a
-      // line break every few bytes); a new window once less than 32 bytes are left.
-      if (!have_window || i - window >= 32) {
-        window = i;
-        m = qp_masks64(s + i);
-        // Where a copy must stop: anything but literals and line breaks written as `eol`,
-        // a blank before a break, and the window's last byte if what follows matters.
-        const bool crlf = eol == Eol::crlf;
-        stop = m.special & ~(m.cr | m.lf);
-        stop |= crlf ? (m.cr & ~(m.lf >> 1)) | (m.lf & ~(m.cr << 1)) : m.cr;
-        stop |= m.blank & ((m.cr | m.lf) >> 1);
-        stop |= (m.blank | m.cr) & (std::uint64_t{1} << 63);
-        breaks = crlf ? m.cr : m.lf;
-        have_window = true;
-      }
-      // The common case in HTML: a stretch of literals and line breaks already written as
-      // `eol`, with no blank before a break and no line reaching the 76-column limit, is
-      // its own encoding. Copy the longest such stretch at once; the step-by-step code
-      // below takes over at the first byte that needs it.
-      const std::size_t d = i - window, left = 64 - d;
-      const std::uint64_t bad = stop >> d;
-      const std::size_t len = bad != 0 ? static_cast<std::size_t>(__builtin_ctzll(bad)) : left;
-      const std::uint64_t in_prefix = len == 64 ? ~std::uint64_t{0} : (std::uint64_t{1} << len) - 1;
-      const std::uint64_t brk = (breaks >> d) & in_prefix;
-      const std::size_t first_line = brk != 0 ? static_cast<std::size_t>(__builtin_ctzll(brk)) : len;
-      if (len > 0 && col + first_line <= 75) {  // no soft break in it (later lines are < 64)
-        copy64(o, s + i);
-        o += len;
-        const std::uint64_t lfs = (m.lf >> d) & in_prefix;
-        col = lfs != 0 ? len - (64 - static_cast<std::size_t>(__builtin_clzll(lfs))) : col + len;
-        i += len;
-        continue;
-      }
-      if (len > 0) {  // the line reaches column 75 at a literal inside the stretch: soft break there
-        const std::size_t k = 75 - col;  // < first_line <= len
-        copy64(o, s + i);
-        if (k > 64) copy16(o + 64, s + i + 64);
-        o += k;
-        i += k;
-        soft_break();
-        continue;
-      }
-    }
-#endif
-    const char ch = s[i];
-    auto c = static_cast<unsigned char>(ch);
-    if (kQpRun[c] && !(blank(ch) && breaks_at(i + 1))) {
-      if (col >= 75) {
-        soft_break();
-        continue;  // check the room again
-      }
-      // A run of literal bytes up to the line limit, the buffer's room or an exposed blank.
-      // (The copy may write 15 bytes past the run: flush_at leaves room for that.)
-      std::size_t limit = std::min({n, i + (75 - col), i + static_cast<std::size_t>(flush_at - o)});
-      std::size_t j;
-#if defined(__SSE2__)
-      if (i + 80 <= n) {
-        // Runs come from a 64-byte window classified once (HTML has an '=' every few
-        // bytes: classifying per run would redo it). A run cut at the window's end goes on
-        // in the next step, as the same bytes.
-        // (The window above is current: i + 80 <= n.)
-        std::uint64_t sp = m.special >> (i - window);  // bit 0 is clear: s[i] is a literal
-        std::size_t run = sp != 0 ? static_cast<std::size_t>(__builtin_ctzll(sp)) : 64 - (i - window);
-        j = std::min(i + run, limit);
-        copy64(o, s + i);  // run <= 64
-      } else {
-        j = qp_copy_run(s, i, limit, n, o);
-      }
-#else
-      j = qp_copy_run(s, i, limit, n, o);
-#endif
-      if (blank(s[j - 1]) && j - 1 > i && breaks_at(j)) --j;  // the exposed blank is encoded next
-      o += j - i;
-      col += j - i;
-      i = j;
-      continue;
-    }
-    if (ch == '\n' || (ch == '\r' && i + 1 < n && s[i + 1] == '\n')) {  // a hard line break
-      for (char e : nl) *o++ = e;
-      col = 0;
-      i += ch == '\n' ? 1 : 2;
-      continue;
-    }
-    if (col + 3 > 75) soft_break();  // a bare CR elsewhere is =0D
-    *o++ = '=';
-    *o++ = kHex[c >> 4];
-    *o++ = kHex[c & 15];
-    col += 3;
-    ++i;
-  }
-  out.append(buf, static_cast<std::size_t>(o - buf));
+  sse2::encode(in, eol, out);
 }
 
 }  // namespace cllavio::tracking

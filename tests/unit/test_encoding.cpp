@@ -7,6 +7,7 @@
 #include <random>
 
 #include "tracking/encoding.hpp"
+#include "tracking/qp_simd.hpp"
 
 using namespace cllavio::tracking;
 
@@ -391,4 +392,91 @@ BOOST_AUTO_TEST_CASE(base64_a_bad_byte_anywhere_in_a_data_line_fails) {
   std::string out;
   BOOST_TEST(base64_decode(enc, out));
   BOOST_TEST(out == data);
+}
+
+#if defined(__SSE2__)
+namespace {
+
+// The window classifier's bits from their definitions, byte by byte (qp_simd.hpp).
+cllavio::tracking::simd::QpWindow plain_window(const char* s, bool crlf) {
+  std::uint64_t special = 0, cr = 0, lf = 0, blank = 0;
+  for (int k = 0; k < 64; ++k) {
+    auto c = static_cast<unsigned char>(s[k]);
+    std::uint64_t bit = std::uint64_t{1} << k;
+    bool is_blank = c == ' ' || c == '\t';
+    if (!((c >= 33 && c <= 126 && c != '=') || is_blank)) special |= bit;
+    if (c == '\r') cr |= bit;
+    if (c == '\n') lf |= bit;
+    if (is_blank) blank |= bit;
+  }
+  std::uint64_t stop = 0;
+  for (int k = 0; k < 64; ++k) {
+    std::uint64_t bit = std::uint64_t{1} << k;
+    bool is_cr = cr & bit, is_lf = lf & bit, is_blank = blank & bit;
+    bool next_break = k < 63 && ((cr | lf) >> (k + 1) & 1);
+    bool eol_ok = crlf ? (is_cr && k < 63 && (lf >> (k + 1) & 1)) || (is_lf && k > 0 && (cr >> (k - 1) & 1))
+                       : is_lf;
+    if ((special & bit) && !is_cr && !is_lf) stop |= bit;
+    if ((is_cr || is_lf) && !eol_ok) stop |= bit;
+    if (is_blank && next_break) stop |= bit;
+    if (k == 63 && (is_blank || is_cr)) stop |= bit;
+  }
+  return {special, lf, stop, crlf ? cr : lf};
+}
+
+bool same(const cllavio::tracking::simd::QpWindow& a, const cllavio::tracking::simd::QpWindow& b) {
+  return a.special == b.special && a.lf == b.lf && a.stop == b.stop && a.breaks == b.breaks;
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(qp_window_classifiers_agree_with_the_plain_rules_for_every_byte_at_every_offset) {
+  namespace simd = cllavio::tracking::simd;
+  // Backgrounds around the byte under test: literals, and the bytes whose neighbours
+  // matter (CR LF pairs, blanks before breaks, '=').
+  const std::string backgrounds[] = {std::string(128, 'a'), std::string(128, ' '), std::string(128, '\r'),
+                                     std::string(128, '\n'), std::string(128, '='), std::string(128, '\x80'),
+                                     [] {
+                                       std::string s;
+                                       while (s.size() < 128) s += "a \r\n\t=\r\xff.";
+                                       return s;
+                                     }()};
+  std::size_t checked = 0;
+  for (const std::string& bg : backgrounds)
+    for (int c = 0; c < 256; ++c)
+      for (std::size_t at = 0; at < 64; ++at)
+        for (std::size_t shift : {0u, 1u, 17u}) {  // unaligned starts too
+          std::string buf = bg;
+          buf[shift + at] = static_cast<char>(c);
+          if (at + 1 < 64) buf[shift + at + 1] = at % 2 ? '\n' : bg[shift + at + 1];  // a break after it
+          const char* s = buf.data() + shift;
+          for (bool crlf : {true, false}) {
+            auto want = plain_window(s, crlf);
+            BOOST_TEST_REQUIRE(same(simd::qp_window_sse2(s, crlf), want), "sse2 c=" << c << " at=" << at);
+            if (simd::qp_avx512())
+              BOOST_TEST_REQUIRE(same(simd::qp_window_avx512(s, crlf), want), "avx512 c=" << c << " at=" << at);
+            ++checked;
+          }
+        }
+  BOOST_TEST(checked > 0u);
+}
+#endif
+
+BOOST_AUTO_TEST_CASE(qp_encode_of_every_byte_at_every_offset_writes_what_the_plain_rules_write) {
+  // Each byte value at each offset of the encoder's windows and around the 76-column limit,
+  // after a prefix that puts the line's column anywhere, inside literals, blanks and breaks.
+  const std::string contexts[] = {std::string(200, 'x'), std::string(200, ' '), [] {
+                                    std::string s;
+                                    while (s.size() < 200) s += "<a href=\"x\">\r\n  \t";
+                                    return s;
+                                  }()};
+  for (const std::string& ctx : contexts)
+    for (std::size_t col : {0u, 1u, 40u, 72u, 73u, 74u, 75u})
+      for (std::size_t at = 0; at < 100; ++at)
+        for (int c = 0; c < 256; ++c) {
+          std::string s = std::string(col, 'p') + ctx;
+          s[col + at] = static_cast<char>(c);
+          for (Eol e : {Eol::crlf, Eol::lf})
+            BOOST_TEST_REQUIRE(qpe(s, e) == plain_qp(s, e), "col=" << col << " at=" << at << " c=" << c);
+        }
 }
