@@ -42,7 +42,6 @@ constexpr std::array<bool, 256> make_qp_literal() {
   for (int c = 33; c <= 126; ++c) t[c] = c != '=';
   return t;
 }
-constexpr auto kQpLiteral = make_qp_literal();
 
 // Bytes that may go out as they are inside a line: the literals and the blanks.
 constexpr std::array<bool, 256> make_qp_run() {
