@@ -256,7 +256,6 @@ void signal_loop(Runtime& rt, const std::string& path, sigset_t set) {
 
 int daemon_main(int argc, char** argv) {
   tune_allocator();
-  tune_thread_stacks();  // a refusal keeps glibc's default: slower thread starts, nothing else
   std::string config_path = conf::kDefaultConfigPath;
   bool check_only = false;
   int opt;

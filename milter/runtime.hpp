@@ -9,7 +9,6 @@
 #pragma once
 
 #include <malloc.h>
-#include <pthread.h>
 
 #include <atomic>
 #include <memory>
@@ -42,36 +41,6 @@ namespace cllavio::milter {
 inline void tune_allocator() {
   mallopt(M_MMAP_THRESHOLD, 4 << 20);
   mallopt(M_TRIM_THRESHOLD, 8 << 20);
-}
-
-// The stack size of threads created without attributes: libmilter's (its worker pool starts
-// and ends threads as connections come and go: a worker above the minimum quits when idle)
-// and the libraries'. glibc keeps up to 40 MiB of freed stacks for the next thread; at the
-// default size (RLIMIT_STACK, usually 8 MiB) that is five stacks, fewer than the sessions of a
-// busy server, and every other thread start paid an mmap, a guard-page mprotect and a munmap
-// with its TLB shootdown (perf, bench/profile.py: "thread creation"). 2 MiB keeps twenty; the
-// deepest path here (the MIME walker is a loop, no buffer on the stack above 4 KiB) uses a
-// few dozen KiB. Sanitizer builds keep the default: their frames are several times larger.
-// Called once, first thing, by the daemon, before any thread exists (glibc would hand a cached
-// larger stack to the next thread); false when the C library refused.
-#if defined(__SANITIZE_ADDRESS__)  // gcc
-inline constexpr bool kAsanBuild = true;
-#elif defined(__has_feature)       // clang
-#if __has_feature(address_sanitizer)
-inline constexpr bool kAsanBuild = true;
-#else
-inline constexpr bool kAsanBuild = false;
-#endif
-#else
-inline constexpr bool kAsanBuild = false;
-#endif
-inline bool tune_thread_stacks() {
-  if (kAsanBuild) return true;
-  pthread_attr_t attr;
-  if (pthread_getattr_default_np(&attr) != 0) return false;
-  bool ok = pthread_attr_setstacksize(&attr, std::size_t{2} << 20) == 0 && pthread_setattr_default_np(&attr) == 0;
-  pthread_attr_destroy(&attr);
-  return ok;
 }
 
 class Runtime {
