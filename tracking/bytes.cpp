@@ -155,6 +155,28 @@ std::size_t find_bytes(std::string_view hay, std::string_view needle, std::size_
   return npos;
 }
 
+bool has_8bit_or_nul(std::string_view s) {
+  const char* d = s.data();
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  const __m128i zero = _mm_setzero_si128();
+  // A byte's high bit, or 0xff where it is NUL: one sign bit per offending byte.
+  auto bad = [&](std::size_t at) {
+    __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + at));
+    return _mm_or_si128(v, _mm_cmpeq_epi8(v, zero));
+  };
+  for (; i + 64 <= n; i += 64)
+    if (_mm_movemask_epi8(_mm_or_si128(_mm_or_si128(bad(i), bad(i + 16)), _mm_or_si128(bad(i + 32), bad(i + 48)))) != 0)
+      return true;
+  for (; i + 16 <= n; i += 16)
+    if (_mm_movemask_epi8(bad(i)) != 0) return true;
+#endif
+  for (; i < n; ++i)
+    if (d[i] == '\0' || static_cast<unsigned char>(d[i]) >= 0x80) return true;
+  return false;
+}
+
 bool has_line_over(std::string_view s, std::size_t max) {
   const char* d = s.data();
   const std::size_t n = s.size();

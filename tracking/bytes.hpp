@@ -3,6 +3,7 @@
 // find_bytes() finds a substring with an SSE2 filter (first, middle and last byte of the
 // needle compared 16 positions at a time, candidates confirmed with memcmp): glibc's
 // memmem and a first-byte memchr both crawl through CSS, which is full of '-'.
+// has_8bit_or_nul() checks 64 bytes per step (7bit parts are checked after every rewrite).
 // has_line_over() answers "is any line longer than max octets" with one memrchr per
 // max+2 bytes instead of one memchr per line. Both take untrusted input and never read
 // outside the given range. SSE2 is part of x86-64; other targets get plain loops.
@@ -49,6 +50,9 @@ inline std::size_t find_byte(std::string_view s, char c, std::size_t from) {
     if (d[i] == c) return i;
   return std::string_view::npos;
 }
+
+// True when `s` has a NUL or a byte >= 0x80 (what 7bit must not carry): 64 bytes per step.
+bool has_8bit_or_nul(std::string_view s);
 
 // True when a line of `s` (split at LF; a CR right before the LF or at the very end
 // does not count) has more than `max` octets. The same as "longest line > max".

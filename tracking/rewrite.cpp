@@ -20,10 +20,6 @@ bool has_inline_pgp(std::string_view raw) {
   return find_bytes(raw, "-----BEGIN PGP ") != std::string_view::npos;
 }
 
-bool has_8bit_or_nul(std::string_view s) {
-  return std::any_of(s.begin(), s.end(), [](char c) { return c == '\0' || static_cast<unsigned char>(c) >= 0x80; });
-}
-
 bool encoding_known(const std::string& e) {
   return e == "7bit" || e == "8bit" || e == "binary" || e == "quoted-printable" || e == "base64";
 }

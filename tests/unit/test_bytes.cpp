@@ -82,3 +82,23 @@ BOOST_AUTO_TEST_CASE(has_line_over_matches_the_longest_line) {
   BOOST_TEST(!has_line_over(std::string(998, 'a') + "\r", 998));
   BOOST_TEST(has_line_over(std::string(999, 'a') + "\r", 998));
 }
+
+BOOST_AUTO_TEST_CASE(has_8bit_or_nul_finds_every_offending_byte_anywhere) {
+  // Every byte value at every offset of buffers around the 16- and 64-byte steps.
+  std::size_t checked = 0;
+  for (std::size_t n : {1u, 15u, 16u, 17u, 63u, 64u, 65u, 130u})
+    for (std::size_t at = 0; at < n; ++at)
+      for (int c = 0; c < 256; ++c) {
+        std::string s(n, 'a');
+        s[at] = static_cast<char>(c);
+        bool expect = c == 0 || c >= 0x80;
+        BOOST_TEST_REQUIRE(has_8bit_or_nul(s) == expect, "n=" << n << " at=" << at << " c=" << c);
+        ++checked;
+      }
+  BOOST_TEST(checked > 90000u);
+  BOOST_TEST(!has_8bit_or_nul(""));
+  BOOST_TEST(!has_8bit_or_nul(std::string(1000, '\x7f')));
+  // Only a window's prefix is the string: bytes after it never count.
+  std::string tail = std::string(40, 'a') + '\x80';
+  BOOST_TEST(!has_8bit_or_nul(std::string_view(tail).substr(0, 40)));
+}
