@@ -41,15 +41,21 @@ std::size_t line_end(std::string_view text, std::size_t pos, std::size_t& conten
 
 }  // namespace
 
-std::string HeaderField::value() const {
+std::string_view HeaderField::value_view(std::string& buf) const {
   std::string_view v = raw.substr(name.size());
   std::size_t colon = v.find(':');
   v = colon == std::string_view::npos ? std::string_view() : v.substr(colon + 1);
-  std::string out;
-  out.reserve(v.size());
+  if (v.find_first_of("\r\n") == std::string_view::npos) return trim(v);
+  buf.clear();
+  buf.reserve(v.size());
   for (char c : v)
-    if (c != '\r' && c != '\n') out.push_back(c);
-  return std::string(trim(out));
+    if (c != '\r' && c != '\n') buf.push_back(c);
+  return trim(buf);
+}
+
+std::string HeaderField::value() const {
+  std::string buf;
+  return std::string(value_view(buf));
 }
 
 bool parse_header_block(std::string_view text, std::size_t max_bytes, std::vector<HeaderField>& fields,
@@ -148,16 +154,15 @@ Eol detect_eol(std::string_view text, Eol fallback) {
 namespace {
 
 void describe(Part& p) {
-  if (const HeaderField* f = find_field(p.headers, "Content-Type")) p.type = parse_content_type(f->value());
+  std::string buf;
+  if (const HeaderField* f = find_field(p.headers, "Content-Type")) p.type = parse_content_type(f->value_view(buf));
   p.encoding = "7bit";
   if (const HeaderField* f = find_field(p.headers, "Content-Transfer-Encoding")) {
-    std::string v = lowercase(f->value());
-    if (!v.empty()) p.encoding = v;
+    std::string_view v = f->value_view(buf);
+    if (!v.empty()) p.encoding = lowercase(v);
   }
-  if (const HeaderField* f = find_field(p.headers, "Content-Disposition")) {
-    std::string v = lowercase(f->value());
-    p.attachment = v.rfind("attachment", 0) == 0;
-  }
+  if (const HeaderField* f = find_field(p.headers, "Content-Disposition"))
+    p.attachment = istarts_with(f->value_view(buf), "attachment");
 }
 
 class Walker {

@@ -27,6 +27,9 @@ struct HeaderField {
   std::size_t begin = 0;  // offset of the field in the scanned buffer
   std::size_t end = 0;    // offset just past its final line break
   std::string value() const;  // unfolded, trimmed value
+  // The same without a copy when the field is on one line (a view into `raw`); a folded
+  // field is unfolded into `buf` and the view points there.
+  std::string_view value_view(std::string& buf) const;
 };
 
 struct ContentType {
