@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import errno
+import fcntl
 import os
 import random
 import re
@@ -30,6 +31,11 @@ def _find_exe(name: str) -> str:
 
 _port_lock = threading.Lock()
 _ports_handed_out: set[int] = set()
+# Ports this process holds a claim on: an flock'ed file per port, shared by every test
+# process on the machine (ctest runs several at once). The kernel drops a claim when its
+# process ends, however it ends, so nothing stale is ever left to clean.
+_PORT_CLAIMS = "/tmp/cllavio-test-ports"
+_port_claims: dict[int, int] = {}
 
 
 def _port_free(port: int) -> bool:
@@ -43,19 +49,37 @@ def _port_free(port: int) -> bool:
         s.close()
 
 
+def _claim_port(port: int) -> bool:
+    """True when no other live process has claimed `port`; the claim is then ours."""
+    os.makedirs(_PORT_CLAIMS, mode=0o1777, exist_ok=True)
+    fd = os.open(os.path.join(_PORT_CLAIMS, str(port)), os.O_RDWR | os.O_CREAT, 0o666)
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+    except OSError:
+        os.close(fd)
+        return False
+    _port_claims[port] = fd
+    return True
+
+
 def free_port() -> int:
-    """A random TCP port in 20000-60000 that 127.0.0.1 can bind now and that this process
-    has not handed out before (so several harnesses in one process never collide)."""
+    """A random TCP port in 20000-60000 that 127.0.0.1 can bind now, that this process has
+    not handed out before (so several harnesses in one process never collide) and that no
+    other test process has claimed (so test processes running side by side, each checking
+    a port free before its child binds it, never pick the same one)."""
     rng = random.SystemRandom()
     with _port_lock:
         for _ in range(500):
             port = rng.randint(20000, 60000)
             if port in _ports_handed_out:
                 continue
+            if not _claim_port(port):
+                continue
             if _port_free(port):
                 _ports_handed_out.add(port)
                 return port
-    raise RuntimeError("no free TCP port found in 20000-60000")
+            os.close(_port_claims.pop(port))  # bound by something else: not ours to keep
+        raise RuntimeError("no free TCP port found in 20000-60000")
 
 
 def _pid_alive(pid: int) -> bool:

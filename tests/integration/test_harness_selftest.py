@@ -74,6 +74,28 @@ def assert_closed(h):
         raise AssertionError(f"{h.dir} not removed")
 
 
+class PortClaimTest(unittest.TestCase):
+    """Test processes run side by side: a port one process handed out is never handed
+    out by another while the first lives, and is free for others once it has ended."""
+
+    def test_a_claimed_port_is_not_handed_to_another_process(self):
+        import subprocess
+        mine = [procs.free_port() for _ in range(20)]
+        self.assertEqual(len(set(mine)), 20)
+        here = os.path.dirname(os.path.abspath(__file__))
+        probe = (f"import sys; sys.path.insert(0, {here!r}); import procs; "
+                 f"print(sum(procs._claim_port(p) for p in {mine!r}))")
+        out = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=30)
+        self.assertEqual(out.stdout.strip(), "0", out.stderr)
+        # A claim ends with its process: the probe's own claims are free again now.
+        spare = [p for p in range(61000, 61010) if procs._port_free(p)][:3]
+        probe2 = (f"import sys; sys.path.insert(0, {here!r}); import procs; "
+                  f"print(sum(procs._claim_port(p) for p in {spare!r}))")
+        for _ in range(2):
+            out = subprocess.run([sys.executable, "-c", probe2], capture_output=True, text=True, timeout=30)
+            self.assertEqual(out.stdout.strip(), str(len(spare)), out.stderr)
+
+
 class PostfixAloneTest(_HarnessCase):
     harness_kwargs = dict(milter=None)
 
