@@ -46,8 +46,8 @@ PARTS = [
     ("quota, consent, policy", r"cllavio::(quota|policy)::|QuotaBackend|LocalQuota|recipient_refusal"),
     ("log line", r"cllavio::core::Logger|syslog|sd_journal"),
     ("background threads (forwarder, follower, pruner)", r"Forwarder|Follower|Pruner|cllavio::core::Worker"),
-    ("session (headers, body buffer, plan)", r"cllavio::milter::(?!run_milter|daemon_main)|cllavio::core::"),
-    ("libmilter protocol (read, reply, worker pool, threads)", r"\bmi_|\bst_[a-z]+|sendreply|libmilter|smfi_"),
+    ("session (headers, body buffer, plan)", r"cllavio::milter::(?!run_milter|daemon_main|thread_reuse)|cllavio::core::"),
+    ("libmilter protocol (read, reply, worker pool, threads)", r"\bmi_|\bst_[a-z]+|sendreply|libmilter|smfi_|thread_reuse"),
 ]
 GENERIC = [
     ("kernel: thread creation (libmilter starts workers)", r"copy_process|kernel_clone|clone3"),
