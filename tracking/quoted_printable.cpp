@@ -56,15 +56,14 @@ constexpr auto kQpRun = make_qp_run();
 namespace {
 
 #if defined(__SSE2__) && defined(__x86_64__)
-// The hex digits (either case) in v, and each one's value in `value` (garbage elsewhere).
-__attribute__((target("avx512f,avx512bw"), always_inline)) inline std::uint64_t hex_digits(__m512i v, __m512i& value) {
-  const __mmask64 digit = _mm512_cmplt_epu8_mask(_mm512_sub_epi8(v, _mm512_set1_epi8('0')), _mm512_set1_epi8(10));
-  const __mmask64 letter = _mm512_cmplt_epu8_mask(
-      _mm512_sub_epi8(_mm512_or_si512(v, _mm512_set1_epi8(0x20)), _mm512_set1_epi8('a')), _mm512_set1_epi8(6));
-  const __m512i nib = _mm512_and_si512(v, _mm512_set1_epi8(0x0f));
-  value = _mm512_mask_add_epi8(nib, letter, nib, _mm512_set1_epi8(9));  // 'A' & 15 is 1: 1 + 9 = 10
-  return static_cast<std::uint64_t>(digit | letter);
+// Hex digit values (either case) for the bytes below 0x80, 0x80 for every other byte: the
+// table of a two-register byte permute (VBMI), which looks up bytes by their low 7 bits.
+constexpr std::array<std::int8_t, 128> make_hex_table() {
+  std::array<std::int8_t, 128> t{};
+  for (int c = 0; c < 128; ++c) t[c] = kHexValue[c] >= 0 ? kHexValue[c] : static_cast<std::int8_t>(-128);
+  return t;
 }
+alignas(64) constexpr auto kHexTable = make_hex_table();
 
 // Decodes whole 64-byte windows at s[i..) with AVX-512 (VBMI2 for the compress) while
 // s[i + 66) is readable, writing at `o`; returns where it stopped: near the end, or at an
@@ -73,17 +72,23 @@ __attribute__((target("avx512f,avx512bw"), always_inline)) inline std::uint64_t 
 // never '='), so a window's escapes are all found at once: "=XX" becomes one byte at the
 // '=', and the bytes to drop go out of the window through a compress. The output is never
 // ahead of the input, so a 64-byte store at `o` stays inside the n bytes it has.
-__attribute__((target("avx512f,avx512bw,avx512vbmi2"))) std::size_t qp_decode_wide(const char* s, std::size_t i,
+__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2"))) std::size_t qp_decode_wide(const char* s, std::size_t i,
                                                                                     std::size_t n, char*& out) {
   char* o = out;
   std::uint64_t carry = 0;
-  const __m512i eq_b = _mm512_set1_epi8('='), cr_b = _mm512_set1_epi8('\r'), lf_b = _mm512_set1_epi8('\n');
+  const __m512i eq_b = _mm512_set1_epi8('='), cr_b = _mm512_set1_epi8('\r'), lf_b = _mm512_set1_epi8('\n'),
+                low4 = _mm512_set1_epi8(0x0f), table_lo = _mm512_load_si512(kHexTable.data()),
+                table_hi = _mm512_load_si512(kHexTable.data() + 64);
   while (i + 66 <= n) {
     const __m512i v0 = _mm512_loadu_si512(s + i), v1 = _mm512_loadu_si512(s + i + 1),
                   v2 = _mm512_loadu_si512(s + i + 2);
     const std::uint64_t eq = _mm512_cmpeq_epi8_mask(v0, eq_b);
-    __m512i hi, lo;
-    const std::uint64_t esc = eq & hex_digits(v1, hi) & hex_digits(v2, lo);  // "=XX"
+    // Each byte's hex value, with the top bit set for the bytes that are not hex digits
+    // (looked up, or >= 0x80 themselves).
+    const __m512i hi = _mm512_permutex2var_epi8(table_lo, v1, table_hi),
+                  lo = _mm512_permutex2var_epi8(table_lo, v2, table_hi);
+    const std::uint64_t not_hex = _mm512_movepi8_mask(_mm512_or_si512(hi, v1)) | _mm512_movepi8_mask(_mm512_or_si512(lo, v2));
+    const std::uint64_t esc = eq & ~not_hex;  // "=XX"
     const std::uint64_t rest = eq & ~esc;
     const std::uint64_t cr1 = _mm512_cmpeq_epi8_mask(v1, cr_b), lf1 = _mm512_cmpeq_epi8_mask(v1, lf_b),
                         lf2 = _mm512_cmpeq_epi8_mask(v2, lf_b);
@@ -103,7 +108,7 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2"))) std::size_t qp_decode_wi
       carry = 0;
     }
     const std::uint64_t keep = ~drop;
-    const __m512i value = _mm512_or_si512(_mm512_slli_epi16(hi, 4), lo);  // hi < 16 where esc
+    const __m512i value = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(hi, low4), 4), lo);
     const __m512i w = _mm512_mask_blend_epi8(esc, v0, value);
     _mm512_storeu_si512(o, _mm512_maskz_compress_epi8(keep, w));
     o += __builtin_popcountll(keep);
@@ -116,7 +121,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi2"))) std::size_t qp_decode_wi
 }
 
 bool qp_decode_avx512() {
-  static const bool yes = simd::qp_avx512() && __builtin_cpu_supports("avx512vbmi2");
+  static const bool yes =
+      simd::qp_avx512() && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
   return yes;
 }
 #endif
