@@ -11,6 +11,9 @@
 // output fingerprint: FNV-1a 64 over every message's outcome (changed flag, skip reason,
 // body, header edits, link table) in order, so "same output" across engine changes is
 // one comparison (the inputs and keys are fixed, so the tokens are too).
+//
+// ENGINE_BENCH_ONLY=<encoding> runs one encoding; ENGINE_BENCH_ONLY=qp-codec times
+// qp_decode and qp_encode alone over the templates instead (see qp_codec_bench).
 #include <algorithm>
 #include <chrono>
 #include <cstdint>
