@@ -53,13 +53,98 @@ constexpr auto kQpRun = make_qp_run();
 
 }  // namespace
 
+namespace {
+
+#if defined(__SSE2__) && defined(__x86_64__)
+// Hex digit values (either case) for the bytes below 0x80, 0x80 for every other byte: the
+// table of a two-register byte permute (VBMI), which looks up bytes by their low 7 bits.
+constexpr std::array<std::int8_t, 128> make_hex_table() {
+  std::array<std::int8_t, 128> t{};
+  for (int c = 0; c < 128; ++c) t[c] = kHexValue[c] >= 0 ? kHexValue[c] : static_cast<std::int8_t>(-128);
+  return t;
+}
+alignas(64) constexpr auto kHexTable = make_hex_table();
+
+// Decodes whole 64-byte windows at s[i..) with AVX-512 (VBMI2 for the compress) while
+// s[i + 66) is readable, writing at `o`; returns where it stopped: near the end, or at an
+// '=' it leaves to the byte-by-byte rules (one that is neither "=XX" nor "=" CR LF / LF).
+// Every '=' starts its own escape (the bytes an escape consumes are hex digits, CR or LF,
+// never '='), so a window's escapes are all found at once: "=XX" becomes one byte at the
+// '=', and the bytes to drop go out of the window through a compress. The output is never
+// ahead of the input, so a 64-byte store at `o` stays inside the n bytes it has.
+__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2"))) std::size_t qp_decode_wide(const char* s, std::size_t i,
+                                                                                    std::size_t n, char*& out) {
+  char* o = out;
+  std::uint64_t carry = 0;
+  const __m512i eq_b = _mm512_set1_epi8('='), cr_b = _mm512_set1_epi8('\r'), lf_b = _mm512_set1_epi8('\n'),
+                low4 = _mm512_set1_epi8(0x0f), table_lo = _mm512_load_si512(kHexTable.data()),
+                table_hi = _mm512_load_si512(kHexTable.data() + 64);
+  while (i + 66 <= n) {
+    const __m512i v0 = _mm512_loadu_si512(s + i), v1 = _mm512_loadu_si512(s + i + 1),
+                  v2 = _mm512_loadu_si512(s + i + 2);
+    const std::uint64_t eq = _mm512_cmpeq_epi8_mask(v0, eq_b);
+    // Each byte's hex value, with the top bit set for the bytes that are not hex digits
+    // (looked up, or >= 0x80 themselves).
+    const __m512i hi = _mm512_permutex2var_epi8(table_lo, v1, table_hi),
+                  lo = _mm512_permutex2var_epi8(table_lo, v2, table_hi);
+    const std::uint64_t not_hex = _mm512_movepi8_mask(_mm512_or_si512(hi, v1)) | _mm512_movepi8_mask(_mm512_or_si512(lo, v2));
+    const std::uint64_t esc = eq & ~not_hex;  // "=XX"
+    const std::uint64_t rest = eq & ~esc;
+    const std::uint64_t cr1 = _mm512_cmpeq_epi8_mask(v1, cr_b), lf1 = _mm512_cmpeq_epi8_mask(v1, lf_b),
+                        lf2 = _mm512_cmpeq_epi8_mask(v2, lf_b);
+    const std::uint64_t crlf = rest & cr1 & lf2;  // "=" CR LF: a soft break
+    const std::uint64_t bare = rest & lf1;        // "=" LF
+    const std::uint64_t odd = rest & ~(crlf | bare);
+    const std::uint64_t three = esc | crlf;  // escapes 3 bytes long
+    std::uint64_t drop = (three << 1) | (three << 2) | crlf | bare | (bare << 1) | carry;
+    // The bytes of the next window that this one's last escapes consume (at most its first
+    // two: hex digits, CR or LF, never '='). Carried instead of moving the next window, so
+    // that where the next window starts does not wait for this one's bits.
+    carry = (three >> 63) | ((three >> 63) << 1) | ((three >> 62) & 1) | (bare >> 63);
+    std::size_t len = 64;
+    if (odd != 0) [[unlikely]] {
+      len = static_cast<std::size_t>(__builtin_ctzll(odd));  // escapes before it end before it
+      drop |= ~((std::uint64_t{1} << len) - 1);
+      carry = 0;
+    }
+    const std::uint64_t keep = ~drop;
+    const __m512i value = _mm512_or_si512(_mm512_slli_epi16(_mm512_and_si512(hi, low4), 4), lo);
+    const __m512i w = _mm512_mask_blend_epi8(esc, v0, value);
+    _mm512_storeu_si512(o, _mm512_maskz_compress_epi8(keep, w));
+    o += __builtin_popcountll(keep);
+    i += len;
+    if (len < 64) break;
+  }
+  i += static_cast<std::size_t>(__builtin_popcountll(carry));  // 0 after an odd '='
+  out = o;
+  return i;
+}
+
+bool qp_decode_avx512() {
+  static const bool yes =
+      simd::qp_avx512() && __builtin_cpu_supports("avx512vbmi") && __builtin_cpu_supports("avx512vbmi2");
+  return yes;
+}
+#endif
+
+}  // namespace
+
 void qp_decode(std::string_view in, std::string& out) {
   const std::size_t start = out.size(), n = in.size();
   out.resize(start + n);  // decoding never grows
   char* o = out.data() + start;
   const char* s = in.data();
+#if defined(__SSE2__) && defined(__x86_64__)
+  const bool wide = qp_decode_avx512();
+#endif
   std::size_t i = 0;
   while (i < n) {
+#if defined(__SSE2__) && defined(__x86_64__)
+    if (wide) {
+      i = qp_decode_wide(s, i, n, o);
+      if (i >= n) break;
+    }
+#endif
     // A run of ordinary bytes up to the next '=', copied 16 at a time as it is searched:
     // QP HTML has an '=' every few bytes (=3D, soft breaks), too often for a memchr call
     // each. The output is never ahead of the input, so the 16-byte stores stay inside it.

@@ -5,6 +5,8 @@
 #include <cstdint>
 #include <iterator>
 #include <random>
+#include <string>
+#include <vector>
 
 #include "tracking/encoding.hpp"
 #include "tracking/qp_simd.hpp"
@@ -479,4 +481,94 @@ BOOST_AUTO_TEST_CASE(qp_encode_of_every_byte_at_every_offset_writes_what_the_pla
           for (Eol e : {Eol::crlf, Eol::lf})
             BOOST_TEST_REQUIRE(qpe(s, e) == plain_qp(s, e), "col=" << col << " at=" << at << " c=" << c);
         }
+}
+
+namespace {
+
+// The QP decoding rules of encoding.hpp written plainly, byte by byte (the decoder goes a
+// vector at a time, 64 bytes with AVX-512; it must write exactly this).
+std::string plain_qp_decode(std::string_view in) {
+  auto hex = [](char c) {
+    if (c >= '0' && c <= '9') return c - '0';
+    if (c >= 'A' && c <= 'F') return c - 'A' + 10;
+    if (c >= 'a' && c <= 'f') return c - 'a' + 10;
+    return -1;
+  };
+  std::string out;
+  const std::size_t n = in.size();
+  std::size_t i = 0;
+  while (i < n) {
+    if (in[i] != '=') {
+      out += in[i++];
+      continue;
+    }
+    if (i + 2 < n && hex(in[i + 1]) >= 0 && hex(in[i + 2]) >= 0) {
+      out += static_cast<char>(hex(in[i + 1]) * 16 + hex(in[i + 2]));
+      i += 3;
+      continue;
+    }
+    std::size_t j = i + 1;
+    while (j < n && (in[j] == ' ' || in[j] == '\t')) ++j;
+    if (j == n) {  // '=' (and blanks) at the very end: a soft break
+      i = n;
+    } else if (in[j] == '\n') {
+      i = j + 1;
+    } else if (in[j] == '\r' && j + 1 < n && in[j + 1] == '\n') {
+      i = j + 2;
+    } else {  // a stray '=' is kept
+      out += '=';
+      ++i;
+    }
+  }
+  return out;
+}
+
+// Backgrounds for the decoder: plain bytes, dense escapes and soft breaks (the encoder's
+// output has one every few bytes), and mixes with malformed ones.
+std::vector<std::string> qp_backgrounds() {
+  auto rep = [](std::string_view unit) {
+    std::string s;
+    while (s.size() < 200) s += unit;
+    return s;
+  };
+  std::string html;
+  for (int k = 0; k < 8; ++k) html += "<td style=\"color:#333\">caf\xc3\xa9 </td>\n<a href=\"https://x.example/?a=1&b=2\">l</a>";
+  return {std::string(200, 'a'), rep("=3D"),    rep("=\r\n"),  rep("a=3Db=\r\nc"), rep("=20\r\n"),
+          rep("=\n=4"),          rep("= \r\n"), rep("=G1=="), rep("=\r=3d\r\n\t"), qpe(html).substr(0, 200)};
+}
+
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(qp_decode_of_every_byte_at_every_offset_writes_what_the_plain_rules_write) {
+  // Each byte value at each offset of two 64-byte windows and the tail after them, alone
+  // and inside escapes (whole, cut short, malformed), over each background.
+  std::size_t checked = 0;
+  for (const std::string& bg : qp_backgrounds())
+    for (std::size_t at = 0; at < 150; ++at)
+      for (int c = 0; c < 256; ++c) {
+        const char b = static_cast<char>(c);
+        const std::string patterns[] = {{b}, {'=', b}, {'=', b, '1'}, {'=', '4', b}, {'=', ' ', b}, {'=', b, '\n'},
+                                        {'=', '\r', b}};
+        for (const std::string& p : patterns) {
+          std::string s = bg;
+          s.replace(at, p.size(), p);
+          std::string want = plain_qp_decode(s), got = qpd(s);
+          if (got != want) BOOST_TEST_REQUIRE(got == want, "at=" << at << " c=" << c << " in=" << s);
+          ++checked;
+        }
+      }
+  BOOST_TEST(checked > 0u);
+}
+
+BOOST_AUTO_TEST_CASE(qp_decode_of_every_length_writes_what_the_plain_rules_write) {
+  // Every prefix: escapes and soft breaks cut by the end of the input, at every distance
+  // from the vector loop's limit; and after other output (decoding appends).
+  for (const std::string& bg : qp_backgrounds())
+    for (std::size_t len = 0; len <= bg.size(); ++len) {
+      std::string_view s = std::string_view(bg).substr(0, len);
+      BOOST_TEST_REQUIRE(qpd(s) == plain_qp_decode(s), "len=" << len << " in=" << s);
+      std::string out = "prefix";
+      qp_decode(s, out);
+      BOOST_TEST_REQUIRE(out == "prefix" + plain_qp_decode(s));
+    }
 }
