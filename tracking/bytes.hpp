@@ -51,6 +51,28 @@ inline std::size_t find_byte(std::string_view s, char c, std::size_t from) {
   return std::string_view::npos;
 }
 
+// The first of the bytes Cs in `s` at or after `from`, or npos: string_view::find_first_of
+// without its memchr call per byte of `s` (URLs and attribute values are searched for a
+// few delimiters per link). SSE2: 16 bytes per step.
+template <char... Cs>
+inline std::size_t find_any(std::string_view s, std::size_t from = 0) {
+  const std::size_t n = s.size();
+  const char* d = s.data();
+  std::size_t i = from;
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    __m128i m = _mm_setzero_si128();
+    ((m = _mm_or_si128(m, _mm_cmpeq_epi8(v, _mm_set1_epi8(Cs)))), ...);
+    if (unsigned mask = static_cast<unsigned>(_mm_movemask_epi8(m)); mask != 0)
+      return i + static_cast<std::size_t>(__builtin_ctz(mask));
+  }
+#endif
+  for (; i < n; ++i)
+    if (((d[i] == Cs) || ...)) return i;
+  return std::string_view::npos;
+}
+
 // True when `s` has a NUL or a byte >= 0x80 (what 7bit must not carry): 64 bytes per step.
 bool has_8bit_or_nul(std::string_view s);
 

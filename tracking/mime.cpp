@@ -45,7 +45,7 @@ std::string_view HeaderField::value_view(std::string& buf) const {
   std::string_view v = raw.substr(name.size());
   std::size_t colon = v.find(':');
   v = colon == std::string_view::npos ? std::string_view() : v.substr(colon + 1);
-  if (v.find_first_of("\r\n") == std::string_view::npos) return trim(v);
+  if (find_any<'\r', '\n'>(v) == std::string_view::npos) return trim(v);
   buf.clear();
   buf.reserve(v.size());
   for (char c : v)

@@ -1,5 +1,6 @@
 #include "tracking/url.hpp"
 #include "tracking/ascii.hpp"
+#include "tracking/bytes.hpp"
 
 #include <algorithm>
 #include <cctype>
@@ -79,7 +80,7 @@ std::string clean_url(std::string_view v) {
   auto junk = [](char c) { return static_cast<unsigned char>(c) <= 0x20; };
   while (!v.empty() && junk(v.front())) v.remove_prefix(1);
   while (!v.empty() && junk(v.back())) v.remove_suffix(1);
-  std::size_t first = v.find_first_of("\t\n\r");
+  std::size_t first = find_any<'\t', '\n', '\r'>(v);
   if (first == std::string_view::npos) return std::string(v);  // the usual case: one copy
   std::string out(v.substr(0, first));
   out.reserve(v.size());
@@ -92,7 +93,7 @@ std::string url_host(std::string_view url) {
   std::size_t sep = url.find("://");
   if (sep == std::string_view::npos) return {};
   std::string_view rest = url.substr(sep + 3);
-  std::string_view authority = rest.substr(0, rest.find_first_of("/?#\\"));
+  std::string_view authority = rest.substr(0, find_any<'/', '?', '#', '\\'>(rest));
   if (std::size_t at = authority.rfind('@'); at != std::string_view::npos) authority.remove_prefix(at + 1);
   std::string_view host = authority;
   if (!host.empty() && host.front() == '[') {  // IPv6 literal
@@ -125,7 +126,7 @@ Skip classify_url(std::string_view url, const UrlContext& ctx) {
   bool http = istarts_with(url, "http://"), https = istarts_with(url, "https://");
   if (!http && !https) {
     std::size_t colon = url.find(':');
-    std::size_t slash = url.find_first_of("/?#");
+    std::size_t slash = find_any<'/', '?', '#'>(url);
     bool has_scheme = colon != std::string_view::npos && colon > 0 && (slash == std::string_view::npos || colon < slash);
     return has_scheme ? Skip::scheme : Skip::relative;  // mailto:, tel:, cid:, ... or a relative path
   }

@@ -102,3 +102,24 @@ BOOST_AUTO_TEST_CASE(has_8bit_or_nul_finds_every_offending_byte_anywhere) {
   std::string tail = std::string(40, 'a') + '\x80';
   BOOST_TEST(!has_8bit_or_nul(std::string_view(tail).substr(0, 40)));
 }
+
+BOOST_AUTO_TEST_CASE(find_any_matches_find_first_of) {
+  // Every byte value at every offset, from several starts, around the 16-byte steps.
+  std::size_t checked = 0;
+  for (std::size_t n : {0u, 1u, 15u, 16u, 17u, 40u})
+    for (std::size_t at = 0; at < std::max<std::size_t>(n, 1); ++at)
+      for (int c = 0; c < 256; ++c) {
+        std::string s(n, 'x');
+        if (n > 0) s[at] = static_cast<char>(c);
+        std::string_view v(s);
+        for (std::size_t from : {std::size_t{0}, std::size_t{1}, at, n}) {
+          if (from > n) continue;
+          BOOST_TEST_REQUIRE((find_any<'/', '?', '#', '\\'>(v, from) == v.find_first_of("/?#\\", from)),
+                             "n=" << n << " at=" << at << " c=" << c << " from=" << from);
+          BOOST_TEST_REQUIRE((find_any<'\r', '\n'>(v, from)) == v.find_first_of("\r\n", from));
+          ++checked;
+        }
+      }
+  BOOST_TEST(checked > 50000u);
+  BOOST_TEST((find_any<'\0'>(std::string_view("ab\0c", 4))) == 2u);
+}
