@@ -65,15 +65,12 @@ namespace {
 // without '"' and '\\' is written as is; anything else (escapes, UTF-8, invalid bytes)
 // goes through nlohmann, so the bytes are the same whatever the text.
 void put_string(std::string& out, std::string_view s) {
-  bool plain = true;
+  bool special = false;  // no early exit: the compiler checks 16 bytes per step
   for (char c : s) {
     auto u = static_cast<unsigned char>(c);
-    if (u < 0x20 || u >= 0x7f || c == '"' || c == '\\') {
-      plain = false;
-      break;
-    }
+    special |= (u < 0x20) | (u >= 0x7f) | (c == '"') | (c == '\\');
   }
-  if (!plain) {
+  if (special) {
     out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
     return;
   }

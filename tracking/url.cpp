@@ -16,7 +16,9 @@ bool has_8bit(std::string_view s) {
 // Template syntax left in a URL: "{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%"
 // or "${" anywhere. One pass over the URL (it runs for every link).
 bool has_placeholder(std::string_view url) {
-  for (std::size_t i = 0; i + 1 < url.size(); ++i) {
+  // Only where a marker's first byte is (most URLs have none, or only '%' escapes).
+  auto next = [&](std::size_t from) { return find_any<'{', '}', '%', '*', '|', '[', ']', '<', '$'>(url, from); };
+  for (std::size_t i = next(0); i != std::string_view::npos && i + 1 < url.size(); i = next(i + 1)) {
     char c = url[i], d = url[i + 1];
     switch (c) {
       case '{': if (d == '{' || d == '%') return true; break;
@@ -106,14 +108,13 @@ std::string url_host(std::string_view url) {
     host = host.substr(0, colon);
   }
   if (host.empty()) return {};
-  std::string out;
-  out.reserve(host.size());
-  for (char c : host) {
-    char l = ascii_lower(c);
+  std::string out(host.size(), '\0');
+  for (std::size_t i = 0; i < host.size(); ++i) {
+    char c = host[i], l = ascii_lower(c);
     bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '.' || l == '_' || l == '%' ||
               l == '[' || l == ']' || l == ':' || static_cast<unsigned char>(c) >= 0x80;
     if (!ok) return {};
-    out.push_back(l);
+    out[i] = l;
   }
   return out;
 }

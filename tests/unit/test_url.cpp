@@ -113,3 +113,19 @@ BOOST_AUTO_TEST_CASE(bare_urls_in_text) {
   BOOST_TEST(got == (std::vector<std::string>{"https://x.example/a.b?c=d", "http://y.example/p_(1)",
                                               "https://z.example/end", "https://angle.example/x"}));
 }
+
+BOOST_AUTO_TEST_CASE(placeholders_are_found_at_every_offset) {
+  // Every pair at every offset of a path longer than the 16-byte search steps, next to single
+  // marker bytes that are not pairs ('%' escapes are common in real URLs).
+  const std::string base = "https://x.example/";
+  for (std::string p : {"{{", "}}", "{%", "%}", "*|", "|*", "[[", "]]", "<%", "%%", "${"})
+    for (std::size_t at = 0; at <= 40; ++at) {
+      std::string path = std::string(40, 'a');
+      for (std::size_t i = 3; i < path.size(); i += 7) path[i] = "%{}*|[]<$"[i % 9];
+      std::string plain = base + path;  // single markers, never two in a row
+      BOOST_TEST_REQUIRE(why(plain) == "none", plain);
+      std::string url = base + path.substr(0, at) + p + path.substr(at);
+      BOOST_TEST_REQUIRE(why(url) == "placeholder", url);
+    }
+  BOOST_TEST(why("https://x.example/" + std::string(30, 'a') + "{") == "none");  // a marker at the very end
+}
