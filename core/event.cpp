@@ -1,5 +1,9 @@
 #include "core/event.hpp"
 
+#if defined(__SSE2__)
+#include <emmintrin.h>
+#endif
+
 namespace cllavio::core {
 
 using nlohmann::json;
@@ -64,13 +68,30 @@ namespace {
 // JSON text as nlohmann's dump(-1, ' ', false, replace) writes it. Printable ASCII
 // without '"' and '\\' is written as is; anything else (escapes, UTF-8, invalid bytes)
 // goes through nlohmann, so the bytes are the same whatever the text.
-void put_string(std::string& out, std::string_view s) {
-  bool special = false;  // no early exit: the compiler checks 16 bytes per step
-  for (char c : s) {
-    auto u = static_cast<unsigned char>(c);
-    special |= (u < 0x20) | (u >= 0x7f) | (c == '"') | (c == '\\');
+// A byte that put_string must give to nlohmann: a control, DEL, >= 0x80, '"' or '\\'.
+// 16 bytes per step (the link table's URLs are most of an event's text).
+bool needs_escape(std::string_view s) {
+  const char* d = s.data();
+  const std::size_t n = s.size();
+  std::size_t i = 0;
+#if defined(__SSE2__)
+  for (; i + 16 <= n; i += 16) {
+    const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
+    // As signed bytes, < 0x20 is the controls and every byte >= 0x80.
+    __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
+    bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    if (_mm_movemask_epi8(bad) != 0) return true;
   }
-  if (special) {
+#endif
+  for (; i < n; ++i) {
+    auto u = static_cast<unsigned char>(d[i]);
+    if (u < 0x20 || u >= 0x7f || d[i] == '"' || d[i] == '\\') return true;
+  }
+  return false;
+}
+
+void put_string(std::string& out, std::string_view s) {
+  if (needs_escape(s)) {
     out += json(std::string(s)).dump(-1, ' ', false, json::error_handler_t::replace);
     return;
   }

@@ -122,6 +122,16 @@ BOOST_AUTO_TEST_CASE(record_event_text_is_to_text_of_from_record_byte_for_byte) 
   tracked.tracking.links.push_back({51, "https://x.example/caf\xc3\xa9/\x01\t\\/\x7f"});
   tracked.tracking.links.push_back({4000000000u, "https://x.example/\xff\xfe-not-utf8"});
   cases.push_back(tracked);
+  // Every byte that needs escaping at every offset around the 16-byte checks.
+  auto offsets = tracked;
+  std::uint32_t n = 100;
+  for (char c : {'"', '\\', '\x01', '\x1f', '\x7f', '\x80', '\xff'})
+    for (std::size_t at = 0; at < 40; ++at) {
+      std::string url = "https://x.example/" + std::string(40, 'a');
+      url[18 + at] = c;
+      offsets.tracking.links.push_back({n++, url});
+    }
+  cases.push_back(offsets);
   auto skipped = base;
   skipped.tracking.status = "skipped";
   skipped.tracking.skipped = "dkim_signed";
