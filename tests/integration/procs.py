@@ -62,15 +62,32 @@ def _claim_port(port: int) -> bool:
     return True
 
 
+def _listen_range() -> tuple[int, int]:
+    """Ports below the kernel's ephemeral range (ip_local_port_range, 32768-60999 by default):
+    a client socket of any process (smtp-source, curl, Prometheus scraping) takes its local port
+    from that range and could take ours between the check and the child's bind."""
+    try:
+        with open("/proc/sys/net/ipv4/ip_local_port_range") as f:
+            eph_low, eph_high = (int(x) for x in f.read().split()[:2])
+    except (OSError, ValueError):
+        eph_low, eph_high = 32768, 60999
+    if eph_low - 1 - 20000 >= 4000:
+        return 20000, eph_low - 1
+    if 65535 - (eph_high + 1) >= 4000:
+        return eph_high + 1, 65535
+    return 20000, 60000  # no room outside it: the claims still keep test processes apart
+
+
 def free_port() -> int:
-    """A random TCP port in 20000-60000 that 127.0.0.1 can bind now, that this process has
+    """A random TCP port below the ephemeral range (20000-32767 by default) that 127.0.0.1 can bind now, that this process has
     not handed out before (so several harnesses in one process never collide) and that no
     other test process has claimed (so test processes running side by side, each checking
     a port free before its child binds it, never pick the same one)."""
     rng = random.SystemRandom()
+    low, high = _listen_range()
     with _port_lock:
         for _ in range(500):
-            port = rng.randint(20000, 60000)
+            port = rng.randint(low, high)
             if port in _ports_handed_out:
                 continue
             if not _claim_port(port):
@@ -79,7 +96,7 @@ def free_port() -> int:
                 _ports_handed_out.add(port)
                 return port
             os.close(_port_claims.pop(port))  # bound by something else: not ours to keep
-        raise RuntimeError("no free TCP port found in 20000-60000")
+        raise RuntimeError(f"no free TCP port found in {low}-{high}")
 
 
 def _pid_alive(pid: int) -> bool:
