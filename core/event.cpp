@@ -79,7 +79,8 @@ bool needs_escape(std::string_view s) {
     const __m128i v = _mm_loadu_si128(reinterpret_cast<const __m128i*>(d + i));
     // As signed bytes, < 0x20 is the controls and every byte >= 0x80.
     __m128i bad = _mm_or_si128(_mm_cmplt_epi8(v, _mm_set1_epi8(0x20)), _mm_cmpeq_epi8(v, _mm_set1_epi8(0x7f)));
-    bad = _mm_or_si128(bad, _mm_or_si128(_mm_cmpeq_epi8(v, _mm_set1_epi8('"')), _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'))));
+    const __m128i quote = _mm_cmpeq_epi8(v, _mm_set1_epi8('"')), backslash = _mm_cmpeq_epi8(v, _mm_set1_epi8('\\'));
+    bad = _mm_or_si128(bad, _mm_or_si128(quote, backslash));
     if (_mm_movemask_epi8(bad) != 0) return true;
   }
 #endif

@@ -72,8 +72,8 @@ alignas(64) constexpr auto kHexTable = make_hex_table();
 // never '='), so a window's escapes are all found at once: "=XX" becomes one byte at the
 // '=', and the bytes to drop go out of the window through a compress. The output is never
 // ahead of the input, so a 64-byte store at `o` stays inside the n bytes it has.
-__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2"))) std::size_t qp_decode_wide(const char* s, std::size_t i,
-                                                                                    std::size_t n, char*& out) {
+__attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2"))) std::size_t qp_decode_wide(
+    const char* s, std::size_t i, std::size_t n, char*& out) {
   char* o = out;
   std::uint64_t carry = 0;
   const __m512i eq_b = _mm512_set1_epi8('='), cr_b = _mm512_set1_epi8('\r'), lf_b = _mm512_set1_epi8('\n'),
@@ -87,7 +87,8 @@ __attribute__((target("avx512f,avx512bw,avx512vbmi,avx512vbmi2"))) std::size_t q
     // (looked up, or >= 0x80 themselves).
     const __m512i hi = _mm512_permutex2var_epi8(table_lo, v1, table_hi),
                   lo = _mm512_permutex2var_epi8(table_lo, v2, table_hi);
-    const std::uint64_t not_hex = _mm512_movepi8_mask(_mm512_or_si512(hi, v1)) | _mm512_movepi8_mask(_mm512_or_si512(lo, v2));
+    const std::uint64_t not_hex =
+        _mm512_movepi8_mask(_mm512_or_si512(hi, v1)) | _mm512_movepi8_mask(_mm512_or_si512(lo, v2));
     const std::uint64_t esc = eq & ~not_hex;  // "=XX"
     const std::uint64_t rest = eq & ~esc;
     const std::uint64_t cr1 = _mm512_cmpeq_epi8_mask(v1, cr_b), lf1 = _mm512_cmpeq_epi8_mask(v1, lf_b),

@@ -79,10 +79,11 @@ def _listen_range() -> tuple[int, int]:
 
 
 def free_port() -> int:
-    """A random TCP port below the ephemeral range (20000-32767 by default) that 127.0.0.1 can bind now, that this process has
-    not handed out before (so several harnesses in one process never collide) and that no
-    other test process has claimed (so test processes running side by side, each checking
-    a port free before its child binds it, never pick the same one)."""
+    """A random TCP port below the ephemeral range (20000-32767 by default) that 127.0.0.1
+    can bind now, that this process has not handed out before (so several harnesses in one
+    process never collide) and that no other test process has claimed (so test processes
+    running side by side, each checking a port free before its child binds it, never pick
+    the same one)."""
     rng = random.SystemRandom()
     low, high = _listen_range()
     with _port_lock:
