@@ -7,6 +7,7 @@
 #include <vector>
 
 #include "cli/commands.hpp"
+#include "core/event.hpp"
 #include "store/keys.hpp"
 
 namespace cllavio::cli {
@@ -96,6 +97,14 @@ int cmd_follow(const std::string& config_path, const Args& args) {
   if (!st) return kExitUnavailable;
   auto view = st->read();
   const std::size_t pending = view->delivery.pending_count();
+  // The oldest lines that wait for their record (a join that never comes shows here).
+  constexpr std::size_t kShownWaiting = 20;
+  ojson waiting = ojson::array();
+  if (pending > 0)
+    for (const auto& p : view->delivery.pending()) {
+      if (waiting.size() == kShownWaiting) break;
+      waiting.push_back({{"since", core::rfc3339_us(p.first_seen_us)}, {"line", p.line}});
+    }
   auto parse = [](const std::optional<std::string>& s, nlohmann::json def) {
     if (!s) return def;
     auto j = nlohmann::json::parse(*s, nullptr, false);
@@ -109,6 +118,7 @@ int cmd_follow(const std::string& config_path, const Args& args) {
                                             : ojson::parse(position.dump())},
             {"status", ojson::parse(status.dump())},
             {"pending", pending},
+            {"waiting", waiting},
             {"gaps", ojson::parse(gaps.dump())}};
   if (json) {
     std::printf("%s\n", out.dump(2, ' ', false, kReplace).c_str());
@@ -128,6 +138,10 @@ int cmd_follow(const std::string& config_path, const Args& args) {
     std::printf("status:   the daemon has not followed a log with this store yet\n");
   }
   std::printf("pending:  %zu line(s) waiting for their record\n", pending);
+  for (const auto& w : waiting)
+    std::printf("  since %s: %s\n", w["since"].get<std::string>().c_str(),
+                store::printable(w["line"].get<std::string>()).c_str());
+  if (pending > waiting.size()) std::printf("  ... and %zu more\n", pending - waiting.size());
   std::printf("gaps:     %zu\n", gaps.size());
   for (const auto& g : gaps)
     std::printf("  %s %s\n", g.value("at", "").c_str(), store::printable(g.value("gap", "")).c_str());
