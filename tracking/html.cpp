@@ -371,7 +371,12 @@ std::size_t decode_one(std::string_view v, std::size_t i, std::string& out) {
 
 std::string decode_entities(std::string_view v) {
   std::string out;
-  out.reserve(v.size());
+  decode_entities(v, out);
+  return out;
+}
+
+void decode_entities(std::string_view v, std::string& out) {
+  out.reserve(out.size() + v.size());
   std::size_t i = 0;
   while (i < v.size()) {
     std::size_t amp = v.find('&', i);
@@ -388,7 +393,6 @@ std::string decode_entities(std::string_view v) {
       i = amp + used;
     }
   }
-  return out;
 }
 
 namespace {

@@ -64,6 +64,7 @@ std::optional<std::size_t> body_end(std::string_view html, const HtmlScan& scan)
 // from a table of the common names; legacy names without ';' follow the HTML rule for
 // attributes). Unknown references stay as written.
 std::string decode_entities(std::string_view value);
+void decode_entities(std::string_view value, std::string& out);  // appends (reuses out's buffer)
 
 // Appends `value` escaped for an attribute with the given quoting ('"', '\'' or 0).
 void escape_attr(std::string_view value, char quote, std::string& out);

@@ -60,6 +60,15 @@ bool decide_link(std::string url, std::string_view opt_out, PartContext& ctx, st
   return true;
 }
 
+// What a browser follows for an attribute's raw bytes: entities decoded (into the
+// context's scratch buffer, only when there is a '&'), then spaces and breaks cleaned.
+std::string link_url(std::string_view raw, PartContext& ctx) {
+  if (raw.find('&') == std::string_view::npos) return clean_url(raw);
+  ctx.url_scratch.clear();
+  decode_entities(raw, ctx.url_scratch);
+  return clean_url(ctx.url_scratch);
+}
+
 const std::string& open_url(PartContext& ctx) {
   if (ctx.open_url.empty()) ctx.signer.append_url(ctx.policy.domain, TokenKind::open, 0, {}, ctx.open_url);
   return ctx.open_url;
@@ -67,21 +76,21 @@ const std::string& open_url(PartContext& ctx) {
 
 }  // namespace
 
-std::vector<Patch> html_patches(std::string_view html, PartContext& ctx) {
-  std::vector<Patch> patches;
+void html_patches(std::string_view html, PartContext& ctx, Patches& patches) {
+  patches.clear();
   HtmlScan scan = scan_html(html);
 
   for (const ImageSite& img : scan.images) {
-    std::string src = clean_url(decode_entities(html.substr(img.src.begin, img.src.end - img.src.begin)));
+    std::string src = link_url(html.substr(img.src.begin, img.src.end - img.src.begin), ctx);
     if (our_token(src, ctx.codec, TokenKind::open)) {
       // The box goes with it when it is exactly ours.
       bool boxed = img.tag_begin >= kPixelBoxOpen.size() &&
                    html.substr(img.tag_begin - kPixelBoxOpen.size(), kPixelBoxOpen.size()) == kPixelBoxOpen &&
                    html.substr(img.tag_end, kPixelBoxClose.size()) == kPixelBoxClose;
       if (boxed)
-        patches.push_back({img.tag_begin - kPixelBoxOpen.size(), img.tag_end + kPixelBoxClose.size(), {}});
+        patches.add(img.tag_begin - kPixelBoxOpen.size(), img.tag_end + kPixelBoxClose.size(), patches.text.size());
       else
-        patches.push_back({img.tag_begin, img.tag_end, {}});
+        patches.add(img.tag_begin, img.tag_end, patches.text.size());
       ++ctx.result.old_pixels_removed;
     }
   }
@@ -89,10 +98,10 @@ std::vector<Patch> html_patches(std::string_view html, PartContext& ctx) {
   std::string dest;
   for (const LinkSite& link : scan.links) {
     std::string_view raw = html.substr(link.href.begin, link.href.end - link.href.begin);
-    if (decide_link(clean_url(decode_entities(raw)), link.opt_out, ctx, dest)) {
-      Patch p{link.href.begin, link.href.end, {}};
-      escape_attr(dest, link.href.quote, p.text);
-      patches.push_back(std::move(p));
+    if (decide_link(link_url(raw, ctx), link.opt_out, ctx, dest)) {
+      std::size_t from = patches.text.size();
+      escape_attr(dest, link.href.quote, patches.text);
+      patches.add(link.href.begin, link.href.end, from);
     }
   }
 
@@ -107,49 +116,50 @@ std::vector<Patch> html_patches(std::string_view html, PartContext& ctx) {
       at = body_end(html, scan);
     }
     if (at) {
-      Patch p{*at, *at, {}};
-      const std::string& url = open_url(ctx);
-      p.text.reserve(kPixelBoxOpen.size() + kPixelImg.size() + url.size() + kPixelImgRest.size() + kPixelBoxClose.size());
-      p.text.append(kPixelBoxOpen).append(kPixelImg);
-      escape_attr(url, '"', p.text);
-      p.text.append(kPixelImgRest).append(kPixelBoxClose);
-      patches.push_back(std::move(p));
+      std::size_t from = patches.text.size();
+      patches.text.append(kPixelBoxOpen).append(kPixelImg);
+      escape_attr(open_url(ctx), '"', patches.text);
+      patches.text.append(kPixelImgRest).append(kPixelBoxClose);
+      patches.add(*at, *at, from);
       ++ctx.result.pixels;
     } else {
       ctx.result.pixel_skipped = "unclosed_markup";
     }
   }
-  return patches;
 }
 
-std::vector<Patch> text_patches(std::string_view text, PartContext& ctx) {
-  std::vector<Patch> patches;
+void text_patches(std::string_view text, PartContext& ctx, Patches& patches) {
+  patches.clear();
+  std::string dest;
   for (auto [begin, end] : find_text_urls(text)) {
     std::string url(text.substr(begin, end - begin));
     bool opted_out = std::find(ctx.opted_out.begin(), ctx.opted_out.end(), url) != ctx.opted_out.end();
-    std::string dest;
-    if (decide_link(std::move(url), opted_out ? "html" : "", ctx, dest)) patches.push_back({begin, end, std::move(dest)});
+    if (decide_link(std::move(url), opted_out ? "html" : "", ctx, dest)) {
+      std::size_t from = patches.text.size();
+      patches.text.append(dest);
+      patches.add(begin, end, from);
+    }
   }
-  return patches;
 }
 
-bool apply_patches(std::string_view src, std::vector<Patch>& patches, std::string& out) {
+bool apply_patches(std::string_view src, Patches& patches, std::string& out) {
+  std::vector<Patch>& list = patches.list;
   // Insertions sort before a replacement that starts at the same place.
-  std::stable_sort(patches.begin(), patches.end(), [](const Patch& a, const Patch& b) {
+  std::stable_sort(list.begin(), list.end(), [](const Patch& a, const Patch& b) {
     return a.begin != b.begin ? a.begin < b.begin : a.end < b.end;
   });
   std::size_t extra = 0;
-  for (std::size_t i = 0; i < patches.size(); ++i) {
-    if (patches[i].end < patches[i].begin || patches[i].end > src.size()) return false;
-    if (i > 0 && patches[i].begin < patches[i - 1].end) return false;  // overlap
-    extra += patches[i].text.size();
+  for (std::size_t i = 0; i < list.size(); ++i) {
+    if (list[i].end < list[i].begin || list[i].end > src.size()) return false;
+    if (i > 0 && list[i].begin < list[i - 1].end) return false;  // overlap
+    extra += list[i].text_size;
   }
   out.clear();  // keeps its capacity: callers reuse buffers
   out.reserve(src.size() + extra);
   std::size_t pos = 0;
-  for (const Patch& p : patches) {
+  for (const Patch& p : list) {
     out.append(src.substr(pos, p.begin - pos));
-    out.append(p.text);
+    out.append(patches.text_of(p));
     pos = p.end;
   }
   out.append(src.substr(pos));

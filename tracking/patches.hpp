@@ -1,6 +1,8 @@
 // Internal to the rewrite: the patches for one decoded part, and splicing them.
 //
-// A Patch replaces [begin, end) of the decoded part with `text` (begin == end inserts).
+// A Patch replaces [begin, end) of the decoded part with its text (begin == end inserts).
+// The texts of a part's patches live in one buffer (Patches::text), so a link costs no
+// allocation of its own; callers reuse a Patches from part to part.
 // html_patches/text_patches decide, link by link, what the part's new bytes are and
 // record every decision in the shared PartContext (link table, kept links, counts).
 #pragma once
@@ -17,7 +19,21 @@ namespace cllavio::tracking {
 
 struct Patch {
   std::size_t begin = 0, end = 0;
+  std::size_t text_begin = 0, text_size = 0;  // in Patches::text
+};
+
+struct Patches {
+  std::vector<Patch> list;
   std::string text;
+  void clear() {
+    list.clear();
+    text.clear();
+  }
+  // A patch whose text is what was appended to `text` since `text_from`.
+  void add(std::size_t begin, std::size_t end, std::size_t text_from) {
+    list.push_back({begin, end, text_from, text.size() - text_from});
+  }
+  std::string_view text_of(const Patch& p) const { return std::string_view(text).substr(p.text_begin, p.text_size); }
 };
 
 struct PartContext {
@@ -31,13 +47,15 @@ struct PartContext {
   std::vector<std::string> opted_out;  // destinations opted out in HTML: not tracked in text either
   std::uint32_t next_link = 1;
   std::string open_url;                // the pixel's URL, made once
+  std::string url_scratch;             // a link's entity-decoded value, reused
 };
 
-std::vector<Patch> html_patches(std::string_view html, PartContext& ctx);
-std::vector<Patch> text_patches(std::string_view text, PartContext& ctx);
+// Both clear `out` first.
+void html_patches(std::string_view html, PartContext& ctx, Patches& out);
+void text_patches(std::string_view text, PartContext& ctx, Patches& out);
 
 // Sorts the patches and splices them into `out` (cleared first; `src` must not alias it);
 // false (out untouched) when two overlap.
-bool apply_patches(std::string_view src, std::vector<Patch>& patches, std::string& out);
+bool apply_patches(std::string_view src, Patches& patches, std::string& out);
 
 }  // namespace cllavio::tracking

@@ -55,6 +55,7 @@ struct ChangedPart {
 struct Scratch {
   std::string decoded;
   std::vector<std::string> patched;  // one per changed part
+  Patches patches;                   // one part's at a time
   void trim() {
     constexpr std::size_t kKeep = 1 << 20;
     auto shrink = [](std::string& s) {
@@ -62,6 +63,8 @@ struct Scratch {
     };
     shrink(decoded);
     for (auto& s : patched) shrink(s);
+    shrink(patches.text);
+    if (patches.list.capacity() > kKeep / sizeof(Patch)) std::vector<Patch>().swap(patches.list);
   }
 };
 
@@ -220,7 +223,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   std::vector<std::string> unsubscribe;
   if (const HeaderField* f = find_field(headers, "List-Unsubscribe")) unsubscribe = list_unsubscribe_urls(f->value());
   const MessageSigner signer(codec, in.org, in.message_id, in.recipient);
-  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}};
+  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}, {}};
 
   std::vector<ChangedPart> changed;
   Scratch& buf = scratch();
@@ -249,11 +252,13 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
       decoded = buf.decoded;
     }
     ctx.urls.charset = p.type.charset;  // 8-bit destinations are tracked only in UTF-8 parts
-    std::vector<Patch> patches =
-        p.type.subtype == "html" ? html_patches(decoded, ctx) : text_patches(decoded, ctx);
-    if (patches.empty()) continue;
+    if (p.type.subtype == "html")
+      html_patches(decoded, ctx, buf.patches);
+    else
+      text_patches(decoded, ctx, buf.patches);
+    if (buf.patches.list.empty()) continue;
     std::size_t k = changed.size();
-    if (!apply_patches(decoded, patches, buf.patched[k])) return skip(std::move(r), "self_check: overlapping patches");
+    if (!apply_patches(decoded, buf.patches, buf.patched[k])) return skip(std::move(r), "self_check: overlapping patches");
     changed.push_back(plan_part(i, p, buf.patched[k], detect_eol(raw, message_eol)));
   }
   if (changed.empty()) {

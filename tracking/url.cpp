@@ -91,7 +91,11 @@ std::string clean_url(std::string_view v) {
   return out;
 }
 
-std::string url_host(std::string_view url) {
+namespace {
+
+// The host of an absolute URL as written (any case), "" when there is none or it has
+// characters a host cannot have.
+std::string_view host_span(std::string_view url) {
   std::size_t sep = url.find("://");
   if (sep == std::string_view::npos) return {};
   std::string_view rest = url.substr(sep + 3);
@@ -107,15 +111,20 @@ std::string url_host(std::string_view url) {
     if (!std::all_of(port.begin(), port.end(), [](char c) { return c >= '0' && c <= '9'; })) return {};
     host = host.substr(0, colon);
   }
-  if (host.empty()) return {};
-  std::string out(host.size(), '\0');
-  for (std::size_t i = 0; i < host.size(); ++i) {
-    char c = host[i], l = ascii_lower(c);
+  for (char c : host) {
+    char l = ascii_lower(c);
     bool ok = (l >= 'a' && l <= 'z') || (l >= '0' && l <= '9') || l == '-' || l == '.' || l == '_' || l == '%' ||
               l == '[' || l == ']' || l == ':' || static_cast<unsigned char>(c) >= 0x80;
     if (!ok) return {};
-    out[i] = l;
   }
+  return host;
+}
+
+}  // namespace
+
+std::string url_host(std::string_view url) {
+  std::string out(host_span(url));
+  for (char& c : out) c = ascii_lower(c);
   return out;
 }
 
@@ -131,9 +140,9 @@ Skip classify_url(std::string_view url, const UrlContext& ctx) {
     bool has_scheme = colon != std::string_view::npos && colon > 0 && (slash == std::string_view::npos || colon < slash);
     return has_scheme ? Skip::scheme : Skip::relative;  // mailto:, tel:, cid:, ... or a relative path
   }
-  std::string host = url_host(url);
+  std::string_view host = host_span(url);  // any case: compared case-insensitively, not copied
   if (host.empty()) return Skip::unparsable;
-  if (!ctx.tracking_domain.empty() && host == ctx.tracking_domain) return Skip::tracking_domain;
+  if (!ctx.tracking_domain.empty() && iequals(host, ctx.tracking_domain)) return Skip::tracking_domain;
   if (ctx.unsubscribe != nullptr &&
       std::find(ctx.unsubscribe->begin(), ctx.unsubscribe->end(), url) != ctx.unsubscribe->end())
     return Skip::unsubscribe;

@@ -161,6 +161,12 @@ BOOST_AUTO_TEST_CASE(entity_decoding_follows_the_attribute_rules) {
   BOOST_TEST(decode_entities("&#0;&#xD800;") == "\xef\xbf\xbd\xef\xbf\xbd");
   BOOST_TEST(decode_entities("&#150;") == "\xe2\x80\x93");     // windows-1252 meaning
   BOOST_TEST(decode_entities("&#") == "&#");
+  // The appending form (the rewrite reuses one buffer per link) keeps what is there.
+  for (std::string_view v : {"?a=1&amp;b=2", "?a=1&amp", "&#150;", "plain", ""}) {
+    std::string out = "kept&amp;";
+    decode_entities(v, out);
+    BOOST_TEST(out == "kept&amp;" + decode_entities(v));
+  }
 }
 
 BOOST_AUTO_TEST_CASE(escaping_per_quote_style) {
