@@ -370,19 +370,14 @@ LineKind read_message(sv m, LogLine& r) {
     r.next_queue_id = moved_to(f.reply);
     return LineKind::recipient;
   }
-  sv prog = r.program;
   if (m.starts_with("from=<")) {
     Fields f = read_fields(m);
-    if (!f.ok) return LineKind::other;
-    if (!f.has_status && (prog == "qmgr" || prog == "oqmgr") && m.ends_with(" (queue active)")) {
-      r.from = f.from;
-      return LineKind::queued;
-    }
-    if (!f.has_status || f.status != "expired") return LineKind::other;
+    if (!f.ok || !f.has_status || f.status != "expired") return LineKind::other;
     r.from = f.from;
     r.status = f.status;
     return LineKind::expired;
   }
+  sv prog = r.program;
   if (m == "removed")
     return prog == "qmgr" || prog == "oqmgr" || prog == "postsuper" ? LineKind::removed : LineKind::other;
   if (prog == "bounce") return read_notification(m, r) ? LineKind::notification : LineKind::other;

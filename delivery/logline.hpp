@@ -41,7 +41,6 @@ enum class LineKind {
   other,         // nothing for us
   recipient,     // QID: to=<...>, ... status=sent|deferred|bounced|expired|... (reply)
   expired,       // qmgr: QID: from=<...>, status=expired, returned to sender
-  queued,        // qmgr: QID: from=<...>, size=N, nrcpt=M (queue active)
   removed,       // qmgr/postsuper: QID: removed (postsuper: deleted by an admin)
   notification,  // bounce: QID: sender non-delivery notification: NEWQID (and the other notices)
   rejected,      // cleanup: QID: milter-reject|reject|discard|milter-discard: ...
@@ -68,7 +67,7 @@ struct LogLine {
   // in a recipient's reply, or the notification's new queue id.
   std::string_view next_queue_id;
 
-  // expired, queued: from=; rejected: from= when the line carries it
+  // expired: from=; rejected: from= when the line carries it
   std::string_view from;
 
   // rejected

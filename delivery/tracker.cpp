@@ -169,23 +169,14 @@ Tracker::Outcome Tracker::handle(store::Tables& t, const LogLine& l, std::int64_
     case LineKind::removed:
       return t.delivery.unchain(l.queue_id) > 0 ? Outcome::applied : Outcome::ignored;
     case LineKind::notification:  // Postfix's own mail about ours: its lines are not ours
-      if (!l.next_queue_id.empty()) mark_postfix_own(l.next_queue_id);
-      return Outcome::ignored;
-    case LineKind::queued:
-      // Postfix's notifications have the null sender and never pass the milter. A
-      // null-sender message that did pass it has its record by now (committed before
-      // the milter answered end of message), so the null sender without a record is
-      // Postfix's own mail; this also covers a notification announced before a restart.
-      if (l.from.empty() && t.records.ids_by_queue_id(l.queue_id).empty()) mark_postfix_own(l.queue_id);
+      if (!l.next_queue_id.empty()) {
+        if (postfix_own_.size() >= 10000) postfix_own_.clear();
+        postfix_own_.insert(std::string(l.next_queue_id));
+      }
       return Outcome::ignored;
     case LineKind::other: break;
   }
   return Outcome::ignored;
-}
-
-void Tracker::mark_postfix_own(std::string_view qid) {
-  if (postfix_own_.size() >= 10000) postfix_own_.clear();
-  postfix_own_.insert(std::string(qid));
 }
 
 Tracker::Outcome Tracker::recipient_line(store::Tables& t, const LogLine& l, std::int64_t line_us,

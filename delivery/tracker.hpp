@@ -101,7 +101,6 @@ class Tracker {
   void check_expiries(store::Tables& t, const std::string& org, const std::string& address, std::int64_t now_us,
                       BatchResult& out);
   bool suppresses(const std::string& org) const { return !s_.suppress_hard_bounces || s_.suppress_hard_bounces(org); }
-  void mark_postfix_own(std::string_view qid);
 
   TrackerSettings s_;
   // Records by id (records do not change, except those this tracker rewrites: erased then).

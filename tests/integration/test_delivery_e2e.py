@@ -290,9 +290,9 @@ class DeliveryOutcomes(unittest.TestCase):
         self.assertEqual(follow["gaps"], [], follow)
         # No line of these messages waits for its record. Lines that may wait are Postfix's own
         # mail (test 1's bounce notifications): the follower marks a notification's queue id as
-        # not ours, in memory, when it reads the notification line or qmgr's null-sender line;
-        # when the kill came between those and the delivery, its delivery lines wait join_wait_s,
-        # then drop. Seen in CI under ASan: "12EECA72099: to=<news@acme.example>, ... status=sent".
+        # not ours, in memory, when it reads the notification line; after the kill (or when a
+        # copytruncate lost that line) its delivery lines wait join_wait_s, then drop. Seen in
+        # CI under ASan: "12EECA72099: to=<news@acme.example>, ... status=sent".
         self.assertLessEqual(follow["pending"], len(follow["waiting"]), follow)
         self.assertEqual([w for w in follow["waiting"] if any(q in w["line"] for q in qids)], [], follow)
         self.assertTrue(h.wait_log("delivery: following", source="milter"))

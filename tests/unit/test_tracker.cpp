@@ -310,27 +310,6 @@ BOOST_FIXTURE_TEST_CASE(notifications_probes_and_other_programs_are_ignored, Fix
   BOOST_TEST(events().empty());
 }
 
-BOOST_FIXTURE_TEST_CASE(null_sender_mail_without_a_record_is_postfix_own, Fixture) {
-  // A notification whose announcing line this tracker never read (it restarted after it):
-  // qmgr's "from=<>" line without a record marks it, its lines neither wait nor drop.
-  feed({at(1, "qmgr", "1A1A1A1A1A: from=<>, size=2712, nrcpt=1 (queue active)"),
-        rcpt_line(2, "1A1A1A1A1A", "news@acme.example", "2.0.0", "sent", "250 2.0.0 Ok")});
-  BOOST_TEST(last.pended == 0u);
-  BOOST_TEST(last.ignored == 2u);
-  BOOST_TEST(db->read()->delivery.pending_count() == 0u);
-  // A null-sender message that passed the milter (a read receipt) has its record: joined.
-  auto id = record("2B2B2B2B2B", {"a@ok.example"});
-  feed({at(3, "qmgr", "2B2B2B2B2B: from=<>, size=900, nrcpt=1 (queue active)"),
-        rcpt_line(4, "2B2B2B2B2B", "a@ok.example", "2.0.0", "sent", "250 2.0.0 Ok")});
-  BOOST_TEST(last.applied == 1u);
-  BOOST_TEST(state(id, "a@ok.example")->state == "delivered");
-  // Any other sender without a record: its lines wait for the record as before.
-  feed({at(5, "qmgr", "3C3C3C3C3C: from=<news@acme.example>, size=900, nrcpt=1 (queue active)"),
-        rcpt_line(6, "3C3C3C3C3C", "b@ok.example", "2.0.0", "sent", "250 2.0.0 Ok")});
-  BOOST_TEST(last.pended == 1u);
-  BOOST_TEST(db->read()->delivery.pending_count() == 1u);
-}
-
 BOOST_AUTO_TEST_CASE(syslog_stamps_take_the_year_that_is_not_in_the_future) {
   delivery::LogTime t;
   t.month = 12;
