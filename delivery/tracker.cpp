@@ -117,7 +117,9 @@ void Tracker::apply(store::Tables& t, std::string_view raw, std::int64_t now_us,
     ++out.ignored;
     return;
   }
-  if (postfix_own_.count(std::string(l.queue_id))) {  // Postfix's own notification: not ours
+  if (auto own = postfix_own_.find(std::string(l.queue_id)); own != postfix_own_.end()) {  // Postfix's own: not ours
+    // Its queue file is gone: Postfix may give the id to another message later.
+    if (l.kind == LineKind::removed) postfix_own_.erase(own);
     ++out.ignored;
     return;
   }

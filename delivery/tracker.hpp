@@ -12,7 +12,8 @@
 // - A line whose queue id has no record yet waits in the store (pending) when it was
 //   logged less than join_wait ago; it is retried with every batch and dropped after
 //   join_wait. Older lines without a record are not ours (Postfix's own notifications,
-//   mail that did not pass the milter) and are ignored.
+//   mail that did not pass the milter) and are ignored. A notification announced by the
+//   bounce daemon's line is ignored at once, until its queue id's `removed` line.
 // - A recipient's first final state (delivered, bounced, expired) wins; deferrals before
 //   it count attempts. Every state change of an org's message queues one event whose id
 //   is derived from the message, recipient and attempt (core/event.hpp).

@@ -310,6 +310,21 @@ BOOST_FIXTURE_TEST_CASE(notifications_probes_and_other_programs_are_ignored, Fix
   BOOST_TEST(events().empty());
 }
 
+BOOST_FIXTURE_TEST_CASE(a_notification_queue_id_is_ours_again_once_removed, Fixture) {
+  // Postfix reuses short queue ids: once the notification's queue file is removed, a
+  // message of ours may get the same id, and its lines must join again.
+  record("4F1B2C3D4E", {"a@ok.example"});
+  feed({at(1, "bounce", "4F1B2C3D4E: sender non-delivery notification: 1A1A1A1A1A"),
+        rcpt_line(2, "1A1A1A1A1A", "news@acme.example", "2.0.0", "sent", "250 2.0.0 Ok"),
+        at(2, "qmgr", "1A1A1A1A1A: removed")});
+  BOOST_TEST(last.applied == 0u);
+  BOOST_TEST(last.pended == 0u);
+  auto id = record("1A1A1A1A1A", {"b@ok.example"}, kT0 + 3'000'000);
+  feed({rcpt_line(4, "1A1A1A1A1A", "b@ok.example", "2.0.0", "sent", "250 2.0.0 Ok")});
+  BOOST_TEST(last.applied == 1u);
+  BOOST_TEST(state(id, "b@ok.example")->state == "delivered");
+}
+
 BOOST_AUTO_TEST_CASE(syslog_stamps_take_the_year_that_is_not_in_the_future) {
   delivery::LogTime t;
   t.month = 12;
