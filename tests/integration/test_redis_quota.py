@@ -25,7 +25,11 @@ that the breaker stayed closed, and say so when it did not).
 Time bound of one transaction while Redis is down or slow: a ledger call costs at most
 connect_timeout_ms + timeout_ms (200 + 250 ms); `breaker_failures` (3) of them open the
 breaker, after which no call waits: < 1.35 s even if all three land in one transaction;
-asserted < 2 s (TXN_BOUND). The slow proxy delays replies by 800 ms (> timeout_ms).
+asserted < 3 s (TXN_BOUND): the rest is the machine's own pace, and the timeouts are wall clock
+(a clean-checkout CI run under ASan+UBSan, three daemon tests at a time on 2 CPUs, once saw four
+transactions of 2.3 s right after the stop, where a quiet run takes 10 ms). What the bound
+catches is a call without a timeout: a connect or read that waits on the dead Redis for the
+kernel's retries or forever. The slow proxy delays replies by 800 ms (> timeout_ms).
 """
 
 import json
@@ -45,7 +49,7 @@ from procs import free_port
 from redis_server import RedisServer, SlowProxy
 
 PREFIX = "cllavio:quota:"
-TXN_BOUND = 2.0
+TXN_BOUND = 3.0
 HOSTS = 2
 BASE = {"quota.backend": "redis", "quota.on_backend_error": "local", "quota.hosts": HOSTS,
         "quota.breaker_failures": 3, "quota.breaker_retry_ms": 300,
