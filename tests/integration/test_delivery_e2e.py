@@ -107,6 +107,10 @@ class DeliveryOutcomes(unittest.TestCase):
                 return s
             time.sleep(0.5)
 
+    def follow(self):
+        """`cllavioctl delivery follow --json` parsed."""
+        return json.loads(self.h.ctl("delivery", "follow", "--json").stdout)
+
     def consent(self, address, org="acme"):
         return json.loads(self.h.ctl("consent", "show", org, address).stdout)["state"]
 
@@ -286,7 +290,7 @@ class DeliveryOutcomes(unittest.TestCase):
             st = self.states(r["queue_id"])
             self.assertEqual([d["state"] for d in st.values()], ["delivered"], st)
             self.assertEqual(list(st.values())[0]["attempts"], 0)
-        follow = json.loads(h.ctl("delivery", "follow", "--json").stdout)
+        follow = self.follow()
         self.assertEqual(follow["gaps"], [], follow)
         # No line of these messages waits for its record. Lines that may wait are Postfix's own
         # mail (test 1's bounce notifications): the follower marks a notification's queue id as
@@ -300,12 +304,10 @@ class DeliveryOutcomes(unittest.TestCase):
     def test_4_a_line_without_its_record_waits_join_wait_then_drops(self):
         h = self.h
         qid = "F0E1D2C3B4A5"  # hex like Postfix's short ids; no record has it
-        dropped_before = json.loads(h.ctl("delivery", "follow", "--json").stdout)["status"]["dropped"]
+        follow = self.follow
+        dropped_before = follow()["status"]["dropped"]
         h.postlog(f"{qid}: to=<nobody@ok.test>, relay=127.0.0.1[127.0.0.1]:25, delay=0.1, "
                   "delays=0/0/0/0.1, dsn=2.0.0, status=sent (250 2.0.0 Ok)", tag="postfix/smtp")
-
-        def follow():
-            return json.loads(h.ctl("delivery", "follow", "--json").stdout)
 
         def waits():
             return [w for w in follow()["waiting"] if qid in w["line"]]
