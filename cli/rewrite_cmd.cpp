@@ -19,6 +19,7 @@
 #include "cli/commands.hpp"
 #include "conf/loader.hpp"
 #include "core/plan.hpp"
+#include "core/tracking_step.hpp"
 #include "policy/address.hpp"
 #include "store/db.hpp"
 #include "store/existing.hpp"
@@ -220,6 +221,7 @@ int cmd_rewrite(const std::string& config_path, const Args& raw_args) {
 
   std::uint64_t id = a->message_id.value_or(static_cast<std::uint64_t>(store::realtime_us()));
   core::EomLookups lookups{consent, nullptr, [id] { return id; }, store::realtime_us()};
+  if (db) lookups.old_links = core::store_link_tables(*db);
   core::EomPlan plan = core::plan_end_of_message(*cfg, std::move(st), lookups);
   if (plan.record.id == 0) plan.record.id = id;
   if (!plan.error.empty()) std::fprintf(stderr, "cllavioctl rewrite: %s\n", store::printable(plan.error).c_str());

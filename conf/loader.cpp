@@ -206,7 +206,7 @@ LoadResult load_config(const std::string& path) {
     Reporter orep(org_path, diags);
     std::size_t before = diags.size();
     org_schema().apply(*table, lo.org, octx, orep);
-    org_schema().check_rules(lo.org, RuleContext{lo.lines, has_key}, orep);
+    org_schema().check_rules(lo.org, RuleContext{lo.lines, has_key, false, !cfg->api.url.empty()}, orep);
     if (diags.size() == before || !lo.org.id.empty()) loaded.push_back(std::move(lo));
   }
   check_claims(loaded, diags);

@@ -58,6 +58,7 @@ struct RuleContext {
   const LineMap& lines;
   bool has_tracking_key = false;        // the secrets file holds a [[tracking_key]]
   bool has_api_signing_secret = false;  // the secrets file holds [api] signing_secret
+  bool has_api = false;                 // api.url is set: events reach the Cllavio API
   unsigned line(const std::string& key) const {
     auto it = lines.find(key);
     return it == lines.end() ? 0 : it->second;

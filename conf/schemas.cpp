@@ -452,6 +452,15 @@ const Schema<OrgFile>& org_schema() {
                             true,
                             "Leave messages that already carry a DKIM-Signature or ARC-Seal alone: changing them "
                             "would break the signature."),
+          int_key<OrgFile, std::uint8_t>(
+              "tracking.token_version", [](OrgFile& o) -> std::uint8_t& { return o.tracking.token_version; }, 1, 1,
+              2,
+              "Token layout (docs/tokens.md). 1: the click token carries its destination (and the recipient of "
+              "a single-recipient message), so the endpoint redirects with nothing but its keys; the link grows "
+              "by about 120 characters. 2: compact opens and clicks (message id and link number, about 50 "
+              "characters): the endpoint resolves them from the `message.accepted` event, which must reach the "
+              "Cllavio API first, and no address is readable in the mail. Use 2 only once the Cllavio side "
+              "verifies version 2; needs `api.url`."),
       };
       for (const auto& k : org_policy_keys()) keys.push_back(lift(k, &OrgFile::policy));
       return keys;
@@ -470,6 +479,13 @@ const Schema<OrgFile>& org_schema() {
                if ((o.tracking.opens || o.tracking.clicks) && !ctx.has_tracking_key)
                  rep.error_at(ctx.line(o.tracking.opens ? "tracking.opens" : "tracking.clicks"),
                               "tracking is on but no tracking key is configured ([secrets] file with [[tracking_key]])");
+             }},
+            {"`tracking.token_version = 2` needs `api.url`: the endpoint resolves compact tokens from the events.",
+             [](const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
+               if (o.tracking.token_version == 2 && !ctx.has_api)
+                 rep.error_at(ctx.line("tracking.token_version"),
+                              "tracking.token_version = 2 needs api.url: the Cllavio endpoint resolves compact "
+                              "tokens from the message.accepted events, which only the API receives");
              }},
         };
         for (const auto& r : org_policy_rules()) rules.push_back(r);

@@ -129,7 +129,7 @@ void plan_tracking(const conf::Config& cfg, MessageState& m, const policy::Strea
     // Timed only for metrics (the daemon); the plan itself reads no clock.
     auto start = l.rewrite_seconds ? std::chrono::steady_clock::now() : std::chrono::steady_clock::time_point{};
     r = track_message(cfg, TrackRequest{m.header_block, m.body_bytes, m.truncated, rec.org, message_id(rec, l),
-                                        &rec.recipients, &policy});
+                                        &rec.recipients, &policy, l.old_links ? &l.old_links : nullptr});
     if (l.rewrite_seconds)
       l.rewrite_seconds(std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count());
   } catch (const std::exception& e) {

@@ -37,6 +37,7 @@ struct EomLookups {
   std::function<std::uint64_t()> message_id;  // an id for the record when tokens need one (unless rec.id is set)
   std::int64_t now_us = 0;
   std::function<void(double seconds)> rewrite_seconds = nullptr;  // how long the tracking rewrite took (metrics); empty: not timed
+  tracking::LinkTableLookup old_links = nullptr;  // earlier messages' link tables (quoted compact tokens); empty: none
 };
 
 struct EomPlan {

@@ -10,9 +10,21 @@ tracking::RewriteResult track_message(const conf::Config& cfg, const TrackReques
   in.org = req.org;
   in.message_id = req.message_id;
   if (req.recipients != nullptr && req.recipients->size() == 1) in.recipient = req.recipients->front();
+  if (req.old_links != nullptr) in.old_links = *req.old_links;
   static const tracking::TokenCodec no_keys({});
   return tracking::rewrite(in, req.policy != nullptr ? *req.policy : cfg.tracking_for(req.org), cfg.tracking_limits,
                            cfg.tokens ? *cfg.tokens : no_keys);
+}
+
+tracking::LinkTableLookup store_link_tables(const store::Db& db) {
+  return [&db](const std::string& org, std::uint64_t message) -> std::optional<std::vector<tracking::TrackedLink>> {
+    std::optional<store::MessageRecord> rec = db.read()->records.get(message);
+    if (!rec || rec->org != org || rec->tracking.links.empty()) return std::nullopt;
+    std::vector<tracking::TrackedLink> links;
+    links.reserve(rec->tracking.links.size());
+    for (auto& l : rec->tracking.links) links.push_back({l.index, std::move(l.url)});
+    return links;
+  };
 }
 
 store::TrackingOutcome take_outcome(tracking::RewriteResult& r, bool per_recipient) {

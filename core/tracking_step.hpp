@@ -12,6 +12,7 @@
 #include <vector>
 
 #include "conf/config.hpp"
+#include "store/db.hpp"
 #include "store/message_record.hpp"
 #include "tracking/rewrite.hpp"
 
@@ -25,9 +26,14 @@ struct TrackRequest {
   std::uint64_t message_id = 0;
   const std::vector<std::string>* recipients = nullptr;
   const tracking::TrackingPolicy* policy = nullptr;  // the stream's switches; null: the org's [tracking]
+  const tracking::LinkTableLookup* old_links = nullptr;  // quoted compact click tokens; null: left as they are
 };
 
 tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req);
+
+// The link tables of earlier messages, read from the store (one short read transaction
+// per message looked up): a record of another org, or one without links, is nullopt.
+tracking::LinkTableLookup store_link_tables(const store::Db& db);
 
 // What the record keeps of a rewrite. The link table is moved out of r (r.links is left
 // empty): a newsletter's hundreds of destinations are not copied.

@@ -19,6 +19,7 @@
 #include "core/pruner.hpp"
 #include "core/quota.hpp"
 #include "core/recorder.hpp"
+#include "core/tracking_step.hpp"
 #include "delivery/follower.hpp"
 #include "events/api_poller.hpp"
 #include "events/forwarder.hpp"
@@ -81,7 +82,8 @@ class Runtime {
                     metrics.get(),
                     [this](const std::string& org, const policy::QuotaPolicy& p, std::int64_t now_us) {
                       return quota->usage(org, p, now_us);
-                    }};
+                    },
+                    core::store_link_tables(*db)};
   }
 
   core::Logger log;

@@ -144,6 +144,7 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
                       "); on_error=" + std::string(conf::to_string(config_->milter.on_error)));
   } else {
     core::EomLookups lookups{svc_.consent, msg->hold ? &*msg->hold : nullptr, svc_.allocate_id, svc_.now_us()};
+    lookups.old_links = svc_.old_links;
     if (svc_.metrics != nullptr) lookups.rewrite_seconds = [m = svc_.metrics](double s) { m->rewrite(s); };
     plan = core::plan_end_of_message(*config_, std::move(st), lookups);
     if (!plan.error.empty()) svc_.log->log(conf::LogLevel::error, queue_id, log_safe(plan.error));

@@ -59,6 +59,7 @@ struct Services {
   // The org's use of its quota windows (the ledger's view); empty: not shown in metrics.
   std::function<std::vector<policy::WindowUsage>(const std::string& org, const policy::QuotaPolicy&, std::int64_t now_us)>
       quota_usage = nullptr;
+  tracking::LinkTableLookup old_links = nullptr;  // earlier messages' link tables (quoted compact tokens)
 };
 
 class Connection {

@@ -1,6 +1,7 @@
 #include "tracking/patches.hpp"
 
 #include <algorithm>
+#include <iterator>
 
 #include "tracking/html.hpp"
 
@@ -28,10 +29,32 @@ std::optional<TokenData> our_token(std::string_view url, const TokenCodec& codec
 
 // Decides one link: true when its bytes become `dest` (a tracked link, or one of our
 // old click tokens restored to its destination), false to leave them as they are.
+// The destination of an old version 2 click token: from the link table of its message
+// (looked up once per message); nullopt when that table is not at hand.
+std::optional<std::string> old_destination(const TokenData& old, PartContext& ctx) {
+  if (!ctx.in.old_links) return std::nullopt;
+  auto it = std::find_if(ctx.old_tables.begin(), ctx.old_tables.end(),
+                         [&](const auto& e) { return e.first == old.message; });
+  if (it == ctx.old_tables.end()) {
+    ctx.old_tables.emplace_back(old.message, ctx.in.old_links(old.org, old.message));
+    it = std::prev(ctx.old_tables.end());
+  }
+  if (!it->second) return std::nullopt;
+  for (const TrackedLink& l : *it->second)
+    if (l.index == old.link) return l.url;
+  return std::nullopt;
+}
+
 bool decide_link(std::string url, std::string_view opt_out, PartContext& ctx, std::string& dest) {
   bool restored = false;
   if (auto old = our_token(url, ctx.codec, TokenKind::click)) {
-    url = old->url;
+    std::optional<std::string> to = old->version == 1 ? std::optional<std::string>(std::move(old->url))
+                                                      : old_destination(*old, ctx);
+    if (!to) {  // a compact token whose message the store no longer has: left as it is
+      ctx.result.kept.push_back({std::move(url), "old_token_unresolved"});
+      return false;
+    }
+    url = std::move(*to);
     restored = true;
     ++ctx.result.old_links_restored;
   }

@@ -8,6 +8,8 @@
 #pragma once
 
 #include <cstdint>
+#include <optional>
+#include <utility>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -48,6 +50,9 @@ struct PartContext {
   std::uint32_t next_link = 1;
   std::string open_url;                // the pixel's URL, made once
   std::string url_scratch;             // a link's entity-decoded value, reused
+  // Link tables of earlier messages whose version 2 click tokens this one quotes, looked
+  // up once per message (in.old_links); nullopt: not found.
+  std::vector<std::pair<std::uint64_t, std::optional<std::vector<TrackedLink>>>> old_tables = {};
 };
 
 // Both clear `out` first.

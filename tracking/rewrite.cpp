@@ -222,8 +222,8 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   const Eol message_eol = detect_eol(in.body, detect_eol(in.header, Eol::crlf));
   std::vector<std::string> unsubscribe;
   if (const HeaderField* f = find_field(headers, "List-Unsubscribe")) unsubscribe = list_unsubscribe_urls(f->value());
-  const MessageSigner signer(codec, in.org, in.message_id, in.recipient);
-  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}, {}};
+  const MessageSigner signer(codec, in.org, in.message_id, in.recipient, policy.token_version);
+  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}, {}, {}};
 
   std::vector<ChangedPart> changed;
   Scratch& buf = scratch();

@@ -13,6 +13,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <string>
 #include <string_view>
@@ -32,6 +33,9 @@ struct TrackingPolicy {
   std::string domain;  // lowercase tracking host
   PixelPosition pixel = PixelPosition::bottom;
   bool skip_signed = true;
+  // 1: stateless tokens (the destination inside); 2: compact opens and clicks, resolved by
+  // the endpoint from the message.accepted event (docs/tokens.md).
+  std::uint8_t token_version = 1;
   bool enabled() const { return (opens || clicks) && !domain.empty(); }
 };
 
@@ -41,6 +45,17 @@ struct RewriteLimits {
   std::size_t max_links = 1000;
 };
 
+struct TrackedLink {
+  std::uint32_t index = 0;  // as in the click token
+  std::string url;          // destination, entity-decoded
+};
+
+// The link table of one of our earlier messages (org, message id), for old version 2
+// click tokens found in quoted content (they do not carry their destination); nullopt
+// when the store no longer has it.
+using LinkTableLookup =
+    std::function<std::optional<std::vector<TrackedLink>>(const std::string& org, std::uint64_t message)>;
+
 struct RewriteInput {
   std::string_view header;  // the message header block as sent ("Name: value" lines)
   std::string_view body;
@@ -48,6 +63,7 @@ struct RewriteInput {
   std::uint64_t message_id = 0;
   std::optional<std::string> recipient;  // set only when the message has exactly one
   bool body_truncated = false;           // the caller stopped buffering: skipped as too_large
+  LinkTableLookup old_links = nullptr;   // empty: old version 2 click tokens stay as they are
 };
 
 struct HeaderEdit {
@@ -55,11 +71,6 @@ struct HeaderEdit {
   std::string name;
   int occurrence = 1;  // 1-based among fields of that name (change, remove)
   std::string value;   // change, add: the new value, without the leading space
-};
-
-struct TrackedLink {
-  std::uint32_t index = 0;  // as in the click token
-  std::string url;          // destination, entity-decoded
 };
 
 struct KeptLink {

@@ -18,7 +18,7 @@ namespace cllavio::tracking {
 
 namespace {
 
-constexpr unsigned char kVersion = 1;
+constexpr unsigned char kVersion = 1, kCompactVersion = 2;
 constexpr std::size_t kMacBytes = 16;
 constexpr std::size_t kMaxField = 8192;
 
@@ -165,9 +165,10 @@ void TokenCodec::mac(std::size_t key, std::string_view data, unsigned char out[k
 }
 
 MessageSigner::MessageSigner(const TokenCodec& codec, std::string_view org, std::uint64_t message,
-                             const std::optional<std::string>& recipient)
-    : codec_(codec) {
+                             const std::optional<std::string>& recipient, std::uint8_t version)
+    : codec_(codec), version_(version) {
   if (codec.keys_.empty()) throw std::logic_error("no tracking key to sign with");
+  if (version != kVersion && version != kCompactVersion) throw std::invalid_argument("unknown token version");
   const TrackingKey& k = codec.keys_.front();
   if (k.id.size() > 255 || org.size() > 255) throw std::invalid_argument("key id or org too long for a token");
   shared_.reserve(16 + k.id.size() + org.size() + (recipient ? recipient->size() : 0));
@@ -176,6 +177,7 @@ MessageSigner::MessageSigner(const TokenCodec& codec, std::string_view org, std:
   shared_.push_back(static_cast<char>(org.size()));
   shared_ += org;
   for (int i = 7; i >= 0; --i) shared_.push_back(static_cast<char>((message >> (8 * i)) & 0xff));
+  compact_len_ = shared_.size();
   put_varint(shared_, recipient ? recipient->size() : 0);
   if (recipient) shared_ += *recipient;
 }
@@ -186,11 +188,12 @@ void MessageSigner::append_token(TokenKind kind, std::uint32_t link, std::string
   constexpr std::size_t kPad = 4;
   thread_local std::string b;
   b.assign(kPad, '\0');
-  b.push_back(static_cast<char>(kVersion));
+  const bool compact = version_ == kCompactVersion && kind != TokenKind::unsubscribe;
+  b.push_back(static_cast<char>(compact ? kCompactVersion : kVersion));
   b.push_back(static_cast<char>(kind));
-  b += shared_;
+  b.append(shared_, 0, compact ? compact_len_ : shared_.size());
   put_varint(b, link);
-  if (kind != TokenKind::open) {  // clicks: the destination; unsubscribes: the stream
+  if (!compact && kind != TokenKind::open) {  // clicks: the destination; unsubscribes: the stream
     put_varint(b, url.size());
     b += url;
   }
@@ -213,13 +216,13 @@ void MessageSigner::append_url(std::string_view domain, TokenKind kind, std::uin
 
 std::string TokenCodec::sign(const TokenData& t) const {
   std::string out;
-  MessageSigner(*this, t.org, t.message, t.recipient).append_token(t.kind, t.link, t.url, out);
+  MessageSigner(*this, t.org, t.message, t.recipient, t.version).append_token(t.kind, t.link, t.url, out);
   return out;
 }
 
 std::string TokenCodec::url(const TokenData& t, std::string_view domain) const {
   std::string out;
-  MessageSigner(*this, t.org, t.message, t.recipient).append_url(domain, t.kind, t.link, t.url, out);
+  MessageSigner(*this, t.org, t.message, t.recipient, t.version).append_url(domain, t.kind, t.link, t.url, out);
   return out;
 }
 
@@ -227,11 +230,13 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
   std::string b;
   // Only the canonical encoding: no second spelling of the same token.
   if (!unbase64url(token, b) || base64url(b) != token) return std::string("not a token (bad encoding)");
-  if (b.size() < 2 + 1 + 1 + 8 + 1 + 1 + kMacBytes) return std::string("not a token (too short)");
-  if (static_cast<unsigned char>(b[0]) != kVersion) return std::string("unsupported token version");
+  if (b.size() < 2 + 1 + 1 + 8 + 1 + kMacBytes) return std::string("not a token (too short)");
   TokenData t;
+  t.version = static_cast<unsigned char>(b[0]);
+  if (t.version != kVersion && t.version != kCompactVersion) return std::string("unsupported token version");
+  const bool compact = t.version == kCompactVersion;
   char kind = b[1];
-  if (kind != 'o' && kind != 'c' && kind != 'u') return std::string("not a token (bad kind)");
+  if (kind != 'o' && kind != 'c' && (kind != 'u' || compact)) return std::string("not a token (bad kind)");
   t.kind = static_cast<TokenKind>(kind);
   std::size_t pos = 2;
   std::size_t kid_len = static_cast<unsigned char>(b[pos++]);
@@ -252,6 +257,12 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
   if (!get_bytes(body, pos, org_len, t.org) || body.size() - pos < 8) return std::string("not a token (truncated)");
   for (int i = 0; i < 8; ++i) t.message = (t.message << 8) | static_cast<unsigned char>(body[pos++]);
   std::uint64_t len = 0, link = 0;
+  if (compact) {
+    if (!get_varint(body, pos, link) || link > 0xffffffffu) return std::string("not a token (bad link)");
+    t.link = static_cast<std::uint32_t>(link);
+    if (pos != body.size()) return std::string("not a token (trailing data)");
+    return t;
+  }
   if (!get_varint(body, pos, len) || len > kMaxField) return std::string("not a token (bad recipient)");
   if (len > 0) {
     std::string r;

@@ -1,8 +1,10 @@
 #!/usr/bin/env python3
 """The token contract in docs/tokens.md holds: its reference verifier (the Python block,
-run as written) accepts every pixel and click token in the golden outputs with the test key
-and reads the same fields `cllavioctl token verify` prints; it refuses a tampered token and
-an unknown key; and it decodes the documented known-answer vector to the documented fields.
+run as written) accepts every pixel and click token in the golden outputs (versions 1 and 2)
+with the test key and reads the same fields `cllavioctl token verify` prints (a version 2
+click's url is null in both: there is no store here to resolve it); it refuses a tampered
+token and an unknown key; and it decodes both documented known-answer vectors to the
+documented fields.
 """
 
 import base64
@@ -36,18 +38,25 @@ def main() -> int:
     keys = {"golden": base64.b64decode(secret)}
 
     # The documented known-answer vector decodes to the documented fields.
-    vector = re.search(r"## Known-answer vector.*?```\n(\S+)\n```", doc, re.S).group(1)
-    got = verify(vector, {"2026a": b"k" * 32})
+    section = re.search(r"## Known-answer vector(.*?)\n## ", doc, re.S).group(1)
+    vectors = re.findall(r"```\n(\S+)\n```", section)
     want = {"kind": "click", "key_id": "2026a", "org": "acme", "message": "0006615fb009e1cb",
-            "recipient": "bob@example.net", "link": 7, "url": "https://www.example.com/reset?token=a&b=c#frag"}
-    if got != want:
-        failures.append(f"known-answer vector decodes to {got}")
+            "recipient": "bob@example.net", "link": 7, "url": "https://www.example.com/reset?token=a&b=c#frag",
+            "version": 1}
+    want2 = dict(want, recipient=None, url=None, version=2)
+    if len(vectors) != 2:
+        failures.append(f"expected two known-answer vectors (versions 1 and 2), found {len(vectors)}")
+    for vector, expected in zip(vectors, (want, want2)):
+        got = verify(vector, {"2026a": b"k" * 32})
+        if got != expected:
+            failures.append(f"known-answer vector {vector} decodes to {got}")
 
     with tempfile.TemporaryDirectory(prefix="cllavio-tokdoc-") as tmp:
         conf = os.path.join(tmp, "config")
         shutil.copytree(os.path.join(HERE, "config"), conf)
         os.chmod(os.path.join(conf, "secrets.toml"), 0o600)
         checked = 0
+        versions = set()
         for name in sorted(os.listdir(HERE)):
             if not name.endswith(".out.eml"):
                 continue
@@ -55,6 +64,7 @@ def main() -> int:
             for m in TOKEN_URL.finditer(raw):
                 token = m.group(2).decode()
                 mine = verify(token, keys)
+                versions.add(mine["version"])
                 r = subprocess.run([CTL, "-c", os.path.join(conf, "cllavio.toml"), "token", "verify", token],
                                    capture_output=True, text=True, timeout=30)
                 if r.returncode != 0:
@@ -73,9 +83,11 @@ def main() -> int:
                 checked += 1
         if checked < 10:
             failures.append(f"only {checked} tokens found in the golden outputs")
+        if versions != {1, 2}:
+            failures.append(f"the golden outputs hold token versions {sorted(versions)}, not both 1 and 2")
     for f in failures:
         print("FAIL", f)
-    print(f"checked {checked} golden tokens and the known-answer vector against docs/tokens.md")
+    print(f"checked {checked} golden tokens and the known-answer vectors against docs/tokens.md")
     return 1 if failures else 0
 
 

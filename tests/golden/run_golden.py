@@ -2,7 +2,7 @@
 """Golden rewrite tests: every tests/golden/NAME.eml goes through `cllavioctl rewrite` (the
 milter's own tracking step) with the fixed test configuration in config/, and must give
 NAME.out.eml and NAME.report.json byte for byte. Inputs named textco-* use the org with
-text links and a top pixel; the others use acme.
+text links and a top pixel, compact-* the org with version 2 (compact) tokens; the others use acme.
 
     python3 tests/golden/run_golden.py            # check
     python3 tests/golden/run_golden.py --update   # rewrite the expectations (review the diff!)
@@ -30,7 +30,7 @@ def main() -> int:
         os.chmod(os.path.join(conf, "secrets.toml"), 0o600)  # git does not keep modes
         for name in inputs:
             stem = name[:-4]
-            org = "textco" if stem.startswith("textco-") else "acme"
+            org = next((o for o in ("textco", "compact") if stem.startswith(o + "-")), "acme")
             report = os.path.join(tmp, stem + ".json")
             with open(os.path.join(HERE, name), "rb") as f:
                 r = subprocess.run([CTL, "-c", os.path.join(conf, "cllavio.toml"), "rewrite", "--org", org,

@@ -402,6 +402,27 @@ BOOST_AUTO_TEST_CASE(tracking_settings_and_keys) {
   BOOST_TEST(std::get<cllavio::tracking::TokenData>(v).key_id == "2026a");  // the first key signs
 }
 
+BOOST_AUTO_TEST_CASE(compact_tokens_need_the_api) {
+  TmpDir dir;
+  const std::string org = kTrackingOrg + "token_version = 2\n";
+  secrets(dir, kKey + "[api]\nsigning_secret = \"0123456789abcdef0123456789abcdef\"\n");
+  // Version 1 is the default.
+  auto v1 = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n", {{"acme.toml", kTrackingOrg}}));
+  BOOST_TEST_REQUIRE(v1.config != nullptr, all(v1));
+  BOOST_TEST(v1.config->tracking_for("acme").token_version == 1);
+  // Version 2 without api.url: the endpoint could never resolve the tokens.
+  auto no_api = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n", {{"acme.toml", org}}));
+  BOOST_TEST(has(no_api, dir / "orgs.d/acme.toml" + std::string(":7: tracking.token_version = 2 needs api.url")),
+             all(no_api));
+  auto ok = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n[api]\nurl = \"https://api.example\"\n",
+                              {{"acme.toml", org}}));
+  BOOST_TEST_REQUIRE(ok.config != nullptr, all(ok));
+  BOOST_TEST(ok.config->tracking_for("acme").token_version == 2);
+  auto three = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n[api]\nurl = \"https://api.example\"\n",
+                                 {{"acme.toml", kTrackingOrg + "token_version = 3\n"}}));
+  BOOST_TEST(has(three, ":7: tracking.token_version: value 3 out of range 1..2"), all(three));
+}
+
 BOOST_AUTO_TEST_CASE(tracking_needs_a_domain_and_a_key) {
   TmpDir dir;
   auto r = load_config(setup(dir, "", {{"acme.toml", "id = \"acme\"\n[tracking]\nclicks = true\n"}}));

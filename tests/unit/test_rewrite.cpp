@@ -485,3 +485,59 @@ BOOST_AUTO_TEST_CASE(header_edits_apply_to_raw_headers) {
   BOOST_TEST(out == "Subject: x\r\nContent-Transfer-Encoding: quoted-printable\r\nX-Added: yes\r\n\r\n");
   BOOST_TEST(apply_header_edits("A: 1\nB: 2\n\n", {{HeaderEdit::Op::add, "C", 0, "3"}}) == "A: 1\nB: 2\nC: 3\n\n");
 }
+
+// Version 2 (compact) tokens carry no destination: a quoted one is put back from the
+// link table of the message it names (RewriteInput::old_links), looked up once per message.
+BOOST_AUTO_TEST_CASE(quoted_compact_tokens_are_restored_through_the_link_table) {
+  TrackingPolicy v2 = policy();
+  v2.token_version = 2;
+  std::string first = "<body><a href=\"https://example.com/a\">a</a> <a href=\"https://example.com/b?x=1&amp;y=2\">b</a></body>";
+  auto sent = run(kHtmlHeader, first, v2);
+  BOOST_REQUIRE(sent.changed);
+  BOOST_REQUIRE(sent.links.size() == 2u);
+  BOOST_TEST(sent.body.find("example.com/a") == std::string::npos);  // the destination is not in the mail
+  std::size_t p = sent.body.find("https://t.acme.example/c/");
+  auto first_tok = std::get<TokenData>(codec().verify_url_or_token(sent.body.substr(p, sent.body.find('"', p) - p)));
+  BOOST_TEST(first_tok.version == 2);
+  BOOST_TEST(!first_tok.recipient);  // not even for a single-recipient message
+
+  std::string reply = "<body><p>Thanks!</p><blockquote>" + sent.body + "</blockquote></body>";
+  int lookups = 0;
+  RewriteInput in{kHtmlHeader, reply, "acme", 0x5678, std::nullopt};
+  in.old_links = [&](const std::string& org, std::uint64_t message) -> std::optional<std::vector<TrackedLink>> {
+    ++lookups;
+    if (org != "acme" || message != 0x1234) return std::nullopt;
+    return sent.links;
+  };
+  // Version 1 for the reply: the restored destinations become visible in its tokens.
+  auto r = rewrite(in, policy(), {}, codec());
+  BOOST_REQUIRE(r.changed);
+  BOOST_TEST(lookups == 1);
+  BOOST_TEST(r.old_links_restored == 2);
+  BOOST_TEST(r.old_pixels_removed == 1);
+  BOOST_TEST(destinations(r.body) == (std::vector<std::string>{"https://example.com/a", "https://example.com/b?x=1&y=2"}));
+
+  // Without the table (no store, or the message is gone): the old links stay as they are.
+  in.old_links = [&](const std::string&, std::uint64_t) -> std::optional<std::vector<TrackedLink>> {
+    return std::nullopt;
+  };
+  auto gone = rewrite(in, policy(), {}, codec());
+  BOOST_TEST(gone.old_links_restored == 0);
+  BOOST_TEST(gone.old_pixels_removed == 1);  // pixels need no table
+  BOOST_REQUIRE(gone.kept.size() == 2u);
+  BOOST_TEST(gone.kept[0].why == "old_token_unresolved");
+  BOOST_TEST(gone.links.empty());
+  BOOST_TEST(count(gone.body, sent.body.substr(p, sent.body.find('"', p) - p)) == 1);  // byte for byte
+  in.old_links = nullptr;
+  auto none = rewrite(in, policy(), {}, codec());
+  BOOST_TEST(none.old_links_restored == 0);
+  BOOST_TEST(none.kept.size() == 2u);
+  // A link index the table does not have is unresolved too.
+  in.old_links = [&](const std::string&, std::uint64_t) -> std::optional<std::vector<TrackedLink>> {
+    return std::vector<TrackedLink>{{1, "https://example.com/a"}};
+  };
+  auto partial = rewrite(in, policy(), {}, codec());
+  BOOST_TEST(partial.old_links_restored == 1);
+  BOOST_REQUIRE(partial.kept.size() == 1u);
+  BOOST_TEST(partial.kept[0].why == "old_token_unresolved");
+}

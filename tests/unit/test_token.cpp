@@ -218,3 +218,116 @@ BOOST_AUTO_TEST_CASE(tokens_of_every_length_with_every_byte_encode_like_the_refe
   BOOST_TEST(seen.count('-') == 1u);
   BOOST_TEST(seen.count('_') == 1u);
 }
+
+// Version 2 (compact): opens and clicks without recipient and destination.
+namespace {
+TokenData compact(TokenData t) {
+  t.version = 2;
+  t.recipient.reset();
+  t.url.clear();
+  return t;
+}
+}  // namespace
+
+BOOST_AUTO_TEST_CASE(compact_known_answer_matches_the_documented_format) {
+  // Python hmac/base64 from the version 2 layout in docs/tokens.md.
+  TokenCodec codec({key("2026a", 'k')});
+  TokenData t = click();
+  t.version = 2;  // recipient and url are not part of a version 2 token
+  BOOST_TEST(codec.sign(t) == "AmMFMjAyNmEEYWNtZQAGYV-wCeHLB7TW0yk8qQzud2Z-R_6Xs6w");
+  TokenData o = compact(click());
+  o.kind = TokenKind::open;
+  o.link = 0;
+  BOOST_TEST(codec.sign(o) == "Am8FMjAyNmEEYWNtZQAGYV-wCeHLAGYhXgVgnGo4XE3Ks4xIVEY");
+}
+
+BOOST_AUTO_TEST_CASE(compact_tokens_round_trip_beside_version_1) {
+  TokenCodec codec({key("2026a", 'k')});
+  for (TokenKind kind : {TokenKind::click, TokenKind::open}) {
+    TokenData t = compact(click());
+    t.kind = kind;
+    t.link = kind == TokenKind::open ? 0 : 300;  // a two-byte varint
+    auto r = codec.verify(codec.sign(t));
+    BOOST_REQUIRE(std::holds_alternative<TokenData>(r));
+    TokenData back = std::get<TokenData>(r);
+    BOOST_TEST(back.version == 2);
+    back.key_id.clear();
+    BOOST_TEST((back == t));
+  }
+  // The same codec still verifies version 1 (mail sent before the switch).
+  auto v1 = codec.verify(codec.sign(click()));
+  BOOST_REQUIRE(std::holds_alternative<TokenData>(v1));
+  BOOST_TEST(std::get<TokenData>(v1).version == 1);
+  BOOST_TEST(std::get<TokenData>(v1).url == click().url);
+  // Much shorter: no recipient, no destination.
+  TokenData t = click();
+  t.version = 2;
+  BOOST_TEST(codec.sign(t).size() == 51u);
+  BOOST_TEST(codec.sign(click()).size() > 130u);
+}
+
+BOOST_AUTO_TEST_CASE(compact_signer_keeps_unsubscribes_at_version_1) {
+  TokenCodec codec({key("2026a", 'k')});
+  MessageSigner signer(codec, "acme", 42, std::string("bob@example.net"), 2);
+  std::string c, o, u;
+  signer.append_token(TokenKind::click, 3, "https://ignored.example/", c);
+  signer.append_token(TokenKind::open, 0, {}, o);
+  signer.append_token(TokenKind::unsubscribe, 0, "news", u);
+  auto rc = codec.verify(c), ro = codec.verify(o), ru = codec.verify(u);
+  BOOST_REQUIRE(std::holds_alternative<TokenData>(rc));
+  BOOST_REQUIRE(std::holds_alternative<TokenData>(ro));
+  BOOST_REQUIRE(std::holds_alternative<TokenData>(ru));
+  BOOST_TEST(std::get<TokenData>(rc).version == 2);
+  BOOST_TEST(std::get<TokenData>(rc).link == 3u);
+  BOOST_TEST(std::get<TokenData>(rc).url.empty());
+  BOOST_TEST(!std::get<TokenData>(rc).recipient.has_value());
+  BOOST_TEST(std::get<TokenData>(ro).version == 2);
+  BOOST_TEST(std::get<TokenData>(ru).version == 1);
+  BOOST_TEST(std::get<TokenData>(ru).url == "news");
+  BOOST_TEST(*std::get<TokenData>(ru).recipient == "bob@example.net");
+  // Same bytes as the one-off sign().
+  TokenData t;
+  t.kind = TokenKind::click;
+  t.org = "acme";
+  t.message = 42;
+  t.link = 3;
+  t.version = 2;
+  BOOST_TEST(codec.sign(t) == c);
+  BOOST_CHECK_THROW(MessageSigner(codec, "acme", 1, std::nullopt, 3), std::invalid_argument);
+}
+
+BOOST_AUTO_TEST_CASE(compact_tokens_refuse_what_version_1_would_not_have) {
+  TokenCodec codec({key("2026a", 'k')});
+  TokenData t = compact(click());
+  std::string good = codec.sign(t);
+  // Every flipped byte is refused (the MAC covers the version byte too: a version 2
+  // token cannot be read as version 1 or the other way round).
+  for (std::size_t i = 0; i < good.size(); ++i) {
+    std::string bad = good;
+    bad[i] = bad[i] == 'A' ? 'B' : 'A';
+    BOOST_TEST(!std::holds_alternative<TokenData>(codec.verify(bad)), "position " << i);
+  }
+  // A signed version 2 'u' (or trailing bytes) is refused even with a valid MAC: built
+  // by hand with the key, since the codec never signs one.
+  auto forge = [](std::string body) {
+    unsigned char md[32];
+    unsigned int n = 0;
+    std::string secret(32, 'k');
+    HMAC(EVP_sha256(), secret.data(), static_cast<int>(secret.size()),
+         reinterpret_cast<const unsigned char*>(body.data()), body.size(), md, &n);
+    body.append(reinterpret_cast<const char*>(md), 16);
+    unsigned char b64[256];
+    int len = EVP_EncodeBlock(b64, reinterpret_cast<const unsigned char*>(body.data()), static_cast<int>(body.size()));
+    std::string s(reinterpret_cast<char*>(b64), static_cast<std::size_t>(len));
+    for (char& c : s) c = c == '+' ? '-' : c == '/' ? '_' : c;
+    while (!s.empty() && s.back() == '=') s.pop_back();
+    return s;
+  };
+  const std::string head = std::string("\x05", 1) + "2026a" + std::string("\x04", 1) + "acme" + std::string(8, '\x01');
+  BOOST_TEST(std::holds_alternative<TokenData>(codec.verify(forge(std::string("\x02", 1) + "c" + head + "\x07"))));
+  BOOST_TEST(error_of(codec.verify(forge(std::string("\x02", 1) + "u" + head + "\x07"))) == "not a token (bad kind)");
+  BOOST_TEST(error_of(codec.verify(forge(std::string("\x02", 1) + "c" + head + std::string("\x07\x00", 2)))) ==
+             "not a token (trailing data)");
+  BOOST_TEST(error_of(codec.verify(forge(std::string("\x03", 1) + "c" + head + "\x07"))) == "unsupported token version");
+  BOOST_TEST(error_of(codec.verify(forge(std::string("\x02", 1) + "c" + head + "\x87"))) == "not a token (bad link)");
+}
