@@ -8,13 +8,16 @@ of smtp-source; the same single-part HTML newsletter, about 10 links per KiB, fo
   null        bench/null_milter.c, a libmilter milter that negotiates every step away
   untracked   cllavio-milter, an org without tracking: identified, recorded, not changed
   tracked     the same cllavio-milter daemon, an org with opens and clicks (pixel, every link signed)
+  compact     the tracked org with token_version = 2 (compact tokens: no destination inside), in a
+              cllavio-milter whose events go to a local HTTPS API (version 2 needs one; its
+              forwarding is counted in the milter's CPU)
   policy      cllavio-milter, an org whose mail is a campaign stream under message and recipient
               quotas (RCPT answered, consent read for suppression, the quota reserved and charged)
 
 Then the targets, each from medians of ratios paired within a repetition:
 
-  tracked 5 KB            >= 0.80x postfix
-  tracked 50 KB           >= 0.70x postfix and >= 0.90x untracked
+  tracked 5 KB            >= 0.80x postfix           (and the same for compact)
+  tracked 50 KB           >= 0.70x postfix and >= 0.90x untracked   (and for compact)
   untracked (pass-through) >= 0.95x null
   policy                  <= +0.15 ms of milter CPU per message over untracked
   peak RSS (10 sessions)  <= 64 MB, mapped store included (the heap shown beside it)
@@ -36,6 +39,8 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 sys.path.insert(0, HERE)
 import mailpath  # noqa: E402
 from mailpath import harness, ORG, ORG_TRACKED, ORG_POLICY, KEY, COMMON, ROOT  # noqa: E402
+
+ORG_COMPACT = ORG_TRACKED + "token_version = 2\n"
 
 # The policy org sends as news@bench.example (its campaign stream's sender), like the others.
 POLICY_SENDER = "news@bench.example"
@@ -61,6 +66,9 @@ def main():
         "null": dict(orgs={"bench": ORG}, milter="unix", milter_command=[null_milter, "{socket}"]),
         "cllavio": dict(orgs={"bench": ORG, "track": ORG_TRACKED}, milter="unix", secrets=KEY),
         "policy": dict(orgs={"bench": ORG_POLICY}, milter="unix"),
+        "compact": dict(orgs={"bench": ORG, "track": ORG_COMPACT}, milter="unix", secrets=KEY,
+                        api=dict(signing_secret=b"bench-signing-secret-0123",
+                                 org_keys={"bench": "bench-key", "track": "track-key"})),
     }
     if args.baseline:
         base = [args.baseline, "-c", "{config}"]
@@ -78,15 +86,17 @@ def main():
             "untracked": (hs["cllavio"], files["cllavio"], "news@bench.example"),
             "tracked": (hs["cllavio"], files["cllavio"], "news@track.example"),
             "policy": (hs["policy"], files["policy"], POLICY_SENDER),
+            "compact": (hs["compact"], files["compact"], "news@track.example"),
         }
-        grown = {}
+        grown, grown_compact = {}, {}
         ctl = os.environ.get("CLLAVIO_CTL", os.path.join(ROOT, "build", "cli", "cllavioctl"))
         for kb in sizes:
-            grown[kb] = os.path.join(hs["cllavio"].tmp_dir, f"grown-{kb}k.eml")
-            with open(files["cllavio"][kb], "rb") as src, open(grown[kb], "wb") as dst:
-                subprocess.run([ctl, "-c", hs["cllavio"].config_path, "rewrite", "--org", "track", "--from",
-                                "news@track.example", "--rcpt", "rcpt@example.net"], stdin=src, stdout=dst,
-                               check=True, timeout=60)
+            for name, out in (("cllavio", grown), ("compact", grown_compact)):
+                out[kb] = os.path.join(hs[name].tmp_dir, f"grown-{kb}k.eml")
+                with open(files[name][kb], "rb") as src, open(out[kb], "wb") as dst:
+                    subprocess.run([ctl, "-c", hs[name].config_path, "rewrite", "--org", "track", "--from",
+                                    "news@track.example", "--rcpt", "rcpt@example.net"], stdin=src, stdout=dst,
+                                   check=True, timeout=60)
         runs["grown"] = (hs["cllavio"], grown, "news@bench.example")
         if args.baseline:
             runs["base-untracked"] = (hs["base"], files["base"], "news@bench.example")
@@ -95,7 +105,8 @@ def main():
         results, cpu = mailpath.measure(runs, sizes, args)
 
         print("message sizes (bytes): " + ", ".join(
-            f"{kb} KB {os.path.getsize(files['cllavio'][kb])} -> tracked {os.path.getsize(grown[kb])}" for kb in sizes))
+            f"{kb} KB {os.path.getsize(files['cllavio'][kb])} -> tracked {os.path.getsize(grown[kb])}, "
+            f"compact {os.path.getsize(grown_compact[kb])}" for kb in sizes))
         print(f"\ntargets: {args.count} messages, {args.sessions} sessions, {args.reps} interleaved repetitions, "
               f"{os.cpu_count()} CPUs; single-part HTML newsletter; medians (ratios: medians of paired ratios)")
         print(f"{'size':>6} {'configuration':<15} {'msg/s':>8} {'x postfix':>10} {'x null':>8} {'x untracked':>12}"
@@ -112,11 +123,14 @@ def main():
         checks.append((f"tracked {small} KB >= 0.80x postfix", paired(results, "tracked", "postfix", small), 0.80, ">="))
         checks.append((f"tracked {big} KB >= 0.70x postfix", paired(results, "tracked", "postfix", big), 0.70, ">="))
         checks.append((f"tracked {big} KB >= 0.90x untracked", paired(results, "tracked", "untracked", big), 0.90, ">="))
+        checks.append((f"compact {small} KB >= 0.80x postfix", paired(results, "compact", "postfix", small), 0.80, ">="))
+        checks.append((f"compact {big} KB >= 0.70x postfix", paired(results, "compact", "postfix", big), 0.70, ">="))
+        checks.append((f"compact {big} KB >= 0.90x untracked", paired(results, "compact", "untracked", big), 0.90, ">="))
         for kb in sizes:
             checks.append((f"untracked {kb} KB >= 0.95x null", paired(results, "untracked", "null", kb), 0.95, ">="))
             delta = statistics.median(p - u for p, u in zip(cpu[("policy", kb)], cpu[("untracked", kb)]))
             checks.append((f"policy {kb} KB <= +0.15 ms CPU/msg over untracked", delta, 0.15, "<="))
-        for name in ("cllavio", "policy"):
+        for name in ("cllavio", "policy", "compact"):
             m = mailpath.memory_kb(hs[name].milter_proc.pid)
             checks.append((f"peak RSS {name} <= 64 MB (heap at the end {m.get('RssAnon', 0) / 1024:.1f} MB, "
                            f"mapped {m.get('RssFile', 0) / 1024:.1f} MB)", m.get("VmHWM", 0) / 1024, 64, "<="))
