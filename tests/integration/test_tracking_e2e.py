@@ -1,10 +1,15 @@
 """Open and click tracking through a real Postfix: a tracked newsletter arrives rewritten
 (valid MIME, tokens that verify back to the original links, untouched parts identical),
 and what must not change (DKIM-signed, opted out, too large, untracked org) arrives
-byte-identical."""
+byte-identical. An org with compact (version 2) tokens: 51-character tokens with neither
+destination nor recipient, resolved by cllavioctl from the store and by the API from the
+message.accepted event; a reply quoting them gets them put back and tracked for itself."""
 
+import base64
 import email
 import email.policy
+import hashlib
+import hmac
 import json
 import re
 import unittest
@@ -166,6 +171,195 @@ class Tracking(HarnessCase):
         self.assertIn("acme: ", text)
         self.assertIn("skipped dkim_signed", text)
         self.assertNotIn("globex", text)
+
+
+# Compact (version 2) tokens: an org with token_version = 2 needs api.url, so this class runs
+# the tests' HTTPS API server (self.h.api) and has its own harness. The key id has 5 characters
+# and the org 4, as in docs/tokens.md's size figures: every compact token is 38 bytes, 51 characters.
+COMPACT_KEY = {"tracking_key": [{"id": "cmp26",
+                                 "secret": "Y29tcGFjdC1lMmUta2V5LW9ubHktZm9yLXRoZS1pbnRlZ3JhdGlvbi10ZXN0cw=="}]}
+ORG_COMPACT = ORG_TRACKED + "token_version = 2\n"
+COMPACT_DESTINATIONS = [  # as the browser would follow them (entities decoded), in document order
+    "https://acme.example/article?id=7&src=mail#top",
+    "https://shop.acme.example/collections/spring-2026/linen-shirts-and-summer-dresses"
+    "?utm_source=newsletter&utm_medium=email&utm_campaign=spring-2026&utm_content=hero-banner",
+    "https://acme.example/events/caf%C3%A9-night",
+    "https://acme.example/offer",
+]
+COMPACT_HTML = ('<html><body><h1>Spring news</h1>\r\n'
+                '<p><a href="https://acme.example/article?id=7&amp;src=mail#top">Read the article</a></p>\r\n'
+                '<p><a href="https://shop.acme.example/collections/spring-2026/linen-shirts-and-summer-dresses'
+                '?utm_source=newsletter&amp;utm_medium=email&amp;utm_campaign=spring-2026&amp;utm_content=hero-banner">'
+                'Shop the collection</a> or <a href=\'https://acme.example/events/caf%C3%A9-night\'>come to the caf\u00e9 '
+                'night</a>.</p>\r\n'
+                '<a href="mailto:editor@acme.example">Write to us</a> <a href="#x">anchor</a>\r\n'
+                '<!--[if mso]><v:roundrect href="https://acme.example/offer">Offer</v:roundrect><![endif]-->\r\n'
+                '</body></html>\r\n')
+REPLY_OWN_LINK = "https://acme.example/support/ticket/4711"
+
+
+def html_message(msgid: str, html: str, sender: str, rcpt: str, subject: str) -> bytes:
+    """A multipart/alternative message whose HTML part is quoted-printable (short lines whatever html is)."""
+    import quopri
+    qp = quopri.encodestring(html.replace("\r\n", "\n").encode(), quotetabs=False).decode().replace("\n", "\r\n")
+    if not qp.endswith("\r\n"):
+        qp += "\r\n"
+    return (f"From: <{sender}>\r\nTo: <{rcpt}>\r\nSubject: {subject}\r\n"
+            f"Date: Mon, 02 Jan 2023 10:00:00 +0000\r\nMessage-ID: <{msgid}>\r\nMIME-Version: 1.0\r\n"
+            "Content-Type: multipart/alternative; boundary=\"cp\"\r\n\r\n"
+            "--cp\r\nContent-Type: text/plain; charset=utf-8\r\n\r\nSee the HTML part.\r\n"
+            "--cp\r\nContent-Type: text/html; charset=utf-8\r\nContent-Transfer-Encoding: quoted-printable\r\n\r\n" +
+            qp + "--cp--\r\n").encode()
+
+
+def decode_compact(token: str, keys: dict) -> dict:
+    """docs/tokens.md's version 2 layout, checked here independently of the milter: canonical
+    base64url, the MAC over everything before it with the key the token names, no trailing bytes."""
+    b = base64.urlsafe_b64decode(token + "=" * (-len(token) % 4))
+    assert base64.urlsafe_b64encode(b).rstrip(b"=").decode() == token, "not canonical base64url"
+    body, mac = b[:-16], b[-16:]
+    kid = body[3:3 + body[2]].decode()
+    assert hmac.compare_digest(hmac.new(keys[kid], body, hashlib.sha256).digest()[:16], mac), "bad MAC"
+    pos = 3 + body[2]
+    org = body[pos + 1:pos + 1 + body[pos]].decode()
+    pos += 1 + body[pos]
+    message = int.from_bytes(body[pos:pos + 8], "big")
+    pos += 8
+    link = shift = 0
+    while True:  # LEB128
+        c = body[pos]
+        pos += 1
+        link |= (c & 0x7F) << shift
+        shift += 7
+        if c < 0x80:
+            break
+    assert pos == len(body), "trailing bytes"
+    return {"bytes": b, "version": b[0], "kind": chr(b[1]), "key_id": kid, "org": org,
+            "message": f"{message:016x}", "link": link}
+
+
+class CompactTokens(HarnessCase):
+    harness_kwargs = dict(milter="unix", orgs={"acme": ORG_COMPACT}, secrets=COMPACT_KEY, api=True,
+                          settings={"api.linger_ms": 50})
+    KEYS = {"cmp26": base64.b64decode(COMPACT_KEY["tracking_key"][0]["secret"])}
+    _first = None  # the newsletter, sent once for the class (both tests read it)
+
+    def verify(self, url: str) -> dict:
+        r = self.h.ctl("token", "verify", url, check=False)
+        self.assertEqual(r.returncode, 0, f"{url}: {r.stderr}")
+        return json.loads(r.stdout)
+
+    def accepted_event(self, record_id: str) -> dict:
+        """The message.accepted event the test API received for our message id."""
+        want = f"evt_{record_id}_accepted"
+        self.assertTrue(self.h.api.wait_for(lambda: want in self.h.api.distinct_event_ids(), 30),
+                        f"{want} never reached the API; got {self.h.api.distinct_event_ids()}")
+        [event] = {json.dumps(e, sort_keys=True): e for e in self.h.api.events if e["id"] == want}.values()
+        return event
+
+    def html_of(self, d) -> str:
+        msg = email.message_from_bytes(d.body_after_received(), policy=email.policy.default)
+        [html] = [p.get_content() for p in msg.walk() if p.get_content_type() == "text/html"]
+        return html
+
+    def send_and_read(self, msgid: str, html: str, sender: str, rcpt: str, subject: str):
+        self.send(html_message(msgid, html, sender, rcpt, subject), sender, [rcpt],
+                  extra_args=["--local-interface", ACME_NET])
+        d = self.delivered_one(msgid)
+        self.assertEqual(d.rcpts, [rcpt])
+        return d, self.html_of(d), self.record(d.queue_id)
+
+    def first(self):
+        """The newsletter to bob, delivered: (Delivered, its HTML, its store record)."""
+        if CompactTokens._first is None:
+            CompactTokens._first = self.send_and_read("compact-1@acme.example", COMPACT_HTML, "news@acme.example",
+                                                      "bob@example.net", "Spring news")
+        return CompactTokens._first
+
+    def test_compact_tokens_carry_no_destination_and_resolve_from_store_and_event(self):
+        d, html, rec = self.first()
+        self.assertEqual(rec["tracking"]["status"], "tracked")
+        self.assertEqual([l["url"] for l in rec["tracking"]["links"]], COMPACT_DESTINATIONS)
+        self.h.wait_log(rf"{d.queue_id}: org=acme .* track=tracked links=4 pixels=1")
+
+        # Every http(s) href of the delivered HTML is a tracking URL; no destination is left in it.
+        hrefs = re.findall(r'href\s*=\s*(?:"([^"]*)"|\'([^\']*)\'|([^\s>]+))', html)
+        hrefs = [a or b or c for a, b, c in hrefs]
+        self.assertEqual([h for h in hrefs if not h.startswith("https://t.acme.example/c/")],
+                         ["mailto:editor@acme.example", "#x"])
+        for dest in COMPACT_DESTINATIONS:
+            for form in (dest, dest.replace("&", "&amp;"), dest.split("?")[0]):
+                self.assertNotIn(form, html)
+        clicks = re.findall(r'(https://t\.acme\.example/c/([A-Za-z0-9_-]+))', html)
+        self.assertEqual(len(clicks), len(COMPACT_DESTINATIONS))
+        pixels = re.findall(r'(https://t\.acme\.example/o/([A-Za-z0-9_-]+))', html)
+        self.assertEqual(len(pixels), 1)
+
+        # The token bytes (docs/tokens.md, version 2): short whatever the destination, no address.
+        for i, (_, token) in enumerate(clicks + pixels):
+            t = decode_compact(token, self.KEYS)
+            is_pixel = i == len(clicks)
+            self.assertEqual(len(token), 51, token)  # 38 bytes: 5-char key id, 4-char org, link < 128
+            self.assertEqual((t["version"], t["kind"], t["key_id"], t["org"], t["message"], t["link"]),
+                             (2, "o" if is_pixel else "c", "cmp26", "acme", rec["id"], 0 if is_pixel else i + 1))
+            for leak in (b"bob@example.net", b"example.net", b"acme.example/", b"https://"):
+                self.assertNotIn(leak, t["bytes"])
+
+        # cllavioctl token verify: version 2, the destination read from the daemon's store.
+        verified = [self.verify(url) for url, _ in clicks]
+        self.assertEqual([v["url"] for v in verified], COMPACT_DESTINATIONS)
+        for i, v in enumerate(verified):
+            self.assertEqual((v["version"], v["kind"], v["org"], v["message"], v["link"], v["key_id"], v["recipient"]),
+                             (2, "click", "acme", rec["id"], i + 1, "cmp26", None))
+        opened = self.verify(pixels[0][0])
+        self.assertEqual((opened["version"], opened["kind"], opened["message"], opened["link"], opened["url"],
+                          opened["recipient"]), (2, "open", rec["id"], 0, None, None))
+
+        # The API received what its endpoint needs to resolve them: the link table and the recipient.
+        event = self.accepted_event(rec["id"])
+        self.assertEqual((event["type"], event["org"], event["message"]["id"], event["message"]["recipients"]),
+                         ("message.accepted", "acme", rec["id"], ["bob@example.net"]))
+        table = event["tracking"]["tokens"]  # docs/api.md: [{link, url}], the store's link table
+        self.assertEqual(table, [{"link": i + 1, "url": u} for i, u in enumerate(COMPACT_DESTINATIONS)])
+        self.assertEqual((event["tracking"]["links_rewritten"], event["tracking"]["pixel"]), (4, True))
+        by_index = {e["link"]: e["url"] for e in table}
+        self.assertEqual([by_index[decode_compact(tok, self.KEYS)["link"]] for _, tok in clicks],
+                         COMPACT_DESTINATIONS)
+
+    def test_reply_quoting_compact_links_puts_them_back_and_tracks_them_anew(self):
+        _, quoted, first_rec = self.first()
+        old_clicks = re.findall(r'https://t\.acme\.example/c/[A-Za-z0-9_-]+', quoted)
+        old_pixels = re.findall(r'https://t\.acme\.example/o/[A-Za-z0-9_-]+', quoted)
+        self.assertEqual((len(old_clicks), len(old_pixels)), (len(COMPACT_DESTINATIONS), 1))
+        reply_html = (f'<html><body><p>Your ticket: <a href="{REPLY_OWN_LINK}">see it here</a>.</p>\r\n'
+                      f'<p>On Monday Acme wrote:</p>\r\n<blockquote>\r\n{quoted}</blockquote>\r\n</body></html>\r\n')
+        d, html, rec = self.send_and_read("compact-reply-1@acme.example", reply_html, "support@acme.example",
+                                          "carol@example.org", "Re: Spring news")
+        self.assertNotEqual(rec["id"], first_rec["id"])
+        self.assertEqual(rec["tracking"]["status"], "tracked")
+        want = [REPLY_OWN_LINK, *COMPACT_DESTINATIONS]
+        self.assertEqual([l["url"] for l in rec["tracking"]["links"]], want)
+
+        for old in (*old_clicks, *old_pixels):  # nothing of the first message's tokens is left
+            self.assertNotIn(old.rsplit("/", 1)[1], html)
+        pixels = re.findall(r'https://t\.acme\.example/o/[A-Za-z0-9_-]+', html)
+        self.assertEqual(len(pixels), 1, pixels)  # the quoted pixel removed, the reply's own added
+        opened = self.verify(pixels[0])
+        self.assertEqual((opened["version"], opened["kind"], opened["message"]), (2, "open", rec["id"]))
+        clicks = re.findall(r'https://t\.acme\.example/c/[A-Za-z0-9_-]+', html)
+        verified = [self.verify(u) for u in clicks]
+        self.assertEqual([v["url"] for v in verified], want)  # put back, then tracked for the reply
+        self.assertEqual([(v["version"], v["message"], v["link"]) for v in verified],
+                         [(2, rec["id"], i + 1) for i in range(len(want))])
+        self.assertEqual([decode_compact(u.rsplit("/", 1)[1], self.KEYS)["message"] for u in clicks],
+                         [rec["id"]] * len(want))
+
+        event = self.accepted_event(rec["id"])
+        self.assertEqual(event["tracking"]["tokens"], [{"link": i + 1, "url": u} for i, u in enumerate(want)])
+        self.assertEqual(event["message"]["recipients"], ["carol@example.org"])
+        # The quoted links still resolve for the first message too (its record is untouched).
+        self.assertEqual(self.verify(old_clicks[1])["url"], COMPACT_DESTINATIONS[1])
+        self.h.wait_log(rf"{d.queue_id}: org=acme .* track=tracked links=5 pixels=1")
 
 
 if __name__ == "__main__":
