@@ -14,6 +14,7 @@
 //   policy-N     ORG_POLICY: campaign stream, quotas, suppression; message(N)
 //   untracked-N  org without tracking, tracked_message(N) (the base of tracked-N)
 //   tracked-N    org with opens and clicks, tracked_message(N)
+//   compact-N    the same org with token_version = 2 (compact tokens), tracked_message(N)
 // Prints the median over rounds of thread CPU microseconds per message, and the median of
 // per-round ratios to the configuration's base (same round: drift of the shared machine
 // cancels). Then a token-only line: MessageSigner::append_url per link (ns/link).
@@ -53,7 +54,8 @@ const std::string kOrgPolicy =
     "[quota]\nmessages = [{ per = \"1m\", max = 1000000 }, { per = \"1d\", max = 100000000 }]\n"
     "recipients = [{ per = \"1h\", max = 100000000 }]\nmax_recipients_per_message = 1000\n";
 const std::string kSecrets =
-    "[[tracking_key]]\nid = \"bench\"\nsecret = \"YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5\"\n";
+    "[[tracking_key]]\nid = \"bench\"\nsecret = \"YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5\"\n"
+    "[api]\nsigning_secret = \"bench-signing-secret-0123\"\n";
 
 std::string tracked_message(int size_kb) {
   std::string head =
@@ -143,11 +145,13 @@ void write_file(const fs::path& p, const std::string& text, mode_t mode = 0644) 
 }
 
 // A config directory as the harness writes it; loaded by the daemon's loader.
-std::shared_ptr<const conf::Config> load(const fs::path& dir, const std::map<std::string, std::string>& orgs) {
+std::shared_ptr<const conf::Config> load(const fs::path& dir, const std::map<std::string, std::string>& orgs,
+                                         const std::string& main_extra = "") {
   fs::create_directories(dir / "orgs.d");
   write_file(dir / "secrets.toml", kSecrets, 0600);
   write_file(dir / "cllavio.toml", "[store]\npath = \"" + (dir / "store").string() +
-                                       "\"\n[orgs]\ndir = \"orgs.d\"\n[secrets]\nfile = \"secrets.toml\"\n");
+                                       "\"\n[orgs]\ndir = \"orgs.d\"\n[secrets]\nfile = \"secrets.toml\"\n" +
+                                       main_extra);
   for (const auto& [name, text] : orgs) write_file(dir / "orgs.d" / (name + ".toml"), text);
   conf::LoadResult r = conf::load_config((dir / "cllavio.toml").string());
   if (!r.config) {
@@ -245,6 +249,9 @@ int main(int argc, char** argv) {
   try {
     auto cfg_tracking = load(tmp / "conf-tracking", {{"bench", kOrg}, {"track", kOrgTracked}});
     auto cfg_policy = load(tmp / "conf-policy", {{"bench", kOrgPolicy}});
+    // Compact tokens need api.url (nothing is sent here: no forwarder runs).
+    auto cfg_compact = load(tmp / "conf-compact", {{"bench", kOrg}, {"track", kOrgTracked + "token_version = 2\n"}},
+                            "[api]\nurl = \"https://api.bench.invalid\"\n");
     const std::string html5 = tracked_message(5), html50 = tracked_message(50);
     const std::string mail5 = message(5), mail50 = message(50);
 
@@ -260,6 +267,7 @@ int main(int argc, char** argv) {
         configs.push_back({"policy-" + k + s, "plain-" + k + s, cfg_policy, d, "news@bench.example", split(*mail)});
         configs.push_back({"untracked-" + k + s, "", cfg_tracking, d, "news@bench.example", split(*html)});
         configs.push_back({"tracked-" + k + s, "untracked-" + k + s, cfg_tracking, d, "news@track.example", split(*html)});
+        configs.push_back({"compact-" + k + s, "untracked-" + k + s, cfg_compact, d, "news@track.example", split(*html)});
       }
     }
     if (!only.empty()) {  // the configurations named so, and their bases
