@@ -55,7 +55,7 @@ const std::string kOrgPolicy =
     "recipients = [{ per = \"1h\", max = 100000000 }]\nmax_recipients_per_message = 1000\n";
 const std::string kSecrets =
     "[[tracking_key]]\nid = \"bench\"\nsecret = \"YmVuY2gta2V5LWJlbmNoLWtleS1iZW5jaC1rZXktYmVuY2gta2V5\"\n"
-    "[api]\nsigning_secret = \"bench-signing-secret-0123\"\n";
+    "[api]\nsigning_secret = \"bench-signing-secret-0123\"\n[api.org_keys]\ntrack = \"bench-track-key\"\n";
 
 std::string tracked_message(int size_kb) {
   std::string head =

@@ -25,7 +25,8 @@ std::optional<std::string> stored_destination(const conf::Config& cfg, const tra
       for (const auto& l : *links)
         if (l.index == t.link) return l.url;
   } catch (const std::exception& e) {
-    std::fprintf(stderr, "cllavioctl: warning: %s; the destination is not known here\n", e.what());
+    std::fprintf(stderr, "cllavioctl: warning: %s; the destination is not known here\n",
+                 store::printable(e.what()).c_str());
   }
   return std::nullopt;
 }

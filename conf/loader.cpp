@@ -206,7 +206,12 @@ LoadResult load_config(const std::string& path) {
     Reporter orep(org_path, diags);
     std::size_t before = diags.size();
     org_schema().apply(*table, lo.org, octx, orep);
-    org_schema().check_rules(lo.org, RuleContext{lo.lines, has_key, false, !cfg->api.url.empty()}, orep);
+    org_schema().check_rules(lo.org,
+                             RuleContext{.lines = lo.lines,
+                                         .has_tracking_key = has_key,
+                                         .has_api = !cfg->api.url.empty(),
+                                         .api_org_keys = &secrets.api_org_keys},
+                             orep);
     if (diags.size() == before || !lo.org.id.empty()) loaded.push_back(std::move(lo));
   }
   check_claims(loaded, diags);

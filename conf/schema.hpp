@@ -59,6 +59,7 @@ struct RuleContext {
   bool has_tracking_key = false;        // the secrets file holds a [[tracking_key]]
   bool has_api_signing_secret = false;  // the secrets file holds [api] signing_secret
   bool has_api = false;                 // api.url is set: events reach the Cllavio API
+  const std::map<std::string, std::string>* api_org_keys = nullptr;  // the secrets file's [api.org_keys]
   unsigned line(const std::string& key) const {
     auto it = lines.find(key);
     return it == lines.end() ? 0 : it->second;

@@ -459,8 +459,9 @@ const Schema<OrgFile>& org_schema() {
               "a single-recipient message), so the endpoint redirects with nothing but its keys; the link grows "
               "by about 120 characters. 2: compact opens and clicks (message id and link number, about 50 "
               "characters): the endpoint resolves them from the `message.accepted` event, which must reach the "
-              "Cllavio API first, and no address is readable in the mail. Use 2 only once the Cllavio side "
-              "verifies version 2; needs `api.url`."),
+              "Cllavio API first, and pixels and links show no address or destination (List-Unsubscribe stays "
+              "version 1). Use 2 only once the Cllavio side verifies version 2; needs `api.url` and the org's "
+              "API key."),
       };
       for (const auto& k : org_policy_keys()) keys.push_back(lift(k, &OrgFile::policy));
       return keys;
@@ -480,12 +481,19 @@ const Schema<OrgFile>& org_schema() {
                  rep.error_at(ctx.line(o.tracking.opens ? "tracking.opens" : "tracking.clicks"),
                               "tracking is on but no tracking key is configured ([secrets] file with [[tracking_key]])");
              }},
-            {"`tracking.token_version = 2` needs `api.url`: the endpoint resolves compact tokens from the events.",
+            {"`tracking.token_version = 2` needs `api.url` and an API key for the org (`[api.org_keys]` in the "
+             "secrets file): the endpoint resolves compact tokens from the org's events.",
              [](const OrgFile& o, const RuleContext& ctx, Reporter& rep) {
-               if (o.tracking.token_version == 2 && !ctx.has_api)
+               if (o.tracking.token_version != 2) return;
+               if (!ctx.has_api)
                  rep.error_at(ctx.line("tracking.token_version"),
                               "tracking.token_version = 2 needs api.url: the Cllavio endpoint resolves compact "
                               "tokens from the message.accepted events, which only the API receives");
+               else if (ctx.api_org_keys == nullptr || ctx.api_org_keys->count(o.id) == 0)
+                 rep.error_at(ctx.line("tracking.token_version"),
+                              "tracking.token_version = 2 needs an API key for org \"" + o.id +
+                                  "\" ([api.org_keys] in the secrets file): without one its events never leave "
+                                  "the outbox and its compact tokens never resolve");
              }},
         };
         for (const auto& r : org_policy_rules()) rules.push_back(r);

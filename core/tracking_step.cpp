@@ -18,7 +18,12 @@ tracking::RewriteResult track_message(const conf::Config& cfg, const TrackReques
 
 tracking::LinkTableLookup store_link_tables(const store::Db& db) {
   return [&db](const std::string& org, std::uint64_t message) -> std::optional<std::vector<tracking::TrackedLink>> {
-    std::optional<store::MessageRecord> rec = db.read()->records.get(message);
+    std::optional<store::MessageRecord> rec;
+    try {
+      rec = db.read()->records.get(message);
+    } catch (const std::exception&) {
+      return std::nullopt;  // a store that cannot be read: the quoted link stays as it is, the message goes on
+    }
     if (!rec || rec->org != org || rec->tracking.links.empty()) return std::nullopt;
     std::vector<tracking::TrackedLink> links;
     links.reserve(rec->tracking.links.size());

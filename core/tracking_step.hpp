@@ -32,7 +32,8 @@ struct TrackRequest {
 tracking::RewriteResult track_message(const conf::Config& cfg, const TrackRequest& req);
 
 // The link tables of earlier messages, read from the store (one short read transaction
-// per message looked up): a record of another org, or one without links, is nullopt.
+// per message looked up): a record of another org than the token's, one without links, or
+// a store error is nullopt (never throws). `db` must outlive the returned function.
 tracking::LinkTableLookup store_link_tables(const store::Db& db);
 
 // What the record keeps of a rewrite. The link table is moved out of r (r.links is left

@@ -83,7 +83,9 @@ class Runtime {
                     [this](const std::string& org, const policy::QuotaPolicy& p, std::int64_t now_us) {
                       return quota->usage(org, p, now_us);
                     },
-                    core::store_link_tables(*db)};
+                    [this](const std::string& org, std::uint64_t message) {
+                      return core::store_link_tables(*db)(org, message);
+                    }};
   }
 
   core::Logger log;

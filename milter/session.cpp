@@ -165,6 +165,15 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
   std::string qid = rec.queue_id.empty() ? "NOQUEUE" : rec.queue_id;
   if (!record(rec, plan.charge, qid)) {
     v = on_error_verdict();
+    // Compact (version 2) tokens resolve only through this record's event: a message that
+    // carries them without one would go out with links that lead nowhere. It waits instead.
+    if (plan.body && (v.step == Step::cont || v.step == Step::accept) &&
+        config_->tracking_for(rec.org).token_version == 2) {
+      v = core::temporary_failure();
+      svc_.log->log(conf::LogLevel::error, qid,
+                    "the record of a message with compact tokens could not be written; tempfailing it (its links "
+                    "would not resolve)");
+    }
     rec.action = std::string(action_of(v));
     rec.reason = "store_error";
   }

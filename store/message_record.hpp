@@ -28,7 +28,7 @@ struct TrackingOutcome {
   std::uint32_t pixels = 0;
   std::vector<TrackedLinkEntry> links;  // the link table: index (as in the click token) -> destination
   std::uint32_t links_kept = 0;         // links left as they were
-  bool per_recipient = false;           // tokens name the recipient (exactly one recipient)
+  bool per_recipient = false;           // exactly one recipient: its opens and clicks are that recipient's (version 1 tokens name it)
   std::string pixel_skipped;            // why a part that should have one got no pixel ("unclosed_markup")
   friend bool operator==(const TrackingOutcome&, const TrackingOutcome&) = default;
 };

@@ -27,30 +27,36 @@ std::optional<TokenData> our_token(std::string_view url, const TokenCodec& codec
   return std::nullopt;
 }
 
-// Decides one link: true when its bytes become `dest` (a tracked link, or one of our
-// old click tokens restored to its destination), false to leave them as they are.
-// The destination of an old version 2 click token: from the link table of its message
-// (looked up once per message); nullopt when that table is not at hand.
+// The destination of an old version 2 click token: from the link table of its message,
+// looked up once per (org, message) and for at most kMaxOldTables messages per rewrite
+// (a reply quotes one or a few; each table may hold 1,000 links); nullopt when that table
+// is not at hand (no lookup, the store no longer has it, over the cap) or lacks the link.
+constexpr std::size_t kMaxOldTables = 8;
+
 std::optional<std::string> old_destination(const TokenData& old, PartContext& ctx) {
   if (!ctx.in.old_links) return std::nullopt;
-  auto it = std::find_if(ctx.old_tables.begin(), ctx.old_tables.end(),
-                         [&](const auto& e) { return e.first == old.message; });
+  auto it = std::find_if(ctx.old_tables.begin(), ctx.old_tables.end(), [&](const OldTable& t) {
+    return t.message == old.message && t.org == old.org;
+  });
   if (it == ctx.old_tables.end()) {
-    ctx.old_tables.emplace_back(old.message, ctx.in.old_links(old.org, old.message));
+    if (ctx.old_tables.size() >= kMaxOldTables) return std::nullopt;
+    ctx.old_tables.push_back({old.org, old.message, ctx.in.old_links(old.org, old.message)});
     it = std::prev(ctx.old_tables.end());
   }
-  if (!it->second) return std::nullopt;
-  for (const TrackedLink& l : *it->second)
+  if (!it->links) return std::nullopt;
+  for (const TrackedLink& l : *it->links)
     if (l.index == old.link) return l.url;
   return std::nullopt;
 }
 
+// Decides one link: true when its bytes become `dest` (a tracked link, or one of our
+// old click tokens restored to its destination), false to leave them as they are.
 bool decide_link(std::string url, std::string_view opt_out, PartContext& ctx, std::string& dest) {
   bool restored = false;
   if (auto old = our_token(url, ctx.codec, TokenKind::click)) {
     std::optional<std::string> to = old->version == 1 ? std::optional<std::string>(std::move(old->url))
                                                       : old_destination(*old, ctx);
-    if (!to) {  // a compact token whose message the store no longer has: left as it is
+    if (!to) {  // a compact token whose destination is not known here: left as it is
       ctx.result.kept.push_back({std::move(url), "old_token_unresolved"});
       return false;
     }

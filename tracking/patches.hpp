@@ -38,6 +38,13 @@ struct Patches {
   std::string_view text_of(const Patch& p) const { return std::string_view(text).substr(p.text_begin, p.text_size); }
 };
 
+// An earlier message's link table, for its quoted compact (version 2) click tokens.
+struct OldTable {
+  std::string org;
+  std::uint64_t message = 0;
+  std::optional<std::vector<TrackedLink>> links;  // nullopt: not found
+};
+
 struct PartContext {
   const RewriteInput& in;
   const TrackingPolicy& policy;
@@ -51,8 +58,8 @@ struct PartContext {
   std::string open_url;                // the pixel's URL, made once
   std::string url_scratch;             // a link's entity-decoded value, reused
   // Link tables of earlier messages whose version 2 click tokens this one quotes, looked
-  // up once per message (in.old_links); nullopt: not found.
-  std::vector<std::pair<std::uint64_t, std::optional<std::vector<TrackedLink>>>> old_tables = {};
+  // up once per (org, message) through in.old_links.
+  std::vector<OldTable> old_tables = {};
 };
 
 // Both clear `out` first.

@@ -52,7 +52,7 @@ struct TrackedLink {
 
 // The link table of one of our earlier messages (org, message id), for old version 2
 // click tokens found in quoted content (they do not carry their destination); nullopt
-// when the store no longer has it.
+// when the store no longer has it or cannot be read. Called at most 8 times per rewrite.
 using LinkTableLookup =
     std::function<std::optional<std::vector<TrackedLink>>(const std::string& org, std::uint64_t message)>;
 
@@ -75,7 +75,7 @@ struct HeaderEdit {
 
 struct KeptLink {
   std::string url;
-  std::string why;  // classify reasons (url.hpp), "clicks_off"
+  std::string why;  // classify reasons (url.hpp), "clicks_off", "old_token_unresolved"
 };
 
 struct RewriteResult {

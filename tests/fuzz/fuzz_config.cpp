@@ -35,7 +35,10 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   std::size_t before_rules = diags.size();
   const bool has_key = !secrets.tracking_keys.empty();
   main_schema().check_rules(cfg, RuleContext{lines, has_key, !secrets.api_signing_secret.empty()}, rep);
-  org_schema().check_rules(org, RuleContext{lines, has_key, false, !cfg.api.url.empty()}, rep);
+  org_schema().check_rules(
+      org, RuleContext{.lines = lines, .has_tracking_key = has_key, .has_api = !cfg.api.url.empty(),
+                       .api_org_keys = &secrets.api_org_keys},
+      rep);
   secrets_schema().check_rules(secrets, RuleContext{secret_lines}, rep);
   if (diags.size() == before_rules) {
     (void)build_org_policy(org);

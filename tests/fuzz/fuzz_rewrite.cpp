@@ -30,10 +30,16 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
   p.text_links = (data[0] & 1) != 0;
   p.pixel = (data[0] & 2) ? PixelPosition::top : PixelPosition::bottom;
   p.domain = "t.example";
+  p.token_version = (data[0] & 4) ? 2 : 1;
   RewriteLimits lim;
   lim.max_links = 50;
   lim.mime.max_parts = 64;
   RewriteInput ri{in.substr(0, header_len), body, "org", 1, std::nullopt};
+  // Quoted compact tokens of message 1 resolve (the seeds' links); any other message does not.
+  ri.old_links = [](const std::string& org, std::uint64_t message) -> std::optional<std::vector<TrackedLink>> {
+    if (org != "org" || message != 1) return std::nullopt;
+    return std::vector<TrackedLink>{{1, "https://a.example/1"}, {2, "https://a.example/2?x=1&y=2"}};
+  };
   RewriteResult r = rewrite(ri, p, lim, codec);
   if (!r.changed) {
     if (!r.body.empty()) std::abort();
@@ -54,6 +60,7 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     t.message = 1;
     t.link = l.index;
     t.url = l.url;
+    t.version = p.token_version;
     if (!std::holds_alternative<TokenData>(codec.verify(codec.sign(t)))) std::abort();
   }
   return 0;

@@ -414,6 +414,11 @@ BOOST_AUTO_TEST_CASE(compact_tokens_need_the_api) {
   auto no_api = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n", {{"acme.toml", org}}));
   BOOST_TEST(has(no_api, dir / "orgs.d/acme.toml" + std::string(":7: tracking.token_version = 2 needs api.url")),
              all(no_api));
+  // With the API but no key for this org: its events would never leave the outbox.
+  auto no_key = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n[api]\nurl = \"https://api.example\"\n",
+                                  {{"acme.toml", org}}));
+  BOOST_TEST(has(no_key, ":7: tracking.token_version = 2 needs an API key for org \"acme\""), all(no_key));
+  secrets(dir, kKey + "[api]\nsigning_secret = \"0123456789abcdef0123456789abcdef\"\n[api.org_keys]\nacme = \"k\"\n");
   auto ok = load_config(setup(dir, "[secrets]\nfile = \"secrets.toml\"\n[api]\nurl = \"https://api.example\"\n",
                               {{"acme.toml", org}}));
   BOOST_TEST_REQUIRE(ok.config != nullptr, all(ok));

@@ -5,7 +5,10 @@
 
 #include "config_fixture.hpp"
 #include "core/plan.hpp"
+#include "core/tracking_step.hpp"
 #include "policy/address.hpp"
+#include "store/db.hpp"
+#include "tmpdir.hpp"
 
 // The end-of-message planner (core/plan.cpp): pure, fed through core::MessageState as the
 // session and cllavioctl feed it, with lookups in place of the store and the clock.
@@ -211,4 +214,62 @@ BOOST_AUTO_TEST_CASE(apply_hands_every_effect_over_in_order_and_stops_at_a_refus
   BOOST_TEST(core::apply_to_message(plan, "Subject: s\nX-Cllavio-Stream: c", "") == "Subject: s\nList-Unsubscribe: <u>\n\nnew");
   core::EomPlan nothing;
   BOOST_TEST(core::apply_to_message(nothing, "Subject: s", "") == "Subject: s\r\n");
+}
+
+// Compact tokens (token_version = 2): clicks and the pixel are version 2, the
+// List-Unsubscribe URL stays version 1 (it works from the token alone).
+BOOST_AUTO_TEST_CASE(compact_org_keeps_list_unsubscribe_at_version_1) {
+  auto cfg = std::const_pointer_cast<conf::Config>(policy_config());
+  cfg->tracking["acme"].token_version = 2;
+  Planner p(cfg);
+  p.consents["bob@x.example"] = policy::ConsentState::granted;
+  auto headers = kHtml;
+  headers.push_back({"X-Cllavio-Stream", " campaigns"});
+  auto plan = core::plan_end_of_message(
+      *p.cfg, p.message("alice@acme.example", {"bob@x.example"}, headers, html_body()), p.lookups());
+  BOOST_REQUIRE(plan.body.has_value());
+  const tracking::HeaderEdit* lu = nullptr;
+  for (const auto& e : plan.header_edits)
+    if (e.name == "List-Unsubscribe") lu = &e;
+  BOOST_REQUIRE(lu != nullptr);
+  auto u = std::get<tracking::TokenData>(p.cfg->tokens->verify_url_or_token(lu->value.substr(1, lu->value.size() - 2)));
+  BOOST_TEST(u.version == 1);
+  BOOST_TEST(*u.recipient == "bob@x.example");
+  for (std::string kind : {"/c/", "/o/"}) {
+    std::size_t at = plan.body->find("https://t.acme.example" + kind);
+    BOOST_REQUIRE(at != std::string::npos);
+    auto t = std::get<tracking::TokenData>(
+        p.cfg->tokens->verify_url_or_token(plan.body->substr(at, plan.body->find('"', at) - at)));
+    BOOST_TEST(t.version == 2, kind);
+    BOOST_TEST(!t.recipient.has_value());
+  }
+}
+
+// store_link_tables reads a record's link table: only for the token's org, and never throws.
+BOOST_AUTO_TEST_CASE(store_link_tables_read_the_records_link_table) {
+  cllavio::test::TmpDir dir;
+  store::StoreOptions o;
+  o.dir = dir / "store";
+  o.map_size_mb = 4;
+  auto db = std::make_unique<store::Db>(o);
+  store::MessageRecord tracked, plain;
+  tracked.org = plain.org = "acme";
+  tracked.action = plain.action = "accept";
+  tracked.tracking.status = "tracked";
+  tracked.tracking.links = {{1, "https://example.com/a"}, {2, "https://example.com/b"}};
+  tracked.id = db->allocate_id();
+  plain.id = db->allocate_id();
+  db->write([&](store::Tables& t) {
+    t.records.append(tracked);
+    t.records.append(plain);
+  });
+  auto lookup = core::store_link_tables(*db);
+  auto links = lookup("acme", tracked.id);
+  BOOST_REQUIRE(links.has_value());
+  BOOST_REQUIRE(links->size() == 2u);
+  BOOST_TEST((*links)[1].index == 2u);
+  BOOST_TEST((*links)[1].url == "https://example.com/b");
+  BOOST_TEST(!lookup("other", tracked.id).has_value());  // another org's token never reads acme's table
+  BOOST_TEST(!lookup("acme", plain.id).has_value());     // no links
+  BOOST_TEST(!lookup("acme", tracked.id + 1000).has_value());  // no such record
 }

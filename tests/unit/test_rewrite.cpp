@@ -541,3 +541,40 @@ BOOST_AUTO_TEST_CASE(quoted_compact_tokens_are_restored_through_the_link_table) 
   BOOST_REQUIRE(partial.kept.size() == 1u);
   BOOST_TEST(partial.kept[0].why == "old_token_unresolved");
 }
+
+// The cache of old link tables is per (org, message): two orgs' tokens with the same
+// message id (two hosts, one key) never share a table. At most 8 tables per rewrite.
+BOOST_AUTO_TEST_CASE(old_link_tables_are_looked_up_per_org_and_message_and_capped) {
+  auto compact_link = [](const std::string& org, std::uint64_t message, std::uint32_t link) {
+    TokenData t;
+    t.kind = TokenKind::click;
+    t.org = org;
+    t.message = message;
+    t.link = link;
+    t.version = 2;
+    return codec().url(t, "t.acme.example");
+  };
+  std::string body = "<body><a href=\"" + compact_link("a", 7, 1) + "\">a</a><a href=\"" + compact_link("b", 7, 1) +
+                     "\">b</a></body>";
+  RewriteInput in{kHtmlHeader, body, "acme", 0x5678, std::nullopt};
+  std::vector<std::string> asked;
+  in.old_links = [&](const std::string& org, std::uint64_t message) -> std::optional<std::vector<TrackedLink>> {
+    asked.push_back(org + " " + std::to_string(message));
+    return std::vector<TrackedLink>{{1, "https://" + org + ".example/"}};
+  };
+  auto r = rewrite(in, policy(), {}, codec());
+  BOOST_TEST(asked == (std::vector<std::string>{"a 7", "b 7"}));
+  BOOST_TEST(destinations(r.body) == (std::vector<std::string>{"https://a.example/", "https://b.example/"}));
+
+  // Ten different messages: the first 8 are looked up, the rest stay as they are.
+  body = "<body>";
+  for (std::uint64_t m = 1; m <= 10; ++m) body += "<a href=\"" + compact_link("a", m, 1) + "\">x</a>";
+  body += "</body>";
+  in.body = body;
+  asked.clear();
+  auto capped = rewrite(in, policy(), {}, codec());
+  BOOST_TEST(asked.size() == 8u);
+  BOOST_TEST(capped.old_links_restored == 8);
+  BOOST_REQUIRE(capped.kept.size() == 2u);
+  BOOST_TEST(capped.kept[1].why == "old_token_unresolved");
+}

@@ -339,3 +339,72 @@ BOOST_FIXTURE_TEST_CASE(orgs_without_tracking_are_not_buffered_or_changed, Fixtu
   BOOST_TEST(actions.calls.empty());
   BOOST_TEST(stored.at(0).tracking.status == "");
 }
+
+namespace {
+std::shared_ptr<const conf::Config> compact_config() {
+  auto cfg = std::const_pointer_cast<conf::Config>(tracking_config());
+  cfg->tracking["acme"].token_version = 2;
+  cfg->milter.on_error = conf::OnError::accept;
+  return cfg;
+}
+}  // namespace
+
+// A message carrying compact tokens must not leave without its record (and so its event):
+// its links would resolve nowhere. on_error = accept still lets version 1 mail through.
+BOOST_FIXTURE_TEST_CASE(compact_tokens_without_a_record_tempfail, Fixture) {
+  {
+    auto v1 = std::const_pointer_cast<conf::Config>(tracking_config());
+    v1->milter.on_error = conf::OnError::accept;
+    Connection c(v1, services());
+    send_html(c);
+    fail_with = EIO;
+    BOOST_TEST((c.end_of_message("QV1", actions).step == Step::accept));
+  }
+  Connection c(compact_config(), services());
+  send_html(c);
+  fail_with = EIO;
+  BOOST_TEST((c.end_of_message("QV2", actions).step == Step::tempfail));
+  BOOST_TEST(logged("QV2: the record of a message with compact tokens could not be written; tempfailing it"),
+             log_text());
+  BOOST_TEST(logged("action=tempfail reason=store_error"), log_text());
+}
+
+// The daemon's link tables reach the rewrite: a quoted compact click is put back and
+// tracked for the new message.
+BOOST_FIXTURE_TEST_CASE(quoted_compact_clicks_resolve_through_the_services, Fixture) {
+  auto cfg = compact_config();
+  std::string first_body;
+  std::uint64_t first_id = 0;
+  {
+    Connection c(cfg, services());
+    send_html(c);
+    BOOST_REQUIRE((c.end_of_message("QA", actions).step == Step::cont));
+    first_body = actions.body;
+    first_id = stored.at(0).id;
+  }
+  BOOST_TEST(first_body.find("example.com/a") == std::string::npos);
+  milter::Services svc = services();
+  int lookups = 0;
+  svc.old_links = [&](const std::string& org, std::uint64_t message) -> std::optional<std::vector<tracking::TrackedLink>> {
+    ++lookups;
+    if (org != "acme" || message != first_id) return std::nullopt;
+    std::vector<tracking::TrackedLink> out;
+    for (const auto& l : stored.at(0).tracking.links) out.push_back({l.index, l.url});
+    return out;
+  };
+  Connection c(cfg, svc);
+  c.mail("<support@acme.example>", "support@acme.example");
+  c.rcpt("<carol@example.org>");
+  c.header("Content-Type", " text/html; charset=utf-8");
+  c.body("<html><body><blockquote>" + first_body + "</blockquote></body></html>\r\n");
+  BOOST_REQUIRE((c.end_of_message("QB", actions).step == Step::cont));
+  BOOST_TEST(lookups == 1);
+  BOOST_REQUIRE_EQUAL(stored.size(), 2u);
+  BOOST_REQUIRE_EQUAL(stored[1].tracking.links.size(), 1u);
+  BOOST_TEST(stored[1].tracking.links[0].url == "https://example.com/a?x=1&y=2");
+  std::size_t p = actions.body.find("https://t.acme.example/c/");
+  auto tok = cfg->tokens->verify_url_or_token(actions.body.substr(p, actions.body.find('"', p) - p));
+  BOOST_REQUIRE(std::holds_alternative<tracking::TokenData>(tok));
+  BOOST_TEST(std::get<tracking::TokenData>(tok).message == stored[1].id);
+  BOOST_TEST(std::get<tracking::TokenData>(tok).version == 2);
+}
