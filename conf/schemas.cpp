@@ -158,7 +158,9 @@ const Schema<Config>& main_schema() {
               {{"accept", OnError::accept}, {"tempfail", OnError::tempfail}},
               "What a message gets when the milter hits an internal error (store full, bug): `accept` passes "
               "it unmodified (mail is never held hostage by the milter), `tempfail` answers 451 so the "
-              "client retries. Either way it is logged."),
+              "client retries. Either way it is logged. A message refused by policy stays refused, and one "
+              "carrying compact tokens (`tracking.token_version = 2`) whose record cannot be written is "
+              "tempfailed (its links would resolve nowhere)."),
           int_key<Config, int>("milter.timeout_s", [](Config& c) -> int& { return c.milter.timeout_s; }, 7210,
                                10, 86400,
                                "libmilter I/O timeout towards Postfix, in seconds. Must exceed Postfix's idle "

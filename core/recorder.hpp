@@ -14,6 +14,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <stdexcept>
 
 #include "core/event.hpp"
 #include "core/log.hpp"
@@ -21,6 +22,10 @@
 #include "store/db.hpp"
 
 namespace cllavio::core {
+
+struct OutboxFull : std::runtime_error {
+  using std::runtime_error::runtime_error;
+};
 
 class Recorder {
  public:
@@ -30,8 +35,10 @@ class Recorder {
            std::function<void()> on_event = {})
       : db_(db), log_(log), max_outbox_(std::move(max_outbox_bytes)), on_event_(std::move(on_event)) {}
 
-  // Assigns rec.id when it is 0. Returns the id.
-  std::uint64_t record(store::MessageRecord& rec, const QuotaCharge& charge);
+  // Assigns rec.id when it is 0. Returns the id. With event_required (a message whose
+  // compact tokens resolve only through its event) a full outbox throws OutboxFull and
+  // nothing is written; otherwise the event is dropped and counted.
+  std::uint64_t record(store::MessageRecord& rec, const QuotaCharge& charge, bool event_required = false);
   // False when the outbox was full (the event is counted as dropped).
   bool event(const Event& e);
 

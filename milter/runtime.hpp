@@ -68,7 +68,9 @@ class Runtime {
   }
 
   Services services() {
-    return Services{[this](store::MessageRecord& r, const core::QuotaCharge& c) { return recorder->record(r, c); },
+    return Services{[this](store::MessageRecord& r, const core::QuotaCharge& c, bool event_required) {
+                      return recorder->record(r, c, event_required);
+                    },
                     &log,
                     store::realtime_us,
                     &in_flight,

@@ -71,7 +71,7 @@ Verdict Connection::start_transaction(std::string_view sender, std::string_view 
     count_refusal(rec.org, rec.reason);
     count_message(rec);
     if (!svc_.may_record_reject || svc_.may_record_reject(config_->store.reject_records_per_minute)) {
-      record(rec, core::QuotaCharge(), "NOQUEUE");
+      record(rec, core::QuotaCharge(), "NOQUEUE", false);
       log_line(rec, "NOQUEUE");
     } else {
       log_line(rec, "NOQUEUE", "recorded=no");  // over [store] reject_records_per_minute
@@ -163,21 +163,31 @@ Verdict Connection::end_of_message(std::string_view queue_id, MilterActions& act
     rec.quota_charged_at_us = 0;
   }
   std::string qid = rec.queue_id.empty() ? "NOQUEUE" : rec.queue_id;
-  if (!record(rec, plan.charge, qid)) {
-    v = on_error_verdict();
-    // Compact (version 2) tokens resolve only through this record's event: a message that
-    // carries them without one would go out with links that lead nowhere. It waits instead.
-    if (plan.body && (v.step == Step::cont || v.step == Step::accept) &&
-        config_->tracking_for(rec.org).token_version == 2) {
+  // Compact (version 2) tokens resolve only through this message's event: without its
+  // record and event the message would go out with links that lead nowhere.
+  const bool compact = plan.body && (rec.tracking.pixels > 0 || !rec.tracking.links.empty()) &&
+                       config_->tracking_for(rec.org).token_version == 2;
+  if (!record(rec, plan.charge, qid, compact)) {
+    if (v.step != Step::cont && v.step != Step::accept) {
+      // A refusal stays a refusal, with its reason: on_error decides only for mail that would pass.
+    } else if (compact) {
       v = core::temporary_failure();
+      rec.reason = "store_error";
       svc_.log->log(conf::LogLevel::error, qid,
-                    "the record of a message with compact tokens could not be written; tempfailing it (its links "
-                    "would not resolve)");
+                    "a message with compact tokens could not be recorded; tempfailing it whatever on_error says (its "
+                    "links would not resolve)");
+    } else {
+      v = on_error_verdict();
+      rec.reason = "store_error";
     }
     rec.action = std::string(action_of(v));
-    rec.reason = "store_error";
   }
-  if (v.step == Step::cont || v.step == Step::accept) plan.charge.commit();  // the one place a charge becomes final
+  if (v.step == Step::cont || v.step == Step::accept) {
+    plan.charge.commit();  // the one place a charge becomes final
+  } else {
+    plan.charge.rollback();
+    rec.quota_charged_at_us = 0;
+  }
   if (rec.reason == "quota" || rec.reason == "suppression") count_refusal(rec.org, rec.reason);
   count_message(rec);
   if (rec.reason == "quota" || rec.quota_charged_at_us != 0)
@@ -215,9 +225,10 @@ Verdict Connection::on_error_verdict() const {
   return Verdict{Step::accept, {}};
 }
 
-bool Connection::record(store::MessageRecord& rec, const core::QuotaCharge& charge, std::string_view queue_id) {
+bool Connection::record(store::MessageRecord& rec, const core::QuotaCharge& charge, std::string_view queue_id,
+                        bool event_required) {
   try {
-    svc_.record(rec, charge);
+    svc_.record(rec, charge, event_required);
     return true;
   } catch (const store::lmdb::Error& e) {
     std::string policy = "; on_error=" + std::string(conf::to_string(config_->milter.on_error));

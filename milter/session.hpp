@@ -46,7 +46,9 @@ using core::Verdict;
 // What sessions need from the daemon (fakes in unit tests).
 struct Services {
   // Writes the record (with its quota charge and event); throws on failure.
-  std::function<std::uint64_t(store::MessageRecord&, const core::QuotaCharge&)> record;
+  // event_required: a message whose compact tokens resolve only through its event; a full
+  // outbox then fails the write instead of dropping the event.
+  std::function<std::uint64_t(store::MessageRecord&, const core::QuotaCharge&, bool event_required)> record;
   const core::Logger* log = nullptr;
   std::function<std::int64_t()> now_us;
   std::atomic<int>* in_flight = nullptr;          // messages between MAIL FROM and end/abort
@@ -93,8 +95,8 @@ class Connection {
   struct Message;
   Verdict start_transaction(std::string_view sender, std::string_view sasl_login);
   Verdict on_error_verdict() const;
-  bool record(store::MessageRecord& rec, const core::QuotaCharge& charge,
-              std::string_view queue_id);  // false: store failed (logged)
+  bool record(store::MessageRecord& rec, const core::QuotaCharge& charge, std::string_view queue_id,
+              bool event_required);  // false: store failed (logged)
   void log_line(const store::MessageRecord& rec, std::string_view queue_id, std::string_view note = {}) const;
   // Metrics (no-ops without svc_.metrics): a message's final answer, its tracking
   // outcome, a policy refusal, the org's quota use after a charge or refusal.

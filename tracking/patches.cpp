@@ -28,10 +28,12 @@ std::optional<TokenData> our_token(std::string_view url, const TokenCodec& codec
 }
 
 // The destination of an old version 2 click token: from the link table of its message,
-// looked up once per (org, message) and for at most kMaxOldTables messages per rewrite
-// (a reply quotes one or a few; each table may hold 1,000 links); nullopt when that table
-// is not at hand (no lookup, the store no longer has it, over the cap) or lacks the link.
+// looked up once per (org, message), for at most kMaxOldTables messages and while the
+// tables held stay under kMaxOldTableBytes per rewrite (a reply quotes one or a few; a
+// table may hold 1,000 links of 4 KB); nullopt when that table is not at hand (no lookup,
+// the store no longer has it, over a cap) or lacks the link.
 constexpr std::size_t kMaxOldTables = 8;
+constexpr std::size_t kMaxOldTableBytes = 4u << 20;
 
 std::optional<std::string> old_destination(const TokenData& old, PartContext& ctx) {
   if (!ctx.in.old_links) return std::nullopt;
@@ -39,9 +41,11 @@ std::optional<std::string> old_destination(const TokenData& old, PartContext& ct
     return t.message == old.message && t.org == old.org;
   });
   if (it == ctx.old_tables.end()) {
-    if (ctx.old_tables.size() >= kMaxOldTables) return std::nullopt;
+    if (ctx.old_tables.size() >= kMaxOldTables || ctx.old_table_bytes >= kMaxOldTableBytes) return std::nullopt;
     ctx.old_tables.push_back({old.org, old.message, ctx.in.old_links(old.org, old.message)});
     it = std::prev(ctx.old_tables.end());
+    if (it->links)
+      for (const TrackedLink& l : *it->links) ctx.old_table_bytes += l.url.size() + sizeof l;
   }
   if (!it->links) return std::nullopt;
   for (const TrackedLink& l : *it->links)

@@ -60,6 +60,7 @@ struct PartContext {
   // Link tables of earlier messages whose version 2 click tokens this one quotes, looked
   // up once per (org, message) through in.old_links.
   std::vector<OldTable> old_tables = {};
+  std::size_t old_table_bytes = 0;  // what old_tables hold (bounded: patches.cpp)
 };
 
 // Both clear `out` first.

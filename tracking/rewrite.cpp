@@ -223,7 +223,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   std::vector<std::string> unsubscribe;
   if (const HeaderField* f = find_field(headers, "List-Unsubscribe")) unsubscribe = list_unsubscribe_urls(f->value());
   const MessageSigner signer(codec, in.org, in.message_id, in.recipient, policy.token_version);
-  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}, {}, {}};
+  PartContext ctx{in, policy, limits, codec, signer, UrlContext{policy.domain, &unsubscribe, {}}, r, {}, 1, {}, {}, {}, 0};
 
   std::vector<ChangedPart> changed;
   Scratch& buf = scratch();

@@ -52,7 +52,8 @@ struct TrackedLink {
 
 // The link table of one of our earlier messages (org, message id), for old version 2
 // click tokens found in quoted content (they do not carry their destination); nullopt
-// when the store no longer has it or cannot be read. Called at most 8 times per rewrite.
+// when the store no longer has it or cannot be read. Called at most 8 times per rewrite,
+// and not again once the tables held pass 4 MiB.
 using LinkTableLookup =
     std::function<std::optional<std::vector<TrackedLink>>(const std::string& org, std::uint64_t message)>;
 

@@ -10,6 +10,7 @@
 
 #include "config_fixture.hpp"
 #include "core/quota.hpp"
+#include "core/recorder.hpp"
 #include "milter/session.hpp"
 #include "store/lmdb.hpp"
 
@@ -58,6 +59,7 @@ struct Fixture {
   std::atomic<int> in_flight{0};
   core::Logger log;
   int fail_with = 0;  // MDB_* code the fake store throws, 0 = succeed
+  bool outbox_full = false;  // events cannot be queued (only a write that requires one fails)
   std::uint64_t next_id = 100;
 
   Fixture() {
@@ -83,8 +85,9 @@ struct Fixture {
   int reject_budget = 1000;  // rejects the fake rate limit still lets through
 
   milter::Services services() {
-    return {[this](store::MessageRecord& r, const core::QuotaCharge& charge) -> std::uint64_t {
+    return {[this](store::MessageRecord& r, const core::QuotaCharge& charge, bool event_required) -> std::uint64_t {
               if (fail_with != 0) throw store::lmdb::Error("mdb_put", fail_with);
+              if (event_required && outbox_full) throw core::OutboxFull("OUTBOX FULL: compact");
               charges.push_back(charge.active() && r.action == "accept" ? charge.rcpts() : 0);
               if (r.id == 0) r.id = next_id++;
               stored.push_back(r);

@@ -101,3 +101,22 @@ BOOST_FIXTURE_TEST_CASE(an_event_without_a_record_and_a_full_outbox, Fixture) {
   BOOST_TEST(lines.size() == 2u);
   BOOST_TEST(lines.back().find("OUTBOX FULL: event of message") != std::string::npos);
 }
+
+// A message whose compact tokens resolve only through its event: a full outbox fails the
+// whole write (no record, no charge, no event) so the session can tempfail it.
+BOOST_FIXTURE_TEST_CASE(a_required_event_that_cannot_be_queued_writes_nothing, Fixture) {
+  max_outbox = 10;
+  auto r = message();
+  auto c = charge();
+  BOOST_CHECK_THROW(rec->record(r, c, true), core::OutboxFull);
+  std::size_t records = 0;
+  db->read()->records.scan([&](const store::MessageRecord&) { return ++records, true; });
+  BOOST_TEST(records == 0u);
+  BOOST_TEST(db->read()->quota.events("acme", 0).empty());
+  BOOST_TEST(db->read()->outbox.stats().queued == 0u);
+  // The same message without the requirement is recorded, its event dropped.
+  auto again = message();
+  rec->record(again, core::QuotaCharge(), false);
+  BOOST_TEST(db->read()->records.get(again.id).has_value());
+  BOOST_TEST(db->read()->outbox.stats().dropped == 1u);
+}

@@ -578,3 +578,32 @@ BOOST_AUTO_TEST_CASE(old_link_tables_are_looked_up_per_org_and_message_and_cappe
   BOOST_REQUIRE(capped.kept.size() == 2u);
   BOOST_TEST(capped.kept[1].why == "old_token_unresolved");
 }
+
+// Big tables stop further lookups: what a rewrite holds of old link tables is bounded.
+BOOST_AUTO_TEST_CASE(old_link_tables_are_bounded_in_bytes) {
+  auto compact_link = [](std::uint64_t message) {
+    TokenData t;
+    t.kind = TokenKind::click;
+    t.org = "a";
+    t.message = message;
+    t.link = 1;
+    t.version = 2;
+    return codec().url(t, "t.acme.example");
+  };
+  std::string body = "<body>";
+  for (std::uint64_t m = 1; m <= 3; ++m) body += "<a href=\"" + compact_link(m) + "\">x</a>";
+  body += "</body>";
+  RewriteInput in{kHtmlHeader, body, "acme", 0x5678, std::nullopt};
+  int asked = 0;
+  in.old_links = [&](const std::string&, std::uint64_t) -> std::optional<std::vector<TrackedLink>> {
+    ++asked;
+    // 1,100 links of 4 KB: one table is over the 4 MiB cap.
+    std::vector<TrackedLink> t(1100);
+    for (std::uint32_t i = 0; i < t.size(); ++i) t[i] = {i + 1, "https://example.com/" + std::string(4000, 'p')};
+    return t;
+  };
+  auto r = rewrite(in, policy(), {}, codec());
+  BOOST_TEST(asked == 1);
+  BOOST_TEST(r.old_links_restored == 1);
+  BOOST_TEST(r.kept.size() == 2u);
+}

@@ -277,3 +277,28 @@ BOOST_FIXTURE_TEST_CASE(metrics_count_answers_refusals_and_quota_use, Fixture) {
   has("cllavio_quota_used{org=\"acme\",window=\"messages:1m\"} 1");
   has("cllavio_quota_used{org=\"acme\",window=\"recipients:1h\"} 2");  // charged only: reservations in flight are not use
 }
+
+// When the record cannot be written, on_error decides only for mail that would have
+// passed: a message refused by policy stays refused (before, on_error = accept let an
+// over-quota message through), with its reason, and charges nothing.
+BOOST_FIXTURE_TEST_CASE(a_refusal_stays_a_refusal_when_the_store_fails, Fixture) {
+  policy::QuotaPolicy q;
+  q.messages = {{60, 1}};
+  auto cfg = std::const_pointer_cast<conf::Config>(policy_config(q));
+  cfg->milter.on_error = conf::OnError::accept;
+  Connection c(cfg, services());
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<a@x.example>");
+  BOOST_TEST((c.end_of_message("Q1", actions).step == Step::cont));
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<b@x.example>");
+  fail_with = EIO;
+  BOOST_TEST((c.end_of_message("Q2", actions).step == Step::tempfail));  // over 1 message per minute
+  BOOST_TEST(logged("Q2: org=acme"), log_text());
+  BOOST_TEST(logged("action=tempfail reason=quota"), log_text());
+  // Store back: the quota still counts one message (the refused one was not charged).
+  fail_with = 0;
+  c.mail("<alice@acme.example>", "alice@acme.example");
+  c.rcpt("<c@x.example>");
+  BOOST_TEST((c.end_of_message("Q3", actions).step == Step::tempfail));
+}
