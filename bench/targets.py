@@ -74,7 +74,10 @@ def main():
         "postfix": dict(orgs={"bench": ORG}, milter=None),
         "null": dict(orgs={"bench": ORG}, milter="unix", milter_command=[null_milter, "{socket}"]),
         "cllavio": dict(orgs={"bench": ORG, "track": ORG_TRACKED, "cmpct": ORG_COMPACT}, milter="unix",
-                        secrets=API_SECRETS, settings={"api.url": f"https://127.0.0.1:{harness.free_port()}"}),
+                        secrets=API_SECRETS,
+                        # Room for every run's events: a full outbox tempfails compact mail (by design).
+                        settings={"api.url": f"https://127.0.0.1:{harness.free_port()}", "store.map_size_mb": 8192,
+                                  "api.max_outbox_mb": 4096}),
         "policy": dict(orgs={"bench": ORG_POLICY}, milter="unix"),
     }
     if args.baseline:

@@ -271,7 +271,9 @@ const Schema<Config>& main_schema() {
               "api.max_outbox_mb", [](Config& c) -> std::uint64_t& { return c.api.max_outbox_mb; }, kApi.max_outbox_mb, 1,
               1048576,
               "Bound of the outbox. When full, mail keeps flowing, new events are counted as dropped and logged "
-              "loudly; nothing already queued is discarded. Keep it well below `store.map_size_mb`."),
+              "loudly; nothing already queued is discarded. Except mail with compact tokens "
+              "(`tracking.token_version = 2`), which needs its event: it is tempfailed until there is room. Keep "
+              "it well below `store.map_size_mb`."),
           int_key<Config, int>("api.consent_poll_s", [](Config& c) -> int& { return c.api.consent_poll_s; }, kApi.consent_poll_s, 0,
                                86400, "How often consent changes and erasure requests are fetched from the API; 0: never."),
           int_key<Config, int>("api.timeout_ms", [](Config& c) -> int& { return c.api.timeout_ms; }, kApi.timeout_ms, 100,
