@@ -257,21 +257,17 @@ std::variant<TokenData, std::string> TokenCodec::verify(std::string_view token) 
   if (!get_bytes(body, pos, org_len, t.org) || body.size() - pos < 8) return std::string("not a token (truncated)");
   for (int i = 0; i < 8; ++i) t.message = (t.message << 8) | static_cast<unsigned char>(body[pos++]);
   std::uint64_t len = 0, link = 0;
-  if (compact) {
-    if (!get_varint(body, pos, link) || link > 0xffffffffu) return std::string("not a token (bad link)");
-    t.link = static_cast<std::uint32_t>(link);
-    if (pos != body.size()) return std::string("not a token (trailing data)");
-    return t;
-  }
-  if (!get_varint(body, pos, len) || len > kMaxField) return std::string("not a token (bad recipient)");
-  if (len > 0) {
-    std::string r;
-    if (!get_bytes(body, pos, len, r)) return std::string("not a token (truncated)");
-    t.recipient = std::move(r);
+  if (!compact) {  // version 1: the recipient (none for several)
+    if (!get_varint(body, pos, len) || len > kMaxField) return std::string("not a token (bad recipient)");
+    if (len > 0) {
+      std::string r;
+      if (!get_bytes(body, pos, len, r)) return std::string("not a token (truncated)");
+      t.recipient = std::move(r);
+    }
   }
   if (!get_varint(body, pos, link) || link > 0xffffffffu) return std::string("not a token (bad link)");
   t.link = static_cast<std::uint32_t>(link);
-  if (t.kind != TokenKind::open) {
+  if (!compact && t.kind != TokenKind::open) {
     if (!get_varint(body, pos, len) || len > kMaxField || !get_bytes(body, pos, len, t.url))
       return std::string("not a token (bad url)");
   }
