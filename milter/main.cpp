@@ -2,6 +2,7 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include "milter/command_wait.hpp"
 #include "milter/daemon.hpp"
 #include "milter/thread_reuse.hpp"
 
@@ -25,6 +26,14 @@ extern "C" int __wrap_pthread_create(pthread_t* tid, const pthread_attr_t* attr,
 }
 extern "C" int __wrap_pthread_detach(pthread_t t) {
   return cllavio::milter::thread_reuse::detach(t, __real_pthread_detach);
+}
+
+// libmilter's workers wait longer for a session's next command before handing it back to the pool
+// (milter/command_wait.hpp): -Wl,--wrap=poll reroutes the static libmilter's calls (and this
+// executable's own, which pass through unchanged; shared libraries' calls are not rerouted).
+extern "C" int __real_poll(struct pollfd*, nfds_t, int);
+extern "C" int __wrap_poll(struct pollfd* fds, nfds_t n, int timeout) {
+  return cllavio::milter::command_wait::poll(fds, n, timeout, __real_poll);
 }
 
 int main(int argc, char** argv) { return cllavio::milter::daemon_main(argc, argv); }

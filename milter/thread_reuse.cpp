@@ -84,6 +84,8 @@ int detach(pthread_t t, DetachFn real) {
   return real(t);
 }
 
+bool in_libmilter_thread() { return in_pool; }
+
 Stats stats() {
   std::lock_guard lock(pool.mu);
   Stats s = pool.counters;

@@ -35,4 +35,8 @@ struct Stats {
 };
 Stats stats();
 
+// True on a thread started through create() without attributes (libmilter's listener,
+// controller and workers): command_wait.hpp changes libmilter's polls only there.
+bool in_libmilter_thread();
+
 }  // namespace cllavio::milter::thread_reuse
