@@ -7,7 +7,10 @@
 #include <cstdlib>
 #include <string>
 #include <string_view>
+#include <variant>
+#include <vector>
 
+#include "tracking/encoding.hpp"
 #include "tracking/rewrite.hpp"
 #include "tracking/url.hpp"
 
@@ -52,16 +55,46 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
     std::abort();
   MimeTree a = walk(before_f, body, lim.mime), b = walk(after_f, r.body, lim.mime);
   if (b.malformed || a.parts.size() != b.parts.size()) std::abort();
-  for (const auto& l : r.links) {
-    if (!valid_utf8(l.url)) std::abort();  // non_utf8_url keeps everything else
-    TokenData t;
-    t.kind = TokenKind::click;
-    t.org = "org";
-    t.message = 1;
-    t.link = l.index;
-    t.url = l.url;
-    t.version = p.token_version;
-    if (!std::holds_alternative<TokenData>(codec.verify(codec.sign(t)))) std::abort();
+  // Every token is read back from the output, not re-signed: each leaf part is decoded as it is
+  // labelled, every tracking URL in it verified; each recorded link must be there as a click token
+  // of this message with its index (and, in version 1, its destination), the pixel as an open token.
+  std::vector<bool> seen(r.links.size(), false);
+  bool open_seen = false;
+  const std::string_view prefix = "https://t.example/";
+  auto token_char = [](char c) {
+    return (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '-' || c == '_';
+  };
+  for (const Part& part : b.parts) {
+    if (!part.children.empty() || part.type.multipart()) continue;
+    std::string_view raw = std::string_view(r.body).substr(part.body_begin, part.body_end - part.body_begin);
+    std::string decoded;
+    if (part.encoding == "quoted-printable") {
+      qp_decode(raw, decoded);
+    } else if (part.encoding == "base64") {
+      if (!base64_decode(raw, decoded)) continue;  // not data: nothing of ours can be in it
+    } else {
+      decoded.assign(raw);
+    }
+    for (std::size_t at = decoded.find(prefix); at != std::string::npos; at = decoded.find(prefix, at + 1)) {
+      std::size_t end = at + prefix.size() + 2;
+      while (end < decoded.size() && token_char(decoded[end])) ++end;
+      auto v = codec.verify_url_or_token(std::string_view(decoded).substr(at, std::min(end, decoded.size()) - at));
+      const TokenData* t = std::get_if<TokenData>(&v);
+      if (t == nullptr || t->org != "org" || t->message != 1) continue;  // text of the input, not a token of ours
+      if (t->kind == TokenKind::open) open_seen = true;
+      if (t->kind != TokenKind::click) continue;
+      for (std::size_t i = 0; i < r.links.size(); ++i) {
+        // (a quoted token of the input left in text may carry the same index: it does not count)
+        if (r.links[i].index == t->link && t->version == p.token_version &&
+            (t->version == 2 || t->url == r.links[i].url))
+          seen[i] = true;
+      }
+    }
   }
+  for (std::size_t i = 0; i < r.links.size(); ++i) {
+    if (!valid_utf8(r.links[i].url)) std::abort();  // non_utf8_url keeps everything else
+    if (!seen[i]) std::abort();
+  }
+  if (r.pixels > 0 && !open_seen) std::abort();
   return 0;
 }

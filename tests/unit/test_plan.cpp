@@ -273,3 +273,22 @@ BOOST_AUTO_TEST_CASE(store_link_tables_read_the_records_link_table) {
   BOOST_TEST(!lookup("acme", plain.id).has_value());     // no links
   BOOST_TEST(!lookup("acme", tracked.id + 1000).has_value());  // no such record
 }
+
+// A record the store cannot decode makes the lookup answer "not found": the quoted link stays as it
+// is (old_token_unresolved) and the message goes on, instead of an exception ending the rewrite.
+BOOST_AUTO_TEST_CASE(store_link_tables_answer_nothing_when_the_store_fails) {
+  cllavio::test::TmpDir dir;
+  store::StoreOptions o;
+  o.dir = dir / "store";
+  o.map_size_mb = 4;
+  auto db = std::make_unique<store::Db>(o);
+  store::MessageRecord broken;
+  broken.org = "acme";
+  broken.action = "accept";
+  broken.id = db->allocate_id();
+  db->write([&](store::Tables& t) { t.records.append(broken, std::string("\xff\x01not cbor")); });
+  BOOST_CHECK_THROW(db->read()->records.get(broken.id), std::exception);  // the store itself throws
+  std::optional<std::vector<tracking::TrackedLink>> links;
+  BOOST_CHECK_NO_THROW(links = core::store_link_tables(*db)("acme", broken.id));
+  BOOST_TEST(!links.has_value());
+}
