@@ -40,6 +40,14 @@ bool rewritable_text(const Part& p, const TrackingPolicy& policy) {
   return p.type.subtype == "plain" && policy.text_links && policy.clicks;
 }
 
+// A part of a multipart whose header block ends without an empty line (or that is empty) has no
+// body: anything inserted "in" it would join its last header line.
+bool has_body(std::string_view body, const Part& p) {
+  if (p.parent < 0) return true;  // the message itself: its header is apart
+  std::string_view head = body.substr(p.header_begin, p.body_begin - p.header_begin);
+  return head == "\n" || head == "\r\n" || head.ends_with("\n\n") || head.ends_with("\n\r\n");
+}
+
 enum class Output { as_is, qp, base64 };  // how a changed part's patched content is written
 
 struct ChangedPart {
@@ -208,7 +216,7 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   for (std::size_t i = 0; i < tree.parts.size(); ++i) {
     const Part& p = tree.parts[i];
     if (std::string why = untouchable(p); !why.empty()) return skip(std::move(r), why);
-    if (!rewritable_text(p, policy) || !encoding_known(p.encoding)) continue;
+    if (!rewritable_text(p, policy) || !encoding_known(p.encoding) || !has_body(in.body, p)) continue;
     if (istarts_with(p.type.charset, "utf-16") || istarts_with(p.type.charset, "utf-32") ||
         istarts_with(p.type.charset, "ucs-") || istarts_with(p.type.charset, "unicode"))
       return skip(std::move(r), "charset: " + p.type.charset);
