@@ -13,6 +13,10 @@
 // to kCommandWait instead; every other poll, and every poll of any other thread, passes unchanged.
 // The worker goes on as soon as the command arrives (no latency added), and a session quiet for
 // longer goes back to the pool as before, so idle connections still hold no thread.
+// The rule matches values, not the call site: tests/check_libmilter_wraps.py checks that libmilter's
+// mi_engine is the caller with (1, 1 ms), and no other poll of the static code matches today (the
+// milter's own code polls only on its own threads; shared libraries are not rerouted). Code that
+// polls one descriptor for exactly 1 ms from a milter callback would wait up to kCommandWait.
 #pragma once
 
 #include <poll.h>
