@@ -3,7 +3,9 @@
 //
 // Contract: wake() and stop() may be called from any thread; stop() returns once the
 // loop has returned (the loop must check stopping() after every sleep). A wake-up is
-// remembered until the loop takes it (take_wake()), so none is lost while it works.
+// remembered until the loop takes it (take_wake()), so none is lost while it works; more
+// wake-ups before that add nothing (a sleep's `ready` sees the same `woken`, and what else
+// it depends on must be time, which its deadline covers).
 #pragma once
 
 #include <chrono>
@@ -32,9 +34,13 @@ class Worker {
     cv_.notify_all();
     if (thread_.joinable()) thread_.join();
   }
+  // Only the first wake-up until the loop takes it notifies: the milter wakes the forwarder
+  // for every event, and a loop that sleeps on with a wake-up already noted (the forwarder
+  // in backoff, or lingering for a batch) would otherwise be woken for nothing each time.
   void wake() {
     {
       std::lock_guard lock(mu_);
+      if (woken_) return;
       woken_ = true;
     }
     cv_.notify_all();
