@@ -157,8 +157,25 @@ std::string assemble(std::string_view body, const MimeTree& tree, const std::vec
   return out;
 }
 
-// The output must walk to the same tree, keep every other part byte-identical, and
-// have no changed line over 998 octets.
+// A part's header block after the rewrite: byte for byte the same, except where the part became
+// quoted-printable: then every field but Content-Transfer-Encoding the same, in order, and that one
+// saying quoted-printable. (Part 0's header is the message header, changed by header edits.)
+bool same_part_header(std::string_view before_body, const Part& b, std::string_view after_body, const Part& a,
+                      bool now_qp) {
+  if (!now_qp)
+    return before_body.substr(b.header_begin, b.header_end - b.header_begin) ==
+           after_body.substr(a.header_begin, a.header_end - a.header_begin);
+  auto fields = [](std::string_view text, const Part& p) {
+    std::vector<std::string_view> out;
+    for (const HeaderField& f : p.headers)
+      if (!iequals(f.name, "Content-Transfer-Encoding")) out.push_back(text.substr(f.begin, f.end - f.begin));
+    return out;
+  };
+  return a.encoding == "quoted-printable" && fields(before_body, b) == fields(after_body, a);
+}
+
+// The output must walk to the same tree, keep every other part byte-identical and every part's
+// header as it was (but the new transfer encoding), and have no changed line over 998 octets.
 std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& headers, const MimeTree& before,
                        const std::string& body, const std::vector<ChangedPart>& changed, const RewriteLimits& limits) {
   MimeTree after = walk(headers, body, limits.mime);
@@ -169,8 +186,10 @@ std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& h
     const Part& b = before.parts[i];
     if (a.type.type != b.type.type || a.type.subtype != b.type.subtype || a.children != b.children)
       return "output structure differs at part " + std::to_string(i);
-    bool was_changed = std::any_of(changed.begin(), changed.end(),
-                                   [&](const ChangedPart& c) { return c.index == static_cast<int>(i); });
+    auto c = std::find_if(changed.begin(), changed.end(), [&](const ChangedPart& c) { return c.index == static_cast<int>(i); });
+    const bool was_changed = c != changed.end();
+    if (i > 0 && !same_part_header(in.body, b, body, a, was_changed && c->now_qp))
+      return "the header of part " + std::to_string(i) + " changed";
     std::string_view new_content = std::string_view(body).substr(a.body_begin, a.body_end - a.body_begin);
     if (was_changed) {
       if (has_line_over(new_content, kMaxLine)) return "a changed line is over 998 octets";
