@@ -157,23 +157,6 @@ std::string assemble(std::string_view body, const MimeTree& tree, const std::vec
   return out;
 }
 
-// A part's header block after the rewrite: byte for byte the same, except where the part became
-// quoted-printable: then every field but Content-Transfer-Encoding the same, in order, and that one
-// saying quoted-printable. (Part 0's header is the message header, changed by header edits.)
-bool same_part_header(std::string_view before_body, const Part& b, std::string_view after_body, const Part& a,
-                      bool now_qp) {
-  if (!now_qp)
-    return before_body.substr(b.header_begin, b.header_end - b.header_begin) ==
-           after_body.substr(a.header_begin, a.header_end - a.header_begin);
-  auto fields = [](std::string_view text, const Part& p) {
-    std::vector<std::string_view> out;
-    for (const HeaderField& f : p.headers)
-      if (!iequals(f.name, "Content-Transfer-Encoding")) out.push_back(text.substr(f.begin, f.end - f.begin));
-    return out;
-  };
-  return a.encoding == "quoted-printable" && fields(before_body, b) == fields(after_body, a);
-}
-
 // The output must walk to the same tree, keep every other part byte-identical and every part's
 // header as it was (but the new transfer encoding), and have no changed line over 998 octets.
 std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& headers, const MimeTree& before,
@@ -306,6 +289,22 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
   r.changed = true;
   r.parts_changed = static_cast<int>(changed.size());
   return r;
+}
+
+// Part 0's header is the message header, changed by header edits: the self-check asks this only for
+// the other parts.
+bool same_part_header(std::string_view before_body, const Part& b, std::string_view after_body, const Part& a,
+                      bool now_qp) {
+  if (!now_qp)
+    return before_body.substr(b.header_begin, b.header_end - b.header_begin) ==
+           after_body.substr(a.header_begin, a.header_end - a.header_begin);
+  auto fields = [](std::string_view text, const Part& p) {
+    std::vector<std::string_view> out;
+    for (const HeaderField& f : p.headers)
+      if (!iequals(f.name, "Content-Transfer-Encoding")) out.push_back(text.substr(f.begin, f.end - f.begin));
+    return out;
+  };
+  return a.encoding == "quoted-printable" && fields(before_body, b) == fields(after_body, a);
 }
 
 std::string apply_header_edits(std::string_view header, const std::vector<HeaderEdit>& edits) {

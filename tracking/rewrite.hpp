@@ -104,4 +104,11 @@ RewriteResult rewrite(const RewriteInput& in, const TrackingPolicy& policy, cons
 // own line ending.
 std::string apply_header_edits(std::string_view header, const std::vector<HeaderEdit>& edits);
 
+// The self-check's rule for the header block of a MIME part (not part 0) walked from `before_body`
+// and again from the rewritten `after_body`: byte for byte the same; where the part became
+// quoted-printable (now_qp), every field but Content-Transfer-Encoding the same, in order, and the
+// part's encoding quoted-printable.
+bool same_part_header(std::string_view before_body, const Part& before, std::string_view after_body,
+                      const Part& after, bool now_qp);
+
 }  // namespace cllavio::tracking
