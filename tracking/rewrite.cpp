@@ -169,7 +169,8 @@ std::string self_check(const RewriteInput& in, const std::vector<HeaderField>& h
     const Part& b = before.parts[i];
     if (a.type.type != b.type.type || a.type.subtype != b.type.subtype || a.children != b.children)
       return "output structure differs at part " + std::to_string(i);
-    auto c = std::find_if(changed.begin(), changed.end(), [&](const ChangedPart& c) { return c.index == static_cast<int>(i); });
+    auto c = std::find_if(changed.begin(), changed.end(),
+                          [&](const ChangedPart& x) { return x.index == static_cast<int>(i); });
     const bool was_changed = c != changed.end();
     if (i > 0 && !same_part_header(in.body, b, body, a, was_changed && c->now_qp))
       return "the header of part " + std::to_string(i) + " changed";
